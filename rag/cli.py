@@ -1,0 +1,152 @@
+"""`rag` command line: parses arguments, calls Library, maps RagError to exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from rag.errors import RagError
+from rag.library import Library
+from rag.models import SearchFilters
+from rag.settings import Settings
+
+app = typer.Typer(help="Cited retrieval Q&A and sentiment over financial research documents.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index directory (default: RAG_INDEX_DIR).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+TickerOpt = Annotated[list[str] | None, typer.Option("--ticker", "-t", help="Only documents with this ticker.")]
+DocTypeOpt = Annotated[list[str] | None, typer.Option("--doc-type", help="Only documents of this type.")]
+DateFromOpt = Annotated[str | None, typer.Option("--from", help="Only documents dated on/after (YYYY-MM-DD).")]
+DateToOpt = Annotated[str | None, typer.Option("--to", help="Only documents dated on/before (YYYY-MM-DD).")]
+
+
+def _library(index: Path | None, **overrides: Any) -> Library:
+    settings = Settings()
+    if index is not None:
+        settings = settings.model_copy(update={"index_dir": index})
+    if overrides:
+        settings = settings.model_copy(update=overrides)
+    return Library(settings)
+
+
+def _filters(tickers: list[str] | None, doc_types: list[str] | None, date_from: str | None,
+             date_to: str | None) -> SearchFilters:
+    try:
+        return SearchFilters(
+            tickers=tickers or None, doc_types=doc_types or None,
+            date_from=date.fromisoformat(date_from) if date_from else None,
+            date_to=date.fromisoformat(date_to) if date_to else None,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(f"dates must be YYYY-MM-DD: {exc}") from exc
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except RagError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(exc.exit_code) from exc
+
+
+def _progress(label: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    """A rich progress bar on a terminal; silent otherwise (logs, CI)."""
+    if not err.is_terminal:
+        return (lambda done, total: None), (lambda: None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn(), console=err, transient=True)
+    task = bar.add_task(label, total=None)
+    bar.start()
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return update, bar.stop
+
+
+@app.command()
+def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or folders (.txt .md .html .pdf .jsonl).")],
+           index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """Index documents; unchanged ones are skipped, changed ones replaced. Exits 1 if any file failed."""
+    lib = _library(index)
+    update, stop = _progress("embedding")
+    with _errors():
+        try:
+            report = lib.add_paths(paths, progress=update)
+        finally:
+            stop()
+    if as_json:
+        out.print_json(report.model_dump_json())
+    else:
+        out.print(f"added {len(report.added)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}, "
+                  f"failed {len(report.failed)}; {report.chunks} chunks embedded in {report.seconds:.1f}s "
+                  f"-> {lib.settings.index_dir}")
+    for failure in report.failed:
+        err.print(f"[red]failed:[/red] {failure.error}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def search(query: str, k: Annotated[int, typer.Option("-k", min=1, max=100, help="Passages to return.")] = 5,
+           ticker: TickerOpt = None, doc_type: DocTypeOpt = None, date_from: DateFromOpt = None,
+           date_to: DateToOpt = None,
+           mode: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
+           index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """Ranked passages for a query, with score, document, span and snippet."""
+    if mode not in ("hybrid", "dense", "bm25"):
+        raise typer.BadParameter("mode must be hybrid, dense or bm25")
+    lib = _library(index)
+    with _errors():
+        passages = lib.search(query, k=k, filters=_filters(ticker, doc_type, date_from, date_to),
+                              mode=mode)  # type: ignore[arg-type]  # checked just above
+    if as_json:
+        out.print_json(json.dumps([p.model_dump(mode="json") for p in passages]))
+        return
+    if not passages:
+        out.print("no passages")
+    for rank, p in enumerate(passages, start=1):
+        snippet = " ".join(p.text.split())[:240]
+        out.print(f"[bold]{rank}.[/bold] {p.score:.4f}  {p.title} [dim]({p.doc_id} {p.start}:{p.end}"
+                  f"{f' p.{p.page}' if p.page else ''})[/dim]\n   {snippet}", highlight=False)
+
+
+@app.command("docs")
+def list_docs(ticker: TickerOpt = None, index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """List indexed documents."""
+    lib = _library(index)
+    with _errors():
+        docs = lib.list_documents(_filters(ticker, None, None, None))
+    if as_json:
+        out.print_json(json.dumps([d.model_dump(mode="json") for d in docs]))
+        return
+    for d in docs:
+        out.print(f"{d.id}  {','.join(d.tickers) or '-'}  {d.doc_type or '-'}  {d.n_chunks} chunks  {d.title}",
+                  highlight=False)
+
+
+@app.command()
+def delete(doc_id: str, index: IndexOpt = None) -> None:
+    """Remove one document and its chunks from the index."""
+    lib = _library(index)
+    with _errors():
+        lib.delete(doc_id)
+    out.print(f"deleted {doc_id}")
+
+
+def main() -> None:  # pragma: no cover - console entry for `python -m rag`
+    sys.exit(app())

@@ -1,0 +1,50 @@
+"""Domain errors. The CLI maps them to exit codes and the HTTP API to status codes, only at the edges."""
+
+
+class RagError(Exception):
+    """Base class for every error this package raises on purpose."""
+
+    http_status = 500
+    exit_code = 1
+
+
+class BadInputError(RagError):
+    """The caller gave something we cannot use (unsupported file, empty text, bad filter...)."""
+
+    http_status = 400
+    exit_code = 2
+
+
+class DocumentTooLargeError(BadInputError):
+    http_status = 413
+
+
+class NotFoundError(RagError):
+    http_status = 404
+    exit_code = 3
+
+
+class IndexMissingError(NotFoundError):
+    """No index has been built at the configured location yet."""
+
+
+class IndexMismatchError(RagError):
+    """The index was built with another embedding model than the one configured."""
+
+    http_status = 409
+    exit_code = 4
+
+
+class ProviderError(RagError):
+    """The LLM provider failed (bad gateway) after retries."""
+
+    http_status = 502
+    exit_code = 5
+
+
+class ProviderTimeoutError(ProviderError):
+    http_status = 504
+
+
+class MalformedOutputError(ProviderError):
+    """The model answered, but not in the structure we asked for."""

@@ -1,0 +1,368 @@
+"""On-disk index: FAISS (dense) + BM25 (lexical) + SQLite (documents, chunks) in generations.
+
+Layout of an index directory:
+    manifest.json        format version, embedding model + dim, current generation (atomically replaced)
+    gen-000007/          one complete, immutable generation
+        store.sqlite     documents and chunks; chunk rowid == FAISS id
+        vectors.faiss    IndexIDMap2(IndexFlatIP) of normalised vectors
+        bm25/            bm25s state, plus bm25_rowids.npy (BM25 position -> chunk rowid)
+    .write.lock          serialises writers across processes
+
+A write copies the current generation, applies the change, fsyncs, and only then points the manifest at
+the new generation. A crash at any point leaves the manifest on the last complete generation, and readers
+hold the generation they opened, so nobody ever sees a half-written index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import bm25s
+import faiss
+import numpy as np
+from pydantic import BaseModel
+
+from rag.errors import IndexMismatchError, IndexMissingError, NotFoundError
+from rag.models import Chunk, Document, DocumentInfo, SearchFilters
+from rag.text import tokenize
+
+FORMAT_VERSION = 1
+KEEP_GENERATIONS = 3
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY, title TEXT NOT NULL, tickers TEXT NOT NULL, date TEXT, source_url TEXT,
+    doc_type TEXT, path TEXT, content_hash TEXT NOT NULL, text TEXT NOT NULL, pages TEXT NOT NULL,
+    metadata TEXT NOT NULL, ingested_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    rowid INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+    doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, page INTEGER, text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+"""
+
+
+class Manifest(BaseModel):
+    format_version: int = FORMAT_VERSION
+    embedding_model: str
+    dim: int
+    generation: int
+    updated_at: str
+
+
+class DocumentUpsert(BaseModel):
+    """A document with its chunks and their vectors (rows aligned with chunks)."""
+
+    model_config = {"arbitrary_types_allowed": True}
+
+    document: Document
+    chunks: list[Chunk]
+    vectors: np.ndarray
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(path: Path) -> None:
+    for child in path.rglob("*"):
+        if child.is_file():
+            with open(child, "rb") as fh:
+                os.fsync(fh.fileno())
+    for folder in [path, *[p for p in path.rglob("*") if p.is_dir()]]:
+        _fsync_dir(folder)
+
+
+def _gen_dir(root: Path, generation: int) -> Path:
+    return root / f"gen-{generation:06d}"
+
+
+def _doc_from_row(row: sqlite3.Row) -> Document:
+    return Document(
+        id=row["id"], text=row["text"], title=row["title"], tickers=json.loads(row["tickers"]),
+        date=row["date"], source_url=row["source_url"], doc_type=row["doc_type"], path=row["path"],
+        pages=json.loads(row["pages"]), metadata=json.loads(row["metadata"]),
+    )
+
+
+class Snapshot:
+    """A read-only view of one generation, fully loaded; safe to share between threads."""
+
+    def __init__(self, root: Path, manifest: Manifest) -> None:
+        self.manifest = manifest
+        self.generation = manifest.generation
+        folder = _gen_dir(root, manifest.generation)
+        self._db = sqlite3.connect(f"file:{folder / 'store.sqlite'}?mode=ro", uri=True, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        self.vectors = faiss.read_index(str(folder / "vectors.faiss"))
+        self.bm25_rowids = np.load(folder / "bm25_rowids.npy")
+        self.bm25 = bm25s.BM25.load(str(folder / "bm25")) if len(self.bm25_rowids) else None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    # ---- counts and documents -------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        row = self._query("SELECT (SELECT count(*) FROM documents) d, (SELECT count(*) FROM chunks) c")[0]
+        return {"documents": row["d"], "chunks": row["c"]}
+
+    def content_hashes(self) -> dict[str, str]:
+        return {r["id"]: r["content_hash"] for r in self._query("SELECT id, content_hash FROM documents")}
+
+    def get_document(self, doc_id: str) -> Document:
+        rows = self._query("SELECT * FROM documents WHERE id = ?", (doc_id,))
+        if not rows:
+            raise NotFoundError(f"no document with id {doc_id!r}")
+        return _doc_from_row(rows[0])
+
+    def list_documents(self, filters: SearchFilters | None = None) -> list[DocumentInfo]:
+        where, params = self._where(filters)
+        rows = self._query(
+            f"""SELECT d.id, d.title, d.tickers, d.date, d.source_url, d.doc_type, d.path, d.content_hash,
+                   d.ingested_at, length(d.text) n_chars,
+                   (SELECT count(*) FROM chunks c WHERE c.doc_id = d.id) n_chunks
+                FROM documents d {where} ORDER BY d.id""",
+            params,
+        )
+        return [
+            DocumentInfo(**{**dict(r), "tickers": json.loads(r["tickers"])}) for r in rows
+        ]
+
+    def chunks_of(self, doc_id: str) -> list[Chunk]:
+        rows = self._query('SELECT * FROM chunks WHERE doc_id = ? ORDER BY ordinal', (doc_id,))
+        return [Chunk(**{k: r[k] for k in r.keys() if k != "rowid"}) for r in rows]
+
+    # ---- retrieval ------------------------------------------------------------------------------
+    @staticmethod
+    def _where(filters: SearchFilters | None) -> tuple[str, list[object]]:
+        if filters is None or filters.is_empty():
+            return "", []
+        clauses: list[str] = []
+        params: list[object] = []
+        if filters.tickers:
+            marks = ",".join("?" * len(filters.tickers))
+            clauses.append(f"EXISTS (SELECT 1 FROM json_each(d.tickers) WHERE upper(value) IN ({marks}))")
+            params.extend(t.upper() for t in filters.tickers)
+        if filters.doc_types:
+            clauses.append(f"d.doc_type IN ({','.join('?' * len(filters.doc_types))})")
+            params.extend(filters.doc_types)
+        if filters.doc_ids:
+            clauses.append(f"d.id IN ({','.join('?' * len(filters.doc_ids))})")
+            params.extend(filters.doc_ids)
+        if filters.date_from:
+            clauses.append("d.date >= ?")
+            params.append(filters.date_from.isoformat())
+        if filters.date_to:
+            clauses.append("d.date <= ?")
+            params.append(filters.date_to.isoformat())
+        return "WHERE " + " AND ".join(clauses), params
+
+    def allowed_rowids(self, filters: SearchFilters | None) -> np.ndarray | None:
+        """Chunk rowids passing the filters, or None when there is no filter."""
+        if filters is None or filters.is_empty():
+            return None
+        where, params = self._where(filters)
+        rows = self._query(f"SELECT c.rowid FROM chunks c JOIN documents d ON d.id = c.doc_id {where}", params)
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def dense_search(self, vector: np.ndarray, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+        if self.vectors.ntotal == 0 or (allowed is not None and len(allowed) == 0):
+            return []
+        params = None
+        if allowed is not None:
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+        scores, ids = self.vectors.search(vector.reshape(1, -1), min(n, self.vectors.ntotal), params=params)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def bm25_search(self, query: str, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+        tokens = [t for t in tokenize(query) if self.bm25 is not None and t in self.bm25.vocab_dict]
+        if not tokens or self.bm25 is None:
+            return []
+        mask = None if allowed is None else np.isin(self.bm25_rowids, allowed).astype(np.float32)
+        scores = self.bm25.get_scores(tokens, weight_mask=mask)
+        n = min(n, len(scores))
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.argsort(-scores[top])]
+        return [(int(self.bm25_rowids[i]), float(scores[i])) for i in top if scores[i] > 0]
+
+    def chunk_rows(self, rowids: Sequence[int]) -> dict[int, sqlite3.Row]:
+        if not rowids:
+            return {}
+        marks = ",".join("?" * len(rowids))
+        rows = self._query(
+            f"""SELECT c.rowid AS rowid, c.id, c.doc_id, c.start, c."end", c.page, c.text, d.title,
+                       d.source_url, d.tickers, d.doc_type, d.date
+                FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.rowid IN ({marks})""",
+            list(rowids),
+        )
+        return {r["rowid"]: r for r in rows}
+
+
+class IndexStore:
+    """Owns one index directory: opens snapshots, applies writes as new generations."""
+
+    def __init__(self, root: Path, embedding_model: str, dim: int) -> None:
+        self.root = Path(root)
+        self.embedding_model = embedding_model
+        self.dim = dim
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / "manifest.json"
+
+    def read_manifest(self) -> Manifest | None:
+        try:
+            manifest = Manifest.model_validate_json(self.manifest_path.read_text("utf-8"))
+        except FileNotFoundError:
+            return None
+        if manifest.format_version != FORMAT_VERSION:
+            raise IndexMismatchError(
+                f"index at {self.root} has format {manifest.format_version}, this rag reads {FORMAT_VERSION}"
+            )
+        if manifest.embedding_model != self.embedding_model or manifest.dim != self.dim:
+            raise IndexMismatchError(
+                f"index at {self.root} was built with {manifest.embedding_model} ({manifest.dim}-d) but the "
+                f"configured embedding model is {self.embedding_model} ({self.dim}-d); re-ingest into a new "
+                "index directory or configure the original model"
+            )
+        return manifest
+
+    def open(self) -> Snapshot:
+        manifest = self.read_manifest()
+        if manifest is None:
+            raise IndexMissingError(f"no index at {self.root}: run `rag ingest PATH` first")
+        return Snapshot(self.root, manifest)
+
+    @contextlib.contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".write.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def write(self, upserts: Sequence[DocumentUpsert], deletes: Sequence[str] = ()) -> int:
+        """Apply upserts (replacing any document with the same id) and deletes as one new generation.
+        Returns the new generation number."""
+        with self._write_lock():
+            current = self.read_manifest()
+            new_gen = (current.generation if current else 0) + 1
+            target = _gen_dir(self.root, new_gen)
+            staging = self.root / f".staging-{new_gen:06d}-{os.getpid()}"
+            self._remove_stale(staging.parent)
+            staging.mkdir()
+            try:
+                self._build(staging, current, upserts, deletes)
+                _fsync_tree(staging)
+                if target.exists():  # left over by a crash after rename, before the manifest switch
+                    shutil.rmtree(target)
+                os.rename(staging, target)
+                self._publish(new_gen)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            self._prune(new_gen)
+            return new_gen
+
+    def _build(self, folder: Path, current: Manifest | None, upserts: Sequence[DocumentUpsert],
+               deletes: Sequence[str]) -> None:
+        db_path = folder / "store.sqlite"
+        db = sqlite3.connect(db_path)
+        try:
+            if current is not None:
+                src = sqlite3.connect(f"file:{_gen_dir(self.root, current.generation) / 'store.sqlite'}?mode=ro",
+                                      uri=True)
+                src.backup(db)
+                src.close()
+                vectors = faiss.read_index(str(_gen_dir(self.root, current.generation) / "vectors.faiss"))
+            else:
+                vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+            db.executescript(_SCHEMA)
+            db.execute("PRAGMA foreign_keys = ON")
+            replaced = [u.document.id for u in upserts]
+            gone = [r[0] for r in db.execute(
+                f"SELECT rowid FROM chunks WHERE doc_id IN ({','.join('?' * len(replaced + list(deletes)))})",
+                [*replaced, *deletes],
+            )] if (replaced or deletes) else []
+            if gone:
+                vectors.remove_ids(np.array(gone, dtype=np.int64))
+            for doc_id in [*replaced, *deletes]:
+                db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+            now = datetime.now(UTC).isoformat(timespec="seconds")
+            for up in upserts:
+                doc = up.document
+                db.execute(
+                    "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (doc.id, doc.title, json.dumps(doc.tickers), doc.date.isoformat() if doc.date else None,
+                     doc.source_url, doc.doc_type, doc.path, doc.content_hash, doc.text,
+                     json.dumps([p.model_dump() for p in doc.pages]), json.dumps(doc.metadata), now),
+                )
+                rowids = [
+                    db.execute(
+                        'INSERT INTO chunks (id, doc_id, ordinal, start, "end", page, text) VALUES (?,?,?,?,?,?,?)',
+                        (c.id, c.doc_id, c.ordinal, c.start, c.end, c.page, c.text),
+                    ).lastrowid
+                    for c in up.chunks
+                ]
+                if rowids:
+                    vectors.add_with_ids(up.vectors.astype(np.float32), np.array(rowids, dtype=np.int64))
+            db.commit()
+            rows = db.execute("SELECT rowid, text FROM chunks ORDER BY rowid").fetchall()
+        finally:
+            db.close()
+        faiss.write_index(vectors, str(folder / "vectors.faiss"))
+        rowids_arr = np.array([r[0] for r in rows], dtype=np.int64)
+        np.save(folder / "bm25_rowids.npy", rowids_arr)
+        if rows:
+            bm25 = bm25s.BM25()
+            # An empty token list would make bm25s choke; a placeholder keeps positions aligned.
+            bm25.index([tokenize(r[1]) or ["\u2205"] for r in rows], show_progress=False)
+            bm25.save(str(folder / "bm25"))
+
+    def _publish(self, generation: int) -> None:
+        manifest = Manifest(
+            embedding_model=self.embedding_model, dim=self.dim, generation=generation,
+            updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        tmp = self.root / f".manifest.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(manifest.model_dump_json(indent=2))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.manifest_path)
+        _fsync_dir(self.root)
+
+    def _remove_stale(self, root: Path) -> None:
+        """Staging folders of writers that crashed (we hold the lock, so none is live)."""
+        for stale in root.glob(".staging-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+
+    def _prune(self, current: int) -> None:
+        # Readers that already opened an older generation keep working: its files are loaded in memory
+        # or held open, and unlinking does not disturb open files.
+        for folder in self.root.glob("gen-*"):
+            number = int(folder.name.split("-")[1])
+            if number <= current - KEEP_GENERATIONS or number > current:
+                shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,151 @@
+"""The public API. The CLI and the HTTP service are thin shells over `Library`."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from rag.chunking import chunk_document
+from rag.embedding import Embedder
+from rag.errors import BadInputError, IndexMissingError, RagError
+from rag.index import DocumentUpsert, IndexStore, Snapshot
+from rag.loaders import LoadFailure, iter_files, load_file
+from rag.models import Document, DocumentInfo, Passage, SearchFilters
+from rag.retrieve import Mode, retrieve
+from rag.settings import Settings
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class IngestReport(BaseModel):
+    added: list[str] = Field(default_factory=list)
+    updated: list[str] = Field(default_factory=list)
+    unchanged: list[str] = Field(default_factory=list)
+    failed: list[LoadFailure] = Field(default_factory=list)
+    chunks: int = 0
+    seconds: float = 0.0
+    generation: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+class Library:
+    """One index directory plus the models that read and write it."""
+
+    def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None) -> None:
+        self.settings = settings or Settings()
+        self._embedder = embedder
+        self._snapshot: Snapshot | None = None
+        self._snapshot_key: tuple[int, int] | None = None
+        self._snapshot_lock = threading.Lock()
+
+    # ---- plumbing -------------------------------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = self.settings.make_embedder()
+        return self._embedder
+
+    @property
+    def store(self) -> IndexStore:
+        return IndexStore(self.settings.index_dir, self.embedder.name, self.embedder.dim)
+
+    def snapshot(self) -> Snapshot:
+        """The current generation; reopened when another process or thread has published a new one."""
+        try:
+            st = os.stat(self.store.manifest_path)
+        except FileNotFoundError:
+            raise IndexMissingError(
+                f"no index at {self.settings.index_dir}: run `rag ingest PATH` first"
+            ) from None
+        key = (st.st_ino, st.st_mtime_ns)
+        with self._snapshot_lock:
+            if self._snapshot is None or key != self._snapshot_key:
+                self._snapshot = self.store.open()
+                self._snapshot_key = key
+            return self._snapshot
+
+    def exists(self) -> bool:
+        return self.store.manifest_path.exists()
+
+    # ---- writing --------------------------------------------------------------------------------
+    def add_paths(self, paths: Sequence[Path], progress: ProgressCallback | None = None) -> IngestReport:
+        """Load files/folders and index them; bad files are reported, the rest still go in."""
+        report = IngestReport()
+        documents: list[Document] = []
+        files = list(iter_files([Path(p) for p in paths]))
+        if not files:
+            raise BadInputError("no files found under " + ", ".join(str(p) for p in paths))
+        for path in files:
+            try:
+                documents.extend(load_file(path, self.settings.max_file_bytes))
+            except BadInputError as exc:
+                report.failed.append(LoadFailure(path=str(path), error=str(exc)))
+            except OSError as exc:
+                report.failed.append(LoadFailure(path=str(path), error=f"{path}: {exc.strerror}"))
+        seen: dict[str, str] = {}
+        unique: list[Document] = []
+        for doc in documents:
+            if doc.id in seen:
+                report.failed.append(LoadFailure(
+                    path=doc.path or doc.id, error=f"duplicate document id {doc.id!r} (also in {seen[doc.id]})"))
+                continue
+            seen[doc.id] = doc.path or ""
+            unique.append(doc)
+        return self.add_documents(unique, progress=progress, report=report)
+
+    def add_documents(self, documents: Iterable[Document], progress: ProgressCallback | None = None,
+                      report: IngestReport | None = None) -> IngestReport:
+        started = time.perf_counter()
+        report = report or IngestReport()
+        documents = list(documents)
+        existing = self.snapshot().content_hashes() if self.exists() else {}
+        upserts: list[DocumentUpsert] = []
+        for done, doc in enumerate(documents, start=1):
+            if existing.get(doc.id) == doc.content_hash:
+                report.unchanged.append(doc.id)
+            else:
+                chunks = chunk_document(doc, self.settings.chunking)
+                vectors = self.embedder.embed_batch([c.text for c in chunks])
+                upserts.append(DocumentUpsert(document=doc, chunks=chunks, vectors=vectors))
+                (report.updated if doc.id in existing else report.added).append(doc.id)
+                report.chunks += len(chunks)
+            if progress:
+                progress(done, len(documents))
+        if upserts or not self.exists():
+            report.generation = self.store.write(upserts)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def delete(self, doc_id: str) -> None:
+        self.snapshot().get_document(doc_id)  # raises NotFoundError
+        self.store.write([], deletes=[doc_id])
+
+    # ---- reading --------------------------------------------------------------------------------
+    def list_documents(self, filters: SearchFilters | None = None) -> list[DocumentInfo]:
+        return self.snapshot().list_documents(filters)
+
+    def get_document(self, doc_id: str) -> Document:
+        return self.snapshot().get_document(doc_id)
+
+    def stats(self) -> dict[str, object]:
+        snap = self.snapshot()
+        return {**snap.counts(), "generation": snap.generation, "embedding_model": snap.manifest.embedding_model,
+                "dim": snap.manifest.dim}
+
+    def search(self, query: str, k: int | None = None, filters: SearchFilters | None = None,
+               mode: Mode = "hybrid") -> list[Passage]:
+        if not query.strip():
+            raise BadInputError("query is empty")
+        return retrieve(self.snapshot(), self.embedder, query, self.settings.retrieval, k=k, filters=filters,
+                        mode=mode)
+
+
+__all__ = ["IngestReport", "Library", "RagError"]

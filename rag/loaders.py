@@ -1,0 +1,203 @@
+"""File -> Document, one function per format. Metadata comes from a `<file>.meta.json` sidecar,
+YAML front matter (.md), or the record's own fields (.jsonl), with fallbacks from the file itself."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from rag.errors import BadInputError, DocumentTooLargeError
+from rag.models import Document, PageSpan
+
+SIDECAR_SUFFIX = ".meta.json"
+_FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
+_META_FIELDS = {"id", "title", "tickers", "ticker", "date", "source_url", "url", "doc_type"}
+
+
+class LoadFailure(BaseModel):
+    path: str
+    error: str
+
+
+def _decode(data: bytes, path: Path) -> str:
+    if not data.strip():
+        raise BadInputError(f"{path}: file is empty")
+    if b"\0" in data[:8192]:
+        raise BadInputError(f"{path}: looks binary (NUL bytes), not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadInputError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
+
+
+def _normalise_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {k: v for k, v in meta.items() if k in _META_FIELDS}
+    if "ticker" in out:
+        out.setdefault("tickers", out.pop("ticker"))
+    if isinstance(out.get("tickers"), str):
+        out["tickers"] = [t.strip() for t in re.split(r"[,\s]+", out["tickers"]) if t.strip()]
+    if "tickers" in out:
+        out["tickers"] = [str(t).upper() for t in out["tickers"]]
+    if "url" in out:
+        out.setdefault("source_url", out.pop("url"))
+    if out.get("id") is not None:
+        out["id"] = str(out["id"])
+    out["metadata"] = {k: v for k, v in meta.items() if k not in _META_FIELDS and k != "text"}
+    return out
+
+
+def _first_line_title(text: str) -> str:
+    for line in text.splitlines():
+        line = line.strip().lstrip("#").strip()
+        if line:
+            return line[:200]
+    return ""
+
+
+def _build(path: Path, text: str, meta: dict[str, Any], **extra: Any) -> Document:
+    fields = {"id": path.stem, "title": _first_line_title(text), "path": str(path), **_normalise_meta(meta)}
+    fields.update(extra)
+    if not text.strip():
+        raise BadInputError(f"{path}: no text content")
+    try:
+        return Document(text=text, **fields)
+    except ValidationError as exc:
+        raise BadInputError(f"{path}: bad metadata: {exc.errors()[0]['msg']}") from exc
+
+
+def _sidecar(path: Path) -> dict[str, Any]:
+    side = path.with_name(path.name + SIDECAR_SUFFIX)
+    if not side.exists():
+        return {}
+    try:
+        meta = json.loads(side.read_text("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{side}: invalid JSON sidecar: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise BadInputError(f"{side}: sidecar must be a JSON object")
+    return meta
+
+
+def load_text(path: Path, data: bytes) -> list[Document]:
+    return [_build(path, _decode(data, path), _sidecar(path))]
+
+
+def load_markdown(path: Path, data: bytes) -> list[Document]:
+    text = _decode(data, path)
+    meta = _sidecar(path)
+    match = _FRONT_MATTER.match(text)
+    if match:
+        try:
+            front = yaml.safe_load(match.group(1)) or {}
+        except yaml.YAMLError as exc:
+            raise BadInputError(f"{path}: invalid front matter: {exc}") from exc
+        if isinstance(front, dict):
+            meta = {**front, **meta}
+        # Blank out the front matter instead of cutting it so offsets still index the file as stored.
+        text = " " * match.end() + text[match.end():]
+    return [_build(path, text, meta)]
+
+
+def load_html(path: Path, data: bytes) -> list[Document]:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(_decode(data, path), "html.parser")
+    for tag in soup(["script", "style", "noscript", "template", "head"]):
+        tag.decompose()
+    title_tag = BeautifulSoup(data, "html.parser").title
+    lines = [re.sub(r"[ \t\r\f\v]+", " ", line).strip() for line in soup.get_text("\n").splitlines()]
+    text = "\n".join(line for line in lines if line)
+    meta = _sidecar(path)
+    if title_tag and title_tag.string and "title" not in meta:
+        meta["title"] = title_tag.string.strip()
+    return [_build(path, text, meta)]
+
+
+def load_pdf(path: Path, data: bytes) -> list[Document]:
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        page_texts = [page.extract_text() or "" for page in reader.pages]
+    except (PdfReadError, ValueError, KeyError) as exc:
+        raise BadInputError(f"{path}: unreadable PDF: {exc}") from exc
+    parts: list[str] = []
+    pages: list[PageSpan] = []
+    offset = 0
+    for number, page_text in enumerate(page_texts, start=1):
+        pages.append(PageSpan(page=number, start=offset, end=offset + len(page_text)))
+        parts.append(page_text)
+        offset += len(page_text) + 2
+    text = "\n\n".join(parts)
+    if not text.strip():
+        raise BadInputError(f"{path}: PDF has no text layer (scanned?)")
+    return [_build(path, text, _sidecar(path), pages=pages)]
+
+
+def load_jsonl(path: Path, data: bytes) -> list[Document]:
+    docs = []
+    for lineno, line in enumerate(_decode(data, path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BadInputError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from exc
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            raise BadInputError(f"{path}:{lineno}: each line needs a string field 'text'")
+        meta = {"id": f"{path.stem}-{lineno}", **record}
+        docs.append(_build(path, record["text"], meta))
+    if not docs:
+        raise BadInputError(f"{path}: no records")
+    return docs
+
+
+LOADERS: dict[str, Callable[[Path, bytes], list[Document]]] = {
+    ".txt": load_text,
+    ".md": load_markdown,
+    ".markdown": load_markdown,
+    ".html": load_html,
+    ".htm": load_html,
+    ".pdf": load_pdf,
+    ".jsonl": load_jsonl,
+}
+
+
+def load_file(path: Path, max_bytes: int, data: bytes | None = None) -> list[Document]:
+    """Load one file (or uploaded bytes named `path`) into Documents; raises BadInputError."""
+    loader = LOADERS.get(path.suffix.lower())
+    if loader is None:
+        raise BadInputError(f"{path}: unsupported file type {path.suffix or '(none)'!r}; "
+                            f"supported: {', '.join(sorted(LOADERS))}")
+    if data is None:
+        if not path.is_file():
+            raise BadInputError(f"{path}: no such file")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise DocumentTooLargeError(f"{path}: {size} bytes exceeds the limit of {max_bytes}")
+        data = path.read_bytes()
+    elif len(data) > max_bytes:
+        raise DocumentTooLargeError(f"{path}: {len(data)} bytes exceeds the limit of {max_bytes}")
+    return loader(path, data)
+
+
+def iter_files(paths: list[Path]) -> Iterator[Path]:
+    """Expand folders (recursively, sorted); sidecars and hidden files are metadata, not documents."""
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and not child.name.endswith(SIDECAR_SUFFIX) and not any(
+                    part.startswith(".") for part in child.relative_to(path).parts
+                ):
+                    yield child
+        else:
+            yield path

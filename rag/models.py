@@ -1,0 +1,153 @@
+"""Typed records that flow through the pipeline: Document -> Chunk -> Passage -> Citation/Answer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date as Date
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def sha256_hex(*parts: str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+class PageSpan(BaseModel):
+    page: int
+    start: int
+    end: int
+
+
+class Document(BaseModel):
+    """A whole source document as loaded, before chunking."""
+
+    id: str = Field(min_length=1, max_length=200)
+    text: str
+    title: str = ""
+    tickers: list[str] = Field(default_factory=list)
+    date: Date | None = None
+    source_url: str | None = None
+    doc_type: str | None = None
+    path: str | None = None
+    pages: list[PageSpan] = Field(default_factory=list, description="Character span of each PDF page.")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def content_hash(self) -> str:
+        meta = self.model_dump(mode="json", exclude={"text", "path"})
+        return sha256_hex(self.text, json.dumps(meta, sort_keys=True))[:32]
+
+    def page_at(self, offset: int) -> int | None:
+        for span in self.pages:
+            if span.start <= offset < span.end:
+                return span.page
+        return None
+
+
+class DocumentInfo(BaseModel):
+    """A stored document without its text (listings)."""
+
+    id: str
+    title: str
+    tickers: list[str]
+    date: Date | None
+    source_url: str | None
+    doc_type: str | None
+    path: str | None
+    content_hash: str
+    n_chunks: int
+    n_chars: int
+    ingested_at: str
+
+
+class Chunk(BaseModel):
+    """A contiguous span of one document: `document.text[start:end] == text`."""
+
+    id: str
+    doc_id: str
+    ordinal: int
+    start: int
+    end: int
+    text: str
+    page: int | None = None
+
+
+class Passage(BaseModel):
+    """A retrieved chunk with its document's metadata and retrieval scores."""
+
+    model_config = ConfigDict(frozen=True)
+
+    chunk_id: str
+    doc_id: str
+    title: str
+    text: str
+    start: int
+    end: int
+    page: int | None
+    source_url: str | None
+    tickers: list[str]
+    doc_type: str | None
+    date: Date | None
+    score: float = Field(description="Fused (reciprocal-rank) score.")
+    dense_score: float | None = Field(None, description="Cosine similarity to the query, if ranked by dense.")
+    bm25_score: float | None = Field(None, description="BM25 score, if ranked by BM25.")
+
+
+class SearchFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tickers: list[str] | None = None
+    doc_types: list[str] | None = None
+    date_from: Date | None = None
+    date_to: Date | None = None
+    doc_ids: list[str] | None = None
+
+    def is_empty(self) -> bool:
+        return not any(v for v in self.model_dump().values())
+
+
+class Citation(BaseModel):
+    n: int = Field(description="The marker number used in the answer text, as in [n].")
+    chunk_id: str
+    doc_id: str
+    title: str
+    start: int
+    end: int
+    page: int | None
+    source_url: str | None
+    quote: str = Field(description="The cited passage text (equal to document text[start:end]).")
+
+
+class Turn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: str = Field(pattern="^(user|assistant)$")
+    content: str
+
+
+class Answer(BaseModel):
+    question: str
+    standalone_question: str = Field(description="The question after rewriting against the history.")
+    answer: str = Field(description="Answer text with [n] citation markers.")
+    abstained: bool = Field(description="True when the documents do not contain the answer.")
+    citations: list[Citation]
+    passages: list[Passage] = Field(description="Everything retrieved and shown to the model.")
+    model: str
+    extractive: bool = Field(description="True when the answer was assembled from passages, not generated.")
+    prompt: str = Field(description="Prompt template name and version.")
+    prompt_hash: str
+    removed_citations: list[int] = Field(default_factory=list, description="Markers pointing at no passage.")
+    ungrounded_numbers: list[str] = Field(
+        default_factory=list, description="Numbers in the answer found in none of its cited passages."
+    )
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.removed_citations or self.ungrounded_numbers)

