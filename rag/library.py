@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from rag.chunking import chunk_document
@@ -15,11 +16,12 @@ from rag.embedding import Embedder
 from rag.errors import BadInputError, IndexMissingError, RagError
 from rag.index import DocumentUpsert, IndexStore, Snapshot
 from rag.loaders import LoadFailure, iter_files, load_file
-from rag.models import Document, DocumentInfo, Passage, SearchFilters
+from rag.models import Chunk, Document, DocumentInfo, Passage, SearchFilters
 from rag.retrieve import Mode, retrieve
 from rag.settings import Settings
 
 ProgressCallback = Callable[[int, int], None]
+EMBED_BATCH_CHUNKS = 512
 
 
 class IngestReport(BaseModel):
@@ -108,17 +110,34 @@ class Library:
         documents = list(documents)
         existing = self.snapshot().content_hashes() if self.exists() else {}
         upserts: list[DocumentUpsert] = []
+        pending: list[tuple[Document, list[Chunk]]] = []
+
+        def flush() -> None:
+            # One encode call across many documents keeps batches full; sorting by length keeps padding low.
+            texts = [c.text for _, chunks in pending for c in chunks]
+            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            vectors = np.empty((len(texts), self.embedder.dim), dtype=np.float32)
+            if texts:
+                vectors[order] = self.embedder.embed_batch([texts[i] for i in order])
+            offset = 0
+            for doc, chunks in pending:
+                upserts.append(DocumentUpsert(document=doc, chunks=chunks, vectors=vectors[offset:offset + len(chunks)]))
+                offset += len(chunks)
+            pending.clear()
+
         for done, doc in enumerate(documents, start=1):
             if existing.get(doc.id) == doc.content_hash:
                 report.unchanged.append(doc.id)
             else:
                 chunks = chunk_document(doc, self.settings.chunking)
-                vectors = self.embedder.embed_batch([c.text for c in chunks])
-                upserts.append(DocumentUpsert(document=doc, chunks=chunks, vectors=vectors))
+                pending.append((doc, chunks))
                 (report.updated if doc.id in existing else report.added).append(doc.id)
                 report.chunks += len(chunks)
+                if sum(len(c) for _, c in pending) >= EMBED_BATCH_CHUNKS:
+                    flush()
             if progress:
                 progress(done, len(documents))
+        flush()
         if upserts or not self.exists():
             report.generation = self.store.write(upserts)
         report.seconds = time.perf_counter() - started
