@@ -19,7 +19,7 @@ install: $(STAMP)
 
 demo: install
 	$(VENV)/bin/rag ingest seeds
-	$(VENV)/bin/rag search "What was Calix Q4 revenue?" -k 3
+	$(VENV)/bin/rag ask "What was Calix's Q4 revenue?"
 
 test: install
 	$(VENV)/bin/python -m pytest -q

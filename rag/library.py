@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,10 @@ from rag.embedding import Embedder
 from rag.errors import BadInputError, IndexMissingError, RagError
 from rag.index import DocumentUpsert, IndexStore, Snapshot
 from rag.loaders import LoadFailure, iter_files, load_file
-from rag.models import Chunk, Document, DocumentInfo, Passage, SearchFilters
+from rag import llm
+from rag.answer import abstention, answer_messages, check_answer, format_history
+from rag.models import Answer, Chunk, Document, DocumentInfo, Passage, SearchFilters, Turn
+from rag.prompts import PromptTemplate, load_prompt
 from rag.retrieve import Mode, retrieve
 from rag.settings import Settings
 
@@ -165,6 +169,97 @@ class Library:
             raise BadInputError("query is empty")
         return retrieve(self.snapshot(), self.embedder, query, self.settings.retrieval, k=k, filters=filters,
                         mode=mode)
+
+
+    # ---- answering ------------------------------------------------------------------------------
+    def _check_question(self, question: str) -> str:
+        question = question.strip()
+        if not question:
+            raise BadInputError("question is empty")
+        if len(question) > self.settings.server.max_question_chars:
+            raise BadInputError(f"question is longer than {self.settings.server.max_question_chars} characters")
+        return question
+
+    def _prepare(self, model: str | None) -> tuple[str, PromptTemplate, PromptTemplate]:
+        model = model or self.settings.llm.model
+        if llm.is_local(model):
+            llm.configure_local_provider(self.embedder.embed_batch)
+        return (model, load_prompt(self.settings.prompts_dir, self.settings.llm.answer_prompt),
+                load_prompt(self.settings.prompts_dir, self.settings.llm.rewrite_prompt))
+
+    def _retrieve_for_answer(self, standalone: str, k: int | None, filters: SearchFilters | None,
+                             timings: dict[str, float]) -> list[Passage] | None:
+        """Passages to answer from, or None when nothing relevant enough was found (abstain)."""
+        started = time.perf_counter()
+        passages = self.search(standalone, k=k, filters=filters)
+        timings["retrieve"] = _ms(started)
+        best = max((p.dense_score or 0.0 for p in passages), default=0.0)
+        return passages if passages and best >= self.settings.retrieval.min_dense_score else None
+
+    def ask(self, question: str, history: Sequence[Turn] = (), k: int | None = None,
+            filters: SearchFilters | None = None, model: str | None = None) -> Answer:
+        """A cited answer from the indexed documents (or an abstention)."""
+        question = self._check_question(question)
+        model, template, rewrite_template = self._prepare(model)
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        standalone = question
+        if history:
+            standalone = llm.complete(
+                rewrite_template.messages(history=format_history(list(history)), question=question),
+                self.settings.llm, model).strip() or question
+            timings["rewrite"] = _ms(started)
+        passages = self._retrieve_for_answer(standalone, k, filters, timings)
+        if passages is None:
+            return abstention(question, standalone, [], model, template, timings)
+        started = time.perf_counter()
+        raw = llm.complete(answer_messages(template, standalone, passages), self.settings.llm, model)
+        timings["llm"] = _ms(started)
+        return check_answer(question, standalone, raw, passages, model, template, timings)
+
+    async def aask(self, question: str, history: Sequence[Turn] = (), k: int | None = None,
+                   filters: SearchFilters | None = None, model: str | None = None) -> Answer:
+        """`ask` for event loops: retrieval runs in a worker thread, the model call is awaited."""
+        events = [e async for e in self.astream_ask(question, history, k, filters, model, stream=False)]
+        answer = events[-1]
+        assert isinstance(answer, Answer)
+        return answer
+
+    async def astream_ask(self, question: str, history: Sequence[Turn] = (), k: int | None = None,
+                          filters: SearchFilters | None = None, model: str | None = None,
+                          stream: bool = True) -> AsyncIterator[str | Answer]:
+        """Yields answer text deltas as the model produces them, then the checked Answer. The deltas are
+        raw model output: markers are only validated in the final Answer."""
+        question = self._check_question(question)
+        model, template, rewrite_template = self._prepare(model)
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        standalone = question
+        if history:
+            standalone = (await llm.acomplete(
+                rewrite_template.messages(history=format_history(list(history)), question=question),
+                self.settings.llm, model)).strip() or question
+            timings["rewrite"] = _ms(started)
+        passages = await asyncio.to_thread(self._retrieve_for_answer, standalone, k, filters, timings)
+        if passages is None:
+            yield abstention(question, standalone, [], model, template, timings)
+            return
+        started = time.perf_counter()
+        messages = answer_messages(template, standalone, passages)
+        if stream:
+            parts: list[str] = []
+            async for delta in llm.astream(messages, self.settings.llm, model):
+                parts.append(delta)
+                yield delta
+            raw = "".join(parts)
+        else:
+            raw = await llm.acomplete(messages, self.settings.llm, model)
+        timings["llm"] = _ms(started)
+        yield check_answer(question, standalone, raw, passages, model, template, timings)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
 
 
 __all__ = ["IngestReport", "Library", "RagError"]

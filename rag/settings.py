@@ -64,6 +64,8 @@ class LLMSettings(BaseModel):
     num_retries: int = Field(2, ge=0, description="Retries on transient provider errors.")
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
     max_tokens: int = Field(512, ge=16, description="Upper bound on answer length.")
+    answer_prompt: str = Field("answer.v1", description="Prompt template (prompts/NAME.md) for answers.")
+    rewrite_prompt: str = Field("rewrite.v1", description="Prompt template for rewriting follow-up questions.")
 
 
 class ServerSettings(BaseModel):

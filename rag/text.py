@@ -9,14 +9,26 @@ import re
 STOPWORDS = frozenset(
     """a an and are as at be but by for if in into is it no not of on or such that the their then there
     these they this to was will with what which who whom whose when where why how much many did does do
-    doe has have had its it's i me my we our you your he she him her them than so any all about from up
-    down out over can could would should may might also just been being were per vs via""".split()
+    doe has have had its it's i me my we our you your he she him her them than so any all about from
+    out over can could would should may might also just been being were per vs via""".split()
 )
 
 _TOKEN = re.compile(r"\$?\d+(?:[.,]\d+)*%?|[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 # Amounts, percents and counts, e.g. $206 million, 2.6%, 1,600, 204. Years and quarter labels (Q4)
 # are numbers too: an answer must not invent them either.
 _NUMBER = re.compile(r"(?<![\w.])\$?\d+(?:,\d{3})*(?:\.\d+)?%?")
+
+
+# Finance phrasings folded to one token on both the index and the query side.
+_PHRASES = [
+    (re.compile(r"\b(fourth|4th)[ -]quarter\b", re.I), "Q4"),
+    (re.compile(r"\b(third|3rd)[ -]quarter\b", re.I), "Q3"),
+    (re.compile(r"\b(second|2nd)[ -]quarter\b", re.I), "Q2"),
+    (re.compile(r"\b(first|1st)[ -]quarter\b", re.I), "Q1"),
+    (re.compile(r"\bremaining performance obligations?\b", re.I), "RPO"),
+    (re.compile(r"\baverage revenue per user\b", re.I), "ARPU"),
+    (re.compile(r"\b(buy|bought|buying)[ -]?backs?\b", re.I), "buyback"),
+]
 
 
 def _fold(token: str) -> str:
@@ -32,6 +44,8 @@ def _fold(token: str) -> str:
 
 
 def tokenize(text: str, drop_stopwords: bool = True) -> list[str]:
+    for pattern, replacement in _PHRASES:
+        text = pattern.sub(replacement, text)
     tokens = (_fold(t) for t in _TOKEN.findall(text))
     return [t for t in tokens if t and (not drop_stopwords or t not in STOPWORDS)]
 
