@@ -177,5 +177,23 @@ def delete(doc_id: str, index: IndexOpt = None) -> None:
     out.print(f"deleted {doc_id}")
 
 
+@app.command()
+def serve(host: Annotated[str | None, typer.Option(help="Bind address (default RAG_SERVER__HOST).")] = None,
+          port: Annotated[int | None, typer.Option(help="Port (default RAG_SERVER__PORT).")] = None,
+          workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+          index: IndexOpt = None) -> None:
+    """Run the HTTP service (FastAPI + uvicorn)."""
+    import os
+
+    import uvicorn
+
+    settings = Settings()
+    if index is not None:
+        # Worker processes build their own Settings from the environment; pass the choice that way.
+        os.environ["RAG_INDEX_DIR"] = str(index)
+    uvicorn.run("rag.api.app:create_app", factory=True, host=host or settings.server.host,
+                port=port or settings.server.port, workers=workers, log_level="info")
+
+
 def main() -> None:  # pragma: no cover - console entry for `python -m rag`
     sys.exit(app())

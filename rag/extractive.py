@@ -49,8 +49,7 @@ for _group in _SYNONYM_GROUPS:
     for _member in _members:
         _GROUP_OF.setdefault(_member, _members[0])
 
-_LIST_QUESTION = re.compile(r"^\s*(which|who|list|name|what)\b", re.I)
-_PLURAL = re.compile(r"\b[a-z]{3,}[^su\W]s\b", re.I)
+_LIST_QUESTION = re.compile(r"^\s*(who|list|name)\b|^\s*(which|what)\b(?=.*\b[a-z]{3,}[^su\W]s\b)", re.I)
 _QUANTITY = re.compile(r"\bhow (much|many|large|big|high|fast)\b|\b(amount|size|percentage|share of)\b", re.I)
 _ANAPHORA = frozenset("that this it its those these they them their there same".split())
 
@@ -142,7 +141,7 @@ def answer(question: str, passages: dict[int, str],
     ranked = sorted((c for c in candidates if answers(c)), key=lambda c: -c.score)
     if not ranked:
         return NOT_FOUND
-    if _LIST_QUESTION.search(question) and _PLURAL.search(question):
+    if _LIST_QUESTION.search(question):
         best = ranked[0]
         # Items of a list share the question's most distinctive name (capitalised word, e.g. a product)
         # that the best item has; without names, its most distinctive term.

@@ -7,10 +7,11 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from rag.chunking import chunk_document
 from rag.embedding import Embedder
@@ -19,7 +20,7 @@ from rag.index import DocumentUpsert, IndexStore, Snapshot
 from rag.loaders import LoadFailure, iter_files, load_file
 from rag import llm
 from rag.answer import abstention, answer_messages, check_answer, format_history
-from rag.models import Answer, Chunk, Document, DocumentInfo, Passage, SearchFilters, Turn
+from rag.models import Answer, Chunk, sha256_hex, Document, DocumentInfo, Passage, SearchFilters, Turn
 from rag.prompts import PromptTemplate, load_prompt
 from rag.retrieve import Mode, retrieve
 from rag.settings import Settings
@@ -106,6 +107,24 @@ class Library:
             seen[doc.id] = doc.path or ""
             unique.append(doc)
         return self.add_documents(unique, progress=progress, report=report)
+
+    def add_upload(self, filename: str, data: bytes, meta: dict[str, Any] | None = None) -> IngestReport:
+        """Index uploaded bytes; the file name picks the format and is the default id."""
+        name = Path(filename).name
+        if not name or name in (".", ".."):
+            raise BadInputError("an uploaded file needs a file name with an extension, e.g. note.txt")
+        return self.add_documents(load_file(Path(name), self.settings.max_file_bytes, data=data, meta=meta))
+
+    def add_text(self, text: str, doc_id: str | None = None, **meta: Any) -> IngestReport:
+        """Index one document given as text; without an id, one is derived from its content."""
+        doc_id = doc_id or f"doc-{sha256_hex(text)[:16]}"
+        try:
+            document = Document(id=doc_id, text=text, title=meta.pop("title", None) or text.strip()[:80], **meta)
+        except ValidationError as exc:
+            raise BadInputError(f"bad document: {exc.errors()[0]['msg']}") from exc
+        if not text.strip():
+            raise BadInputError("document text is empty")
+        return self.add_documents([document])
 
     def add_documents(self, documents: Iterable[Document], progress: ProgressCallback | None = None,
                       report: IngestReport | None = None) -> IngestReport:

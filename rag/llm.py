@@ -3,6 +3,7 @@ failures to domain errors."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -61,8 +62,10 @@ def _translate(exc: Exception, model: str) -> ProviderError:
     litellm = _litellm()
     if isinstance(exc, litellm.Timeout):
         return ProviderTimeoutError(f"model {model} timed out: {exc}")
-    message = getattr(exc, "message", None) or str(exc)
-    return ProviderError(f"model {model} failed: {type(exc).__name__}: {message}"[:1000])
+    # litellm messages can carry a whole traceback; the caller gets the first line only.
+    message = (getattr(exc, "message", None) or str(exc)).split("\n", 1)[0]
+    message = re.sub(r"^(litellm\.\w+:\s*)+", "", message)
+    return ProviderError(f"model {model} failed: {type(exc).__name__}: {message}"[:500])
 
 
 def _content(response: Any) -> str:

@@ -84,13 +84,12 @@ def _sidecar(path: Path) -> dict[str, Any]:
     return meta
 
 
-def load_text(path: Path, data: bytes) -> list[Document]:
-    return [_build(path, _decode(data, path), _sidecar(path))]
+def load_text(path: Path, data: bytes, meta: dict[str, Any]) -> list[Document]:
+    return [_build(path, _decode(data, path), meta)]
 
 
-def load_markdown(path: Path, data: bytes) -> list[Document]:
+def load_markdown(path: Path, data: bytes, meta: dict[str, Any]) -> list[Document]:
     text = _decode(data, path)
-    meta = _sidecar(path)
     match = _FRONT_MATTER.match(text)
     if match:
         try:
@@ -104,7 +103,7 @@ def load_markdown(path: Path, data: bytes) -> list[Document]:
     return [_build(path, text, meta)]
 
 
-def load_html(path: Path, data: bytes) -> list[Document]:
+def load_html(path: Path, data: bytes, meta: dict[str, Any]) -> list[Document]:
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(_decode(data, path), "html.parser")
@@ -113,13 +112,13 @@ def load_html(path: Path, data: bytes) -> list[Document]:
     title_tag = BeautifulSoup(data, "html.parser").title
     lines = [re.sub(r"[ \t\r\f\v]+", " ", line).strip() for line in soup.get_text("\n").splitlines()]
     text = "\n".join(line for line in lines if line)
-    meta = _sidecar(path)
+    meta = dict(meta)
     if title_tag and title_tag.string and "title" not in meta:
         meta["title"] = title_tag.string.strip()
     return [_build(path, text, meta)]
 
 
-def load_pdf(path: Path, data: bytes) -> list[Document]:
+def load_pdf(path: Path, data: bytes, meta: dict[str, Any]) -> list[Document]:
     import io
 
     from pypdf import PdfReader
@@ -140,10 +139,10 @@ def load_pdf(path: Path, data: bytes) -> list[Document]:
     text = "\n\n".join(parts)
     if not text.strip():
         raise BadInputError(f"{path}: PDF has no text layer (scanned?)")
-    return [_build(path, text, _sidecar(path), pages=pages)]
+    return [_build(path, text, meta, pages=pages)]
 
 
-def load_jsonl(path: Path, data: bytes) -> list[Document]:
+def load_jsonl(path: Path, data: bytes, meta: dict[str, Any]) -> list[Document]:
     docs = []
     for lineno, line in enumerate(_decode(data, path).splitlines(), start=1):
         if not line.strip():
@@ -154,14 +153,14 @@ def load_jsonl(path: Path, data: bytes) -> list[Document]:
             raise BadInputError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from exc
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise BadInputError(f"{path}:{lineno}: each line needs a string field 'text'")
-        meta = {"id": f"{path.stem}-{lineno}", **record}
-        docs.append(_build(path, record["text"], meta))
+        fields = {**{k: v for k, v in meta.items() if k != "id"}, "id": f"{path.stem}-{lineno}", **record}
+        docs.append(_build(path, record["text"], fields))
     if not docs:
         raise BadInputError(f"{path}: no records")
     return docs
 
 
-LOADERS: dict[str, Callable[[Path, bytes], list[Document]]] = {
+LOADERS: dict[str, Callable[[Path, bytes, dict[str, Any]], list[Document]]] = {
     ".txt": load_text,
     ".md": load_markdown,
     ".markdown": load_markdown,
@@ -172,8 +171,10 @@ LOADERS: dict[str, Callable[[Path, bytes], list[Document]]] = {
 }
 
 
-def load_file(path: Path, max_bytes: int, data: bytes | None = None) -> list[Document]:
-    """Load one file (or uploaded bytes named `path`) into Documents; raises BadInputError."""
+def load_file(path: Path, max_bytes: int, data: bytes | None = None,
+              meta: dict[str, Any] | None = None) -> list[Document]:
+    """Load a file, or uploaded bytes named `path`, into Documents; raises BadInputError.
+    Metadata: `meta` over the file's sidecar (files on disk only) over what the file itself says."""
     loader = LOADERS.get(path.suffix.lower())
     if loader is None:
         raise BadInputError(f"{path}: unsupported file type {path.suffix or '(none)'!r}; "
@@ -185,9 +186,10 @@ def load_file(path: Path, max_bytes: int, data: bytes | None = None) -> list[Doc
         if size > max_bytes:
             raise DocumentTooLargeError(f"{path}: {size} bytes exceeds the limit of {max_bytes}")
         data = path.read_bytes()
+        meta = {**_sidecar(path), **(meta or {})}
     elif len(data) > max_bytes:
         raise DocumentTooLargeError(f"{path}: {len(data)} bytes exceeds the limit of {max_bytes}")
-    return loader(path, data)
+    return loader(path, data, meta or {})
 
 
 def iter_files(paths: list[Path]) -> Iterator[Path]:

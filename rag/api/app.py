@@ -1,0 +1,98 @@
+"""Assembles the FastAPI app: routes, error mapping, size limits, metrics. `create_app()` is also the
+uvicorn factory used by `rag serve`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rag import __version__
+from rag.api.metrics import Metrics
+from rag.api.routes import ask, chat, documents, health, search
+from rag.errors import RagError
+from rag.library import Library
+from rag.settings import Settings
+
+log = logging.getLogger("rag.api")
+
+
+def _error(status: int, kind: str, message: str, **extra: object) -> JSONResponse:
+    return JSONResponse({"error": {"type": kind, "message": message, **extra}}, status_code=status)
+
+
+def create_app(settings: Settings | None = None, library: Library | None = None) -> FastAPI:
+    library = library or Library(settings or Settings())
+    settings = library.settings
+
+    def index_size() -> float:
+        return float(library.stats()["chunks"]) if library.exists() else 0.0  # type: ignore[arg-type]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.server.auth_disabled:
+            log.warning("API-key auth is DISABLED (RAG_SERVER__AUTH_DISABLED=true): anyone who can reach this "
+                        "server can upload and delete documents")
+        elif not settings.server.api_keys:
+            log.warning("no API keys configured (RAG_SERVER__API_KEYS): write endpoints will refuse every request")
+        # Load the model and the index now, not on the first request.
+        await run_in_threadpool(lambda: library.embedder)
+        if library.exists():
+            await run_in_threadpool(library.snapshot)
+        yield
+
+    app = FastAPI(title="rag", version=__version__, lifespan=lifespan,
+                  description="Cited answers, search and documents over financial research. "
+                  "Writes need `Authorization: Bearer <key>`.")
+    app.state.library = library
+    app.state.metrics = Metrics(index_size)
+    for module in (ask, chat, search, documents, health):
+        app.include_router(module.router)
+
+    @app.exception_handler(RagError)
+    async def rag_error(_: Request, exc: RagError) -> JSONResponse:
+        return _error(exc.http_status, type(exc).__name__, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first["loc"] if p != "body")
+        return _error(422, "validation_error", f"{where}: {first['msg']}" if where else first["msg"],
+                      details=[{"loc": list(e["loc"]), "msg": e["msg"]} for e in errors])
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        response = _error(exc.status_code, "http_error", str(exc.detail))
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return _error(500, "internal_error", "internal error; see the server log")
+
+    @app.middleware("http")
+    async def limits_and_metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > settings.server.max_upload_bytes:
+            response: Response = _error(413, "too_large",
+                                        f"request body exceeds {settings.server.max_upload_bytes} bytes")
+        else:
+            response = await call_next(request)
+        route = request.scope.get("route")
+        label = getattr(route, "path", "unmatched")
+        app.state.metrics.requests.labels(label, request.method, str(response.status_code)).inc()
+        app.state.metrics.latency.labels(label).observe(time.perf_counter() - started)
+        return response
+
+    return app

@@ -1,0 +1,57 @@
+"""Annotated dependencies: the library, settings, metrics and API-key checks. Tests override these
+through the app instead of patching globals."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+
+from rag.api.metrics import Metrics
+from rag.library import Library
+from rag.settings import Settings
+
+
+def get_library(request: Request) -> Library:
+    return request.app.state.library
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.library.settings
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+LibraryDep = Annotated[Library, Depends(get_library)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+
+
+def _check_key(request: Request, settings: Settings) -> None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    keys = [k.get_secret_value() for k in settings.server.api_keys]
+    if not keys:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
+                            "no API keys are configured: set RAG_SERVER__API_KEYS (or, knowingly, "
+                            "RAG_SERVER__AUTH_DISABLED=true)")
+    if scheme.lower() != "bearer" or not any(secrets.compare_digest(token, k) for k in keys):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid API key (Authorization: Bearer …)",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
+def require_write_key(request: Request, settings: SettingsDep) -> None:
+    if not settings.server.auth_disabled:
+        _check_key(request, settings)
+
+
+def require_read_key(request: Request, settings: SettingsDep) -> None:
+    if settings.server.auth_reads and not settings.server.auth_disabled:
+        _check_key(request, settings)
+
+
+WriteAuth = Depends(require_write_key)
+ReadAuth = Depends(require_read_key)
