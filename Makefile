@@ -24,5 +24,8 @@ demo: install
 test: install
 	$(VENV)/bin/python -m pytest -q
 
+eval: install
+	$(VENV)/bin/rag eval --suite seeds --out report
+
 lint: install
 	$(VENV)/bin/ruff check rag tests bench

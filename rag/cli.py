@@ -16,7 +16,7 @@ from rich.console import Console
 from rag.errors import RagError
 from rag.library import Library
 from rag.models import SearchFilters
-from rag.settings import Settings
+from rag.settings import PROJECT_ROOT, Settings
 
 app = typer.Typer(help="Cited retrieval Q&A and sentiment over financial research documents.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -175,6 +175,45 @@ def delete(doc_id: str, index: IndexOpt = None) -> None:
     with _errors():
         lib.delete(doc_id)
     out.print(f"deleted {doc_id}")
+
+
+@app.command("eval")
+def run_eval(suite: Annotated[str, typer.Option(help="Gold suite: seeds.")] = "seeds",
+             model: Annotated[str | None, typer.Option(help="litellm model string (default: settings).")] = None,
+             out: Annotated[Path, typer.Option(help="Folder for report.json and report.md.")] = Path("report"),
+             thresholds: Annotated[Path, typer.Option(help="Thresholds YAML.")] = PROJECT_ROOT / "eval" / "thresholds.yaml",
+             index: IndexOpt = None) -> None:
+    """Run an eval suite; exits 1 when any metric is below its threshold."""
+    import tempfile
+
+    from rag.evaluation import report as reporting
+    from rag.evaluation import seeds
+    from rag.evaluation.gold import load_suite
+
+    if suite != "seeds":
+        raise typer.BadParameter(f"unknown suite {suite!r}; available: seeds")
+    gold = load_suite(PROJECT_ROOT / "eval" / "gold" / f"{suite}.yaml")
+    with _errors(), tempfile.TemporaryDirectory() as tmp:
+        lib = _library(index or Path(tmp) / "index")
+        if index is None:
+            ingest_report = lib.add_paths([PROJECT_ROOT / gold.documents])
+            if not ingest_report.ok:
+                raise typer.Exit(1)
+        result = seeds.run(lib, gold, model=model)
+    result["model"] = model or lib.settings.llm.model
+    bounds = reporting.load_thresholds(thresholds, suite)
+    failures = reporting.check_thresholds(result["metrics"], bounds)
+    md = reporting.markdown(result, bounds, failures)
+    reporting.write(out, result, md)
+    out_console = Console(soft_wrap=False)
+    for name, value in result["metrics"].items():
+        out_console.print(f"{name:32} {value:.3f}" if isinstance(value, float) else f"{name:32} {value}")
+    out.mkdir(parents=True, exist_ok=True)
+    out_console.print(f"report: {out / 'report.md'}")
+    if failures:
+        for failure in failures:
+            err.print(f"[red]below threshold:[/red] {failure}", highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -25,7 +25,7 @@ _FILLER = frozenset(tokenize(
     """company firm report reported say said tell according document documents note mention mentioned give
     number figure amount value total level see saw seen get got make made take took come came happen
     happened look go went add added exactly please currently latest recent recently anything something
-    provide show know large big size stock""",
+    provide show know large big size stock quarter year period last main biggest primary most""",
     drop_stopwords=False,
 ))
 
@@ -51,6 +51,11 @@ for _group in _SYNONYM_GROUPS:
 
 _LIST_QUESTION = re.compile(r"^\s*(who|list|name)\b|^\s*(which|what)\b(?=.*\b[a-z]{3,}[^su\W]s\b)", re.I)
 _QUANTITY = re.compile(r"\bhow (much|many|large|big|high|fast)\b|\b(amount|size|percentage|share of)\b", re.I)
+_METRICS = frozenset(_GROUP_OF.get(t, t) for t in tokenize("revenue rpo margin arpu eps buyback guidance"))
+# A question about one of these is only answered by a sentence that names it: a paraphrase will not do,
+# and "Calix's GAAP EPS" must not be answered with its revenue.
+_REQUIRED = _METRICS | frozenset(_GROUP_OF.get(t, t) for t in tokenize(
+    "dividend ebitda debt cash ceo cfo chairman employee headcount valuation price target capex eps"))
 _ANAPHORA = frozenset("that this it its those these they them their there same".split())
 
 MIN_COVERAGE = 0.5
@@ -59,6 +64,7 @@ MIN_COSINE = 0.5
 MAX_LIST_ITEMS = 8
 LIST_SHARE_OF_BEST = 0.6
 MIN_SENTENCE_CHARS = 25
+MIN_SENTENCE_WORDS = 7  # shorter lines are headings or labels
 
 
 @dataclass
@@ -75,8 +81,16 @@ class Candidate:
 
 
 def _terms(text: str) -> set[str]:
-    # "sequentially" and "sequential" are one term here; BM25 keeps them apart on purpose (exact match).
-    return {_GROUP_OF.get(t, t) for t in (t[:-2] if len(t) > 6 and t.endswith("ly") else t for t in tokenize(text))}
+    return {_GROUP_OF.get(t, t) for t in map(_stem, tokenize(text))}
+
+
+def _stem(token: str) -> str:
+    """"geographically" ~ "geographic", "sequentially" ~ "sequential"; BM25 keeps them apart on purpose."""
+    if len(token) > 6 and token.endswith("ly"):
+        token = token[:-2]
+    if len(token) > 7 and token.endswith("al"):
+        token = token[:-2]
+    return token
 
 
 def focus_terms(question: str) -> set[str]:
@@ -90,7 +104,7 @@ def _units(text: str) -> list[str]:
     run: list[str] = []
     for start, end in split_sentences(text):
         piece = " ".join(text[start:end].lstrip("•·-* \t").split())
-        if len(piece) < MIN_SENTENCE_CHARS:
+        if len(piece) < MIN_SENTENCE_CHARS or len(piece.split()) < MIN_SENTENCE_WORDS:
             run.append(piece)
             continue
         if len(run) > 1:
@@ -123,7 +137,10 @@ def answer(question: str, passages: dict[int, str],
     if not focus or not candidates:
         return NOT_FOUND
     total = len(candidates)
-    quantity = bool(_QUANTITY.search(question))
+    # Questions about a metric, or "how much/many", are answered by a sentence with a number in it.
+    quantity = bool(_QUANTITY.search(question)
+                    or (focus & _METRICS and re.match(r"\s*(what|how)\b", question, re.I)))
+    required = focus & _REQUIRED
     weight = {t: math.log(1 + total / (1 + sum(t in c.terms for c in candidates))) for t in focus}
     denominator = sum(weight.values())
     for c in candidates:
@@ -136,6 +153,8 @@ def answer(question: str, passages: dict[int, str],
             c.cosine = float(cos)
 
     def answers(c: Candidate) -> bool:
+        if not required <= c.terms:
+            return False
         return c.coverage >= MIN_COVERAGE or (c.coverage >= MIN_COVERAGE_WITH_MEANING and c.cosine >= MIN_COSINE)
 
     ranked = sorted((c for c in candidates if answers(c)), key=lambda c: -c.score)

@@ -28,6 +28,9 @@ _PHRASES = [
     (re.compile(r"\bremaining performance obligations?\b", re.I), "RPO"),
     (re.compile(r"\baverage revenue per user\b", re.I), "ARPU"),
     (re.compile(r"\b(buy|bought|buying)[ -]?backs?\b", re.I), "buyback"),
+    (re.compile(r"\bearnings per share\b", re.I), "EPS"),
+    (re.compile(r"\brepurchas\w*", re.I), "buyback"),
+    (re.compile(r"\b(quarter[ -]over[ -]quarter|q/q|qoq)\b", re.I), "sequentially"),
 ]
 
 

@@ -1,0 +1,1 @@
+"""Eval harness: gold suites -> the same library calls users make -> metrics -> report -> thresholds."""

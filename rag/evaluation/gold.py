@@ -1,0 +1,44 @@
+"""Gold question files (eval/gold/*.yaml)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class GoldItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    question: str
+    facts: list[str] = Field(default_factory=list, description="Regexes that must all match the answer.")
+    doc: str | None = Field(None, description="Document the facts must be cited from.")
+    evidence: str | None = Field(None, description="Substring of the gold passage (retrieval metrics).")
+    abstain: bool = False
+
+    @model_validator(mode="after")
+    def _complete(self) -> GoldItem:
+        if not self.abstain and not (self.facts and self.doc and self.evidence):
+            raise ValueError(f"{self.id}: answerable items need facts, doc and evidence")
+        for fact in self.facts:
+            re.compile(fact)
+        return self
+
+    def fact_matches(self, text: str) -> list[bool]:
+        return [bool(re.search(f, text, re.IGNORECASE)) for f in self.facts]
+
+
+class GoldSuite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    suite: str
+    documents: str
+    note: str | None = None
+    items: list[GoldItem]
+
+
+def load_suite(path: Path) -> GoldSuite:
+    return GoldSuite.model_validate(yaml.safe_load(Path(path).read_text("utf-8")))

@@ -1,0 +1,82 @@
+"""The seeds suite: retrieval (recall@k, MRR for hybrid, dense and BM25), answers (fact accuracy,
+citation precision, grounding, abstention) and latency, all through the public Library API."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from rag.evaluation.gold import GoldItem, GoldSuite
+from rag.library import Library
+from rag.models import Answer, Passage
+
+
+def _rank_of_evidence(passages: list[Passage], item: GoldItem) -> int | None:
+    for rank, p in enumerate(passages, start=1):
+        if p.doc_id == item.doc and item.evidence and item.evidence in p.text:
+            return rank
+    return None
+
+
+def retrieval_metrics(lib: Library, items: list[GoldItem], k: int) -> dict[str, dict[str, float]]:
+    rows: dict[str, dict[str, float]] = {}
+    for mode in ("bm25", "dense", "hybrid"):
+        ranks = [_rank_of_evidence(lib.search(i.question, k=k, mode=mode), i) for i in items]  # type: ignore[arg-type]
+        rows[mode] = {
+            f"recall@{k}": sum(r is not None for r in ranks) / len(ranks),
+            "mrr": sum(1 / r for r in ranks if r) / len(ranks),
+        }
+    return rows
+
+
+def _judge(item: GoldItem, answer: Answer) -> dict[str, Any]:
+    if item.abstain:
+        return {"id": item.id, "question": item.question, "should_abstain": True, "abstained": answer.abstained,
+                "ok": answer.abstained, "answer": answer.answer}
+    matches = item.fact_matches(answer.answer)
+    cited_from_doc = [c for c in answer.citations if c.doc_id == item.doc]
+    # A fact counts as cited when one of the answer's citations from the gold document contains it.
+    facts_cited = [any(item.fact_matches(c.quote)[i] for c in cited_from_doc) for i in range(len(item.facts))]
+    precise = [any(item.fact_matches(c.quote)) for c in answer.citations]
+    ok = all(matches) and all(facts_cited) and not answer.abstained
+    return {
+        "id": item.id, "question": item.question, "should_abstain": False, "abstained": answer.abstained,
+        "ok": ok, "facts": dict(zip(item.facts, matches, strict=True)), "facts_cited": all(facts_cited),
+        "citations": [{"n": c.n, "doc_id": c.doc_id, "span": [c.start, c.end], "supports_fact": s}
+                      for c, s in zip(answer.citations, precise, strict=True)],
+        "ungrounded_numbers": answer.ungrounded_numbers, "answer": answer.answer,
+    }
+
+
+def run(lib: Library, suite: GoldSuite, k: int = 5, model: str | None = None) -> dict[str, Any]:
+    answerable = [i for i in suite.items if not i.abstain]
+    results = []
+    latencies = []
+    for item in suite.items:
+        started = time.perf_counter()
+        answer = lib.ask(item.question, model=model)
+        latencies.append((time.perf_counter() - started) * 1000)
+        results.append(_judge(item, answer))
+
+    def share(values: list[bool]) -> float:
+        return sum(values) / len(values) if values else 1.0
+
+    answered = [r for r in results if not r["should_abstain"]]
+    all_citations = [c for r in answered for c in r["citations"]]
+    abstained = [r for r in results if r["abstained"]]
+    metrics = {
+        "fact_accuracy": share([r["ok"] for r in answered]),
+        "citation_precision": share([c["supports_fact"] for c in all_citations]),
+        "grounding": share([not r["ungrounded_numbers"] for r in answered]),
+        "abstention_recall": share([r["abstained"] for r in results if r["should_abstain"]]),
+        "abstention_precision": share([r["should_abstain"] for r in abstained]),
+        "latency_ms_p50": round(statistics.median(latencies), 1),
+        "latency_ms_p95": round(sorted(latencies)[max(0, int(len(latencies) * 0.95) - 1)], 1),
+    }
+    retrieval = retrieval_metrics(lib, answerable, k)
+    for mode, values in retrieval.items():
+        for name, value in values.items():
+            metrics[f"retrieval_{mode}_{name}"] = value
+    return {"suite": suite.suite, "questions": len(suite.items), "metrics": metrics, "retrieval": retrieval,
+            "results": results}

@@ -1,0 +1,62 @@
+"""The eval harness: gold file validity, judging, the threshold gate, and `rag eval` exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from rag.evaluation.gold import GoldItem, load_suite
+from rag.evaluation.report import check_thresholds
+from rag.evaluation.seeds import run
+from rag.library import Library
+from rag.settings import PROJECT_ROOT
+from tests.conftest import SEEDS
+
+
+def test_gold_suite_is_complete() -> None:
+    suite = load_suite(PROJECT_ROOT / "eval" / "gold" / "seeds.yaml")
+    assert len(suite.items) >= 40 and len({i.id for i in suite.items}) == len(suite.items)
+    assert sum(i.abstain for i in suite.items) >= 5
+    seed_ids = {p.name.removesuffix(".txt") for p in SEEDS.glob("*.txt")}
+    for item in suite.items:
+        if not item.abstain:
+            text = (SEEDS / f"{item.doc}.txt").read_text()
+            assert item.doc in seed_ids and item.evidence in text, item.id
+            assert all(item.fact_matches(text)), f"{item.id}: a fact is not in its document"
+
+
+def test_answerable_item_needs_facts() -> None:
+    with pytest.raises(ValidationError):
+        GoldItem(id="x", question="q")
+
+
+def test_threshold_gate() -> None:
+    bounds = {"a": {"min": 0.9}, "b": {"max": 100}, "c": {"min": 0.1}}
+    assert check_thresholds({"a": 0.95, "b": 50, "c": 0.2}, bounds) == []
+    failures = check_thresholds({"a": 0.5, "b": 150}, bounds)
+    assert len(failures) == 3 and "c: not measured" in failures
+
+
+def test_seed_suite_on_a_small_subset(seeded: Library) -> None:
+    suite = load_suite(PROJECT_ROOT / "eval" / "gold" / "seeds.yaml")
+    subset = suite.model_copy(update={"items": [i for i in suite.items if i.id in {"rev-q4", "smartmdu", "ceo"}]})
+    report = run(seeded, subset)
+    assert report["metrics"]["fact_accuracy"] == 1.0 and report["metrics"]["abstention_recall"] == 1.0
+    assert set(report["retrieval"]) == {"bm25", "dense", "hybrid"}
+    assert all(r["ok"] for r in report["results"])
+
+
+def test_rag_eval_fails_when_a_threshold_is_not_met(tmp_path: Path) -> None:
+    strict = tmp_path / "thresholds.yaml"
+    strict.write_text("seeds:\n  fact_accuracy: {min: 1.01}\n")
+    res = subprocess.run([sys.executable, "-m", "rag", "eval", "--out", str(tmp_path / "r"),
+                          "--thresholds", str(strict)], capture_output=True, text=True, env=os.environ.copy())
+    assert res.returncode == 1 and "fact_accuracy" in res.stderr
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["questions"] >= 40 and "FAIL" in (tmp_path / "r" / "report.md").read_text()
