@@ -181,7 +181,8 @@ def delete(doc_id: str, index: IndexOpt = None) -> None:
 def run_eval(suite: Annotated[str, typer.Option(help="Gold suite: seeds.")] = "seeds",
              model: Annotated[str | None, typer.Option(help="litellm model string (default: settings).")] = None,
              out: Annotated[Path, typer.Option(help="Folder for report.json and report.md.")] = Path("report"),
-             thresholds: Annotated[Path, typer.Option(help="Thresholds YAML.")] = PROJECT_ROOT / "eval" / "thresholds.yaml",
+             thresholds: Annotated[Path, typer.Option(help="Thresholds YAML.")] = (
+                 PROJECT_ROOT / "eval" / "thresholds.yaml"),
              index: IndexOpt = None) -> None:
     """Run an eval suite; exits 1 when any metric is below its threshold."""
     import tempfile

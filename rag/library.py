@@ -7,20 +7,20 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
+from rag import llm
+from rag.answer import abstention, answer_messages, check_answer, format_history
 from rag.chunking import chunk_document
 from rag.embedding import Embedder
 from rag.errors import BadInputError, IndexMissingError, RagError
 from rag.index import DocumentUpsert, IndexStore, Snapshot
 from rag.loaders import LoadFailure, iter_files, load_file
-from rag import llm
-from rag.answer import abstention, answer_messages, check_answer, format_history
-from rag.models import Answer, Chunk, sha256_hex, Document, DocumentInfo, Passage, SearchFilters, Turn
+from rag.models import Answer, Chunk, Document, DocumentInfo, Passage, SearchFilters, Turn, sha256_hex
 from rag.prompts import PromptTemplate, load_prompt
 from rag.retrieve import Mode, retrieve
 from rag.settings import Settings
@@ -144,7 +144,8 @@ class Library:
                 vectors[order] = self.embedder.embed_batch([texts[i] for i in order])
             offset = 0
             for doc, chunks in pending:
-                upserts.append(DocumentUpsert(document=doc, chunks=chunks, vectors=vectors[offset:offset + len(chunks)]))
+                rows = vectors[offset:offset + len(chunks)]
+                upserts.append(DocumentUpsert(document=doc, chunks=chunks, vectors=rows))
                 offset += len(chunks)
             pending.clear()
 
@@ -199,12 +200,19 @@ class Library:
             raise BadInputError(f"question is longer than {self.settings.server.max_question_chars} characters")
         return question
 
-    def _prepare(self, model: str | None) -> tuple[str, PromptTemplate, PromptTemplate]:
+    def _prepare(self, question: str, history: Sequence[Turn], model: str | None
+                 ) -> tuple[str, str, PromptTemplate, list[dict[str, str]] | None]:
+        """Checked question, model, answer template, and the rewrite prompt when there is history."""
+        question = self._check_question(question)
         model = model or self.settings.llm.model
         if llm.is_local(model):
             llm.configure_local_provider(self.embedder.embed_batch)
-        return (model, load_prompt(self.settings.prompts_dir, self.settings.llm.answer_prompt),
-                load_prompt(self.settings.prompts_dir, self.settings.llm.rewrite_prompt))
+        template = load_prompt(self.settings.prompts_dir, self.settings.llm.answer_prompt)
+        rewrite = None
+        if history:
+            rewrite = load_prompt(self.settings.prompts_dir, self.settings.llm.rewrite_prompt).messages(
+                history=format_history(list(history)), question=question)
+        return question, model, template, rewrite
 
     def _retrieve_for_answer(self, standalone: str, k: int | None, filters: SearchFilters | None,
                              timings: dict[str, float]) -> list[Passage] | None:
@@ -218,15 +226,12 @@ class Library:
     def ask(self, question: str, history: Sequence[Turn] = (), k: int | None = None,
             filters: SearchFilters | None = None, model: str | None = None) -> Answer:
         """A cited answer from the indexed documents (or an abstention)."""
-        question = self._check_question(question)
-        model, template, rewrite_template = self._prepare(model)
+        question, model, template, rewrite = self._prepare(question, history, model)
         timings: dict[str, float] = {}
-        started = time.perf_counter()
         standalone = question
-        if history:
-            standalone = llm.complete(
-                rewrite_template.messages(history=format_history(list(history)), question=question),
-                self.settings.llm, model).strip() or question
+        if rewrite:
+            started = time.perf_counter()
+            standalone = llm.complete(rewrite, self.settings.llm, model).strip() or question
             timings["rewrite"] = _ms(started)
         passages = self._retrieve_for_answer(standalone, k, filters, timings)
         if passages is None:
@@ -249,15 +254,12 @@ class Library:
                           stream: bool = True) -> AsyncIterator[str | Answer]:
         """Yields answer text deltas as the model produces them, then the checked Answer. The deltas are
         raw model output: markers are only validated in the final Answer."""
-        question = self._check_question(question)
-        model, template, rewrite_template = self._prepare(model)
+        question, model, template, rewrite = self._prepare(question, history, model)
         timings: dict[str, float] = {}
-        started = time.perf_counter()
         standalone = question
-        if history:
-            standalone = (await llm.acomplete(
-                rewrite_template.messages(history=format_history(list(history)), question=question),
-                self.settings.llm, model)).strip() or question
+        if rewrite:
+            started = time.perf_counter()
+            standalone = (await llm.acomplete(rewrite, self.settings.llm, model)).strip() or question
             timings["rewrite"] = _ms(started)
         passages = await asyncio.to_thread(self._retrieve_for_answer, standalone, k, filters, timings)
         if passages is None:

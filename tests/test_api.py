@@ -113,7 +113,8 @@ def test_search(client: TestClient) -> None:
 
 def test_chat_completions_non_streaming(client: TestClient) -> None:
     r = client.post("/v1/chat/completions", json={"model": "rag", "temperature": 0.2, "messages": [
-        {"role": "system", "content": "be brief"}, {"role": "user", "content": "Which providers are deploying SmartMDU?"}]})
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "Which providers are deploying SmartMDU?"}]})
     assert r.status_code == 200
     body = r.json()
     content = body["choices"][0]["message"]["content"]

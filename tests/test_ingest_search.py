@@ -21,7 +21,7 @@ from rag.library import Library
 from rag.loaders import load_file
 from rag.models import Document, SearchFilters
 from rag.settings import ChunkingSettings
-from tests.conftest import SEED_MAP, SEED_NOTE, SEEDS, make_settings
+from tests.conftest import SEED_MAP, SEED_NOTE, SEEDS
 from tests.pdf_maker import make_pdf
 
 

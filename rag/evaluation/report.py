@@ -35,7 +35,8 @@ def markdown(report: dict[str, Any], thresholds: dict[str, dict[str, float]], fa
     for name, value in report["metrics"].items():
         bound = thresholds.get(name, {})
         limit = f">= {bound['min']}" if "min" in bound else (f"<= {bound['max']}" if "max" in bound else "")
-        lines.append(f"| {name} | {value:.3f} | {limit} |" if isinstance(value, float) else f"| {name} | {value} | {limit} |")
+        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+        lines.append(f"| {name} | {shown} | {limit} |")
     lines += ["", "## Retrieval baselines", "", "| mode | " + " | ".join(next(iter(report["retrieval"].values())))
               + " |", "|---|---|---|"]
     for mode, values in report["retrieval"].items():
