@@ -69,8 +69,8 @@ def check_answer(question: str, standalone: str, raw: str, passages: list[Passag
     grounded: set[str] = set()
     for c in citations:
         grounded |= number_set(c.quote)
-    ungrounded = [raw_n for raw_n in numbers_in(text) if normalise_number(raw_n) not in grounded
-                  and normalise_number(raw_n).rstrip("%") not in grounded]
+    # `grounded` holds each passage number with and without its %, so "17%" and "17" both match "17%".
+    ungrounded = [raw_n for raw_n in numbers_in(text) if normalise_number(raw_n).rstrip("%") not in grounded]
     return Answer(question=question, standalone_question=standalone, answer=text, abstained=False,
                   citations=citations, passages=passages, model=model, extractive=is_local(model),
                   prompt=template.name, prompt_hash=template.hash, removed_citations=sorted(set(removed)),

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -31,12 +30,10 @@ DateFromOpt = Annotated[str | None, typer.Option("--from", help="Only documents 
 DateToOpt = Annotated[str | None, typer.Option("--to", help="Only documents dated on/before (YYYY-MM-DD).")]
 
 
-def _library(index: Path | None, **overrides: Any) -> Library:
+def _library(index: Path | None) -> Library:
     settings = Settings()
     if index is not None:
         settings = settings.model_copy(update={"index_dir": index})
-    if overrides:
-        settings = settings.model_copy(update=overrides)
     return Library(settings)
 
 
@@ -234,6 +231,3 @@ def serve(host: Annotated[str | None, typer.Option(help="Bind address (default R
     uvicorn.run("rag.api.app:create_app", factory=True, host=host or settings.server.host,
                 port=port or settings.server.port, workers=workers, log_level="info")
 
-
-def main() -> None:  # pragma: no cover - console entry for `python -m rag`
-    sys.exit(app())

@@ -55,7 +55,7 @@ _METRICS = frozenset(_GROUP_OF.get(t, t) for t in tokenize("revenue rpo margin a
 # A question about one of these is only answered by a sentence that names it: a paraphrase will not do,
 # and "Calix's GAAP EPS" must not be answered with its revenue.
 _REQUIRED = _METRICS | frozenset(_GROUP_OF.get(t, t) for t in tokenize(
-    "dividend ebitda debt cash ceo cfo chairman employee headcount valuation price target capex eps"))
+    "dividend ebitda debt cash ceo cfo chairman employee headcount valuation price target capex"))
 _ANAPHORA = frozenset("that this it its those these they them their there same".split())
 
 MIN_COVERAGE = 0.5

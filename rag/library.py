@@ -134,8 +134,10 @@ class Library:
         existing = self.snapshot().content_hashes() if self.exists() else {}
         upserts: list[DocumentUpsert] = []
         pending: list[tuple[Document, list[Chunk]]] = []
+        pending_chunks = 0
 
         def flush() -> None:
+            nonlocal pending_chunks
             # One encode call across many documents keeps batches full; sorting by length keeps padding low.
             texts = [c.text for _, chunks in pending for c in chunks]
             order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -148,6 +150,7 @@ class Library:
                 upserts.append(DocumentUpsert(document=doc, chunks=chunks, vectors=rows))
                 offset += len(chunks)
             pending.clear()
+            pending_chunks = 0
 
         for done, doc in enumerate(documents, start=1):
             if existing.get(doc.id) == doc.content_hash:
@@ -155,9 +158,10 @@ class Library:
             else:
                 chunks = chunk_document(doc, self.settings.chunking)
                 pending.append((doc, chunks))
+                pending_chunks += len(chunks)
                 (report.updated if doc.id in existing else report.added).append(doc.id)
                 report.chunks += len(chunks)
-                if sum(len(c) for _, c in pending) >= EMBED_BATCH_CHUNKS:
+                if pending_chunks >= EMBED_BATCH_CHUNKS:
                     flush()
             if progress:
                 progress(done, len(documents))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
@@ -86,18 +86,6 @@ async def acomplete(messages: list[dict[str, str]], settings: LLMSettings, model
     kwargs = _kwargs(settings, model)
     try:
         return _content(await litellm.acompletion(messages=messages, **kwargs))
-    except Exception as exc:  # see complete()
-        raise _translate(exc, kwargs["model"]) from exc
-
-
-def stream(messages: list[dict[str, str]], settings: LLMSettings, model: str | None = None) -> Iterator[str]:
-    litellm = _litellm()
-    kwargs = _kwargs(settings, model)
-    try:
-        for chunk in litellm.completion(messages=messages, stream=True, **kwargs):
-            delta = chunk.choices[0].delta.content if chunk.choices else None
-            if delta:
-                yield delta
     except Exception as exc:  # see complete()
         raise _translate(exc, kwargs["model"]) from exc
 

@@ -21,12 +21,12 @@ async def ask(body: AskRequest, library: LibraryDep, metrics: MetricsDep) -> Ans
     """Retrieves passages, asks the model, checks citations and numbers. With `stream=true` the response
     is `text/event-stream`: `token` events carry raw text deltas, then one `answer` event carries the
     checked Answer JSON (or an `error` event)."""
-    events = library.astream_ask(body.question, body.history, body.k, body.filters, body.model, stream=body.stream)
     if not body.stream:
-        answer = [e async for e in events][-1]
-        assert isinstance(answer, Answer)
+        answer = await library.aask(body.question, body.history, body.k, body.filters, body.model)
         metrics.observe_answer(answer.model, answer.timings_ms)
         return answer
+
+    events = library.astream_ask(body.question, body.history, body.k, body.filters, body.model)
 
     # Validate and fail before the stream opens, so bad input is still a plain 4xx.
     first = await anext(events)

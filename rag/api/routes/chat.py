@@ -49,10 +49,8 @@ async def chat_completions(body: ChatCompletionRequest, library: LibraryDep, met
     question, history, model = _split(body)
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
-    events = library.astream_ask(question, history, model=model, stream=body.stream)
     if not body.stream:
-        answer = [e async for e in events][-1]
-        assert isinstance(answer, Answer)
+        answer = await library.aask(question, history, model=model)
         metrics.observe_answer(answer.model, answer.timings_ms)
         return {
             "id": completion_id, "object": "chat.completion", "created": created, "model": answer.model,
@@ -62,6 +60,7 @@ async def chat_completions(body: ChatCompletionRequest, library: LibraryDep, met
             **_extras(answer),
         }
 
+    events = library.astream_ask(question, history, model=model)
     first = await anext(events)  # errors before streaming starts stay plain 4xx/5xx
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
