@@ -174,6 +174,136 @@ def delete(doc_id: str, index: IndexOpt = None) -> None:
     out.print(f"deleted {doc_id}")
 
 
+FormatOpt = Annotated[str, typer.Option("--format", help="table, json, jsonl or csv.")]
+ModelOpt = Annotated[str | None, typer.Option(help="litellm model (default: RAG_SENTIMENT__MODEL or the offline "
+                                                   "local/finance-sentiment).")]
+PromptOpt = Annotated[str | None, typer.Option(help="Prompt template, e.g. sentiment.v2 (default: settings).")]
+_EXPORT_FIELDS = ["doc_id", "title", "tickers", "date", "score", "label", "confidence", "model", "local_scorer",
+                  "prompt", "prompt_hash", "scorer_version", "created_at", "job_id", "evidence", "rationale"]
+
+
+def _export(records: list[dict], fmt: str, target: Path | None) -> None:
+    """Write records as json/jsonl/csv to a file (atomically) or stdout."""
+    import csv
+    import io
+
+    if fmt == "json":
+        text = json.dumps(records, indent=2) + "\n"
+    elif fmt == "jsonl":
+        text = "".join(json.dumps(r) + "\n" for r in records)
+    else:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=_EXPORT_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for r in records:
+            writer.writerow({**r, "tickers": ";".join(r["tickers"]),
+                             "evidence": ";".join(f"{c['chunk_id']}[{c['start']}:{c['end']}]" for c in r["evidence"])})
+        text = buffer.getvalue()
+    if target is None:
+        typer.echo(text, nl=False)
+        return
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)
+    err.print(f"wrote {len(records)} records to {target}")
+
+
+@app.command()
+def sentiment(ticker: Annotated[str | None, typer.Argument(help="Ticker to roll up, e.g. CALX.")] = None,
+              doc: Annotated[str | None, typer.Option("--doc", help="One document instead of a ticker.")] = None,
+              history: Annotated[bool, typer.Option("--history", help="Every stored score (all models and "
+                                                    "prompts) instead of the current one.")] = False,
+              model: ModelOpt = None, prompt: PromptOpt = None, fmt: FormatOpt = "table",
+              output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file.")] = None,
+              index: IndexOpt = None) -> None:
+    """Sentiment of a ticker (roll-up of its documents) or of one document; missing scores are computed."""
+    import asyncio
+
+    if (ticker is None) == (doc is None):
+        raise typer.BadParameter("give a TICKER or --doc ID (one of them)")
+    if fmt not in ("table", "json", "jsonl", "csv"):
+        raise typer.BadParameter("--format must be table, json, jsonl or csv")
+    lib = _library(index)
+    with _errors():
+        if history:
+            records = lib.sentiment_history(doc_id=doc, ticker=ticker)
+        elif doc is not None:
+            records = [asyncio.run(lib.adocument_sentiment(doc, model, prompt))]
+        else:
+            if fmt in ("csv", "jsonl"):
+                raise typer.BadParameter("csv/jsonl list stored scores: add --history (or use --format json)")
+            rolled = asyncio.run(lib.aticker_sentiment(ticker or "", model, prompt))
+            if fmt == "json":
+                _export([rolled.model_dump(mode="json")], fmt, output)
+                return
+            out.print(f"[bold]{rolled.ticker}[/bold]  {rolled.score:+.2f}  {rolled.label}  "
+                      f"(confidence {rolled.confidence:.2f}; {rolled.model}, {rolled.prompt} {rolled.prompt_hash})",
+                      highlight=False)
+            for c in rolled.documents:
+                out.print(f"  {c.score:+.2f} {c.label:20} weight {c.weight:.2f}  {c.doc_id}  {c.date or '-'}  "
+                          f"{c.title}", highlight=False)
+            return
+    if fmt != "table":
+        _export([r.model_dump(mode="json") for r in records], fmt, output)
+        return
+    if not records:
+        out.print("no stored scores; run `rag rescore` or `rag sentiment TICKER`")
+    for r in records:
+        out.print(f"{r.created_at}  {r.score:+.2f} {r.label:20} conf {r.confidence:.2f}  {r.doc_id}  {r.model} "
+                  f"{r.prompt} {r.prompt_hash}", highlight=False)
+        if not history:
+            out.print(f"  {r.rationale}", highlight=False)
+            for c in r.evidence:
+                out.print(f"  [{c.n}] {c.doc_id} chars {c.start}-{c.end}: {' '.join(c.quote.split())[:160]}",
+                          highlight=False)
+    if records and records[-1].local_scorer and not history:
+        out.print("[dim](scored by the offline classifier local/finance-sentiment, trained on Financial PhraseBank "
+                  "(non-commercial); not a language model)[/dim]")
+
+
+@app.command()
+def rescore(model: ModelOpt = None, prompt: PromptOpt = None, ticker: TickerOpt = None, doc_type: DocTypeOpt = None,
+            concurrency: Annotated[int | None, typer.Option(min=1, max=256, help="Documents in flight.")] = None,
+            rps: Annotated[float | None, typer.Option("--rps", min=0.001, help="Max model calls per second.")] = None,
+            index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """Score every (matching) document with a model + prompt. Resumable: completed scores are journaled and
+    reused, so a rerun (after a crash, or with nothing changed) only does what is missing. Exits 1 on failures."""
+    import asyncio
+    import time
+
+    from rag.rescore import RescoreRequest
+
+    lib = _library(index)
+    request = RescoreRequest(model=model, prompt=prompt, filters=_filters(ticker, doc_type, None, None),
+                             concurrency=concurrency, requests_per_second=rps)
+    update, stop = _progress("scoring")
+    last_log = [0.0]
+
+    def progress(job) -> None:  # noqa: ANN001  # JobStatus; imported lazily with the library
+        update(job.processed, job.total)
+        if not err.is_terminal and (time.monotonic() - last_log[0] > 5 or job.processed == job.total):
+            last_log[0] = time.monotonic()
+            err.print(f"{job.processed}/{job.total} (scored {job.scored}, cached {job.cached}, failed {job.failed})")
+
+    with _errors():
+        run = lib.prepare_rescore(request)
+        err.print(f"{run.job.id}: {run.job.total} documents, model {run.job.model}, prompt {run.job.prompt} "
+                  f"{run.job.prompt_hash}", highlight=False)
+        try:
+            job = asyncio.run(run.run(progress))
+        finally:
+            stop()
+    if as_json:
+        out.print_json(job.model_dump_json())
+    else:
+        out.print(f"{job.id} {job.status}: {job.scored} scored, {job.cached} cached, {job.failed} failed "
+                  f"of {job.total}", highlight=False)
+    for failure in lib.sentiment_store.get_job(job.id).failures:
+        err.print(f"[red]failed:[/red] {failure['doc_id']}: {failure['error']}", highlight=False)
+    if job.failed:
+        raise typer.Exit(1)
+
+
 @app.command("eval")
 def run_eval(suite: Annotated[str, typer.Option(help="Gold suite: seeds.")] = "seeds",
              model: Annotated[str | None, typer.Option(help="litellm model string (default: settings).")] = None,

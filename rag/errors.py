@@ -41,9 +41,17 @@ class ProviderError(RagError):
     http_status = 502
     exit_code = 5
 
+    def __init__(self, message: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        # Rate limits, timeouts, connection failures and 5xx may succeed later; batch jobs back off and retry.
+        self.retryable = retryable
+
 
 class ProviderTimeoutError(ProviderError):
     http_status = 504
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True)
 
 
 class MalformedOutputError(ProviderError):

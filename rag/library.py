@@ -17,12 +17,15 @@ from rag import llm
 from rag.answer import abstention, answer_messages, check_answer, format_history
 from rag.chunking import chunk_document
 from rag.embedding import Embedder
-from rag.errors import BadInputError, IndexMissingError, RagError
+from rag.errors import BadInputError, IndexMissingError, NotFoundError, RagError
 from rag.index import DocumentUpsert, IndexStore, Snapshot
 from rag.loaders import LoadFailure, iter_files, load_file
 from rag.models import Answer, Chunk, Document, DocumentInfo, Passage, SearchFilters, Turn, sha256_hex
 from rag.prompts import PromptTemplate, load_prompt
+from rag.rescore import RateLimiter, RescoreRequest, RescoreRun, Scorer, new_job
 from rag.retrieve import Mode, retrieve
+from rag.sentiment import DocumentSentiment, TickerSentiment, rollup
+from rag.sentiment_store import JobStatus, SentimentStore
 from rag.settings import Settings
 
 ProgressCallback = Callable[[int, int], None]
@@ -52,6 +55,7 @@ class Library:
         self._snapshot: Snapshot | None = None
         self._snapshot_key: tuple[int, int] | None = None
         self._snapshot_lock = threading.Lock()
+        self._sentiment_store: SentimentStore | None = None
 
     # ---- plumbing -------------------------------------------------------------------------------
     @property
@@ -194,7 +198,6 @@ class Library:
         return retrieve(self.snapshot(), self.embedder, query, self.settings.retrieval, k=k, filters=filters,
                         mode=mode)
 
-
     # ---- answering ------------------------------------------------------------------------------
     def _check_question(self, question: str) -> str:
         question = question.strip()
@@ -208,7 +211,7 @@ class Library:
                  ) -> tuple[str, str, PromptTemplate, list[dict[str, str]] | None]:
         """Checked question, model, answer template, and the rewrite prompt when there is history."""
         question = self._check_question(question)
-        model = model or self.settings.llm.model
+        model = llm.check_model(model or self.settings.llm.model)
         if llm.is_local(model):
             llm.configure_local_provider(self.embedder.embed_batch)
         template = load_prompt(self.settings.prompts_dir, self.settings.llm.answer_prompt)
@@ -281,6 +284,75 @@ class Library:
             raw = await llm.acomplete(messages, self.settings.llm, model)
         timings["llm"] = _ms(started)
         yield check_answer(question, standalone, raw, passages, model, template, timings)
+
+
+    # ---- sentiment ------------------------------------------------------------------------------
+    @property
+    def sentiment_store(self) -> SentimentStore:
+        if self._sentiment_store is None:
+            self._sentiment_store = SentimentStore(Path(self.settings.index_dir) / "sentiment.sqlite")
+        return self._sentiment_store
+
+    def _scorer(self, model: str | None, prompt: str | None) -> Scorer:
+        model = llm.check_model(model or self.settings.sentiment.resolved_model(self.settings.llm.model))
+        if llm.is_local(model):
+            llm.configure_local_provider(self.embedder.embed_batch)
+        template = load_prompt(self.settings.prompts_dir, prompt or self.settings.sentiment.prompt)
+        return Scorer(self.settings, self.sentiment_store, self.snapshot(), model, template)
+
+    def prepare_rescore(self, request: RescoreRequest) -> RescoreRun:
+        """Select the documents and journal a new job; `await run.run()` does the work."""
+        scorer = self._scorer(request.model, request.prompt)
+        docs = scorer.snapshot.list_documents(request.filters)
+        if not docs:
+            raise BadInputError("no documents match the filters")
+        job = new_job(scorer.model, scorer.template, request.filters, len(docs))
+        self.sentiment_store.save_job(job)
+        configured = self.settings.sentiment
+        return RescoreRun(scorer=scorer, docs=docs, job=job, concurrency=request.concurrency or configured.concurrency,
+                          limiter=RateLimiter(request.requests_per_second or configured.requests_per_second))
+
+    async def _scores(self, scorer: Scorer, docs: list[DocumentInfo]) -> list[DocumentSentiment]:
+        """Stored scores, computing (and storing) the missing ones."""
+        limiter = RateLimiter(self.settings.sentiment.requests_per_second)
+        gate = asyncio.Semaphore(self.settings.sentiment.concurrency)
+
+        async def one(info: DocumentInfo) -> DocumentSentiment:
+            found = scorer.cached(info)
+            if found is None:
+                async with gate:
+                    found = await scorer.score(info, limiter)
+                self.sentiment_store.put(found)
+            return found
+
+        return list(await asyncio.gather(*(one(info) for info in docs)))
+
+    async def adocument_sentiment(self, doc_id: str, model: str | None = None,
+                                  prompt: str | None = None) -> DocumentSentiment:
+        """The document's score for this model + prompt, computed on first request and stored."""
+        scorer = self._scorer(model, prompt)
+        docs = scorer.snapshot.list_documents(SearchFilters(doc_ids=[doc_id]))
+        if not docs:
+            raise NotFoundError(f"no document with id {doc_id!r}")
+        return (await self._scores(scorer, docs))[0]
+
+    async def aticker_sentiment(self, ticker: str, model: str | None = None,
+                                prompt: str | None = None) -> TickerSentiment:
+        """Roll-up over the ticker's current documents (each scored on first request)."""
+        ticker = ticker.strip().upper()
+        if not ticker:
+            raise BadInputError("ticker is empty")
+        scorer = self._scorer(model, prompt)
+        docs = scorer.snapshot.list_documents(SearchFilters(tickers=[ticker]))
+        if not docs:
+            raise NotFoundError(f"no documents for ticker {ticker}")
+        return rollup(ticker, await self._scores(scorer, docs), self.settings.sentiment.half_life_days)
+
+    def job(self, job_id: str) -> JobStatus:
+        return self.sentiment_store.get_job(job_id)
+
+    def sentiment_history(self, doc_id: str | None = None, ticker: str | None = None) -> list[DocumentSentiment]:
+        return self.sentiment_store.history(doc_id=doc_id, ticker=ticker)
 
 
 def _ms(started: float) -> float:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.errors import ProviderError, ProviderTimeoutError
+from rag.errors import BadInputError, ProviderError, ProviderTimeoutError
 from rag.settings import LLMSettings
 
 _registered = threading.Lock()
@@ -42,8 +42,18 @@ def configure_local_provider(embed: Callable[[list[str]], np.ndarray]) -> None:
     _provider.embed = embed
 
 
+LOCAL_MODELS = ("local/extractive", "local/finance-sentiment")
+
+
 def is_local(model: str) -> bool:
     return model.startswith("local/")
+
+
+def check_model(model: str) -> str:
+    """Refuse unknown offline model names up front: litellm would report them as (retryable) connection errors."""
+    if is_local(model) and model not in LOCAL_MODELS:
+        raise BadInputError(f"unknown offline model {model!r}; available: {', '.join(LOCAL_MODELS)}")
+    return model
 
 
 def _kwargs(settings: LLMSettings, model: str | None) -> dict[str, Any]:
@@ -65,7 +75,10 @@ def _translate(exc: Exception, model: str) -> ProviderError:
     # litellm messages can carry a whole traceback; the caller gets the first line only.
     message = (getattr(exc, "message", None) or str(exc)).split("\n", 1)[0]
     message = re.sub(r"^(litellm\.\w+:\s*)+", "", message)
-    return ProviderError(f"model {model} failed: {type(exc).__name__}: {message}"[:500])
+    status = getattr(exc, "status_code", None)
+    retryable = isinstance(exc, litellm.APIConnectionError) or (
+        isinstance(status, int) and (status == 429 or status >= 500))
+    return ProviderError(f"model {model} failed: {type(exc).__name__}: {message}"[:500], retryable=retryable)
 
 
 def _content(response: Any) -> str:

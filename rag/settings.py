@@ -68,6 +68,35 @@ class LLMSettings(BaseModel):
     rewrite_prompt: str = Field("rewrite.v1", description="Prompt template for rewriting follow-up questions.")
 
 
+class SentimentSettings(BaseModel):
+    model: str | None = Field(
+        None,
+        description="litellm model for sentiment. Default: the answer model (llm.model); when that is the offline "
+        "local/extractive, the offline classifier local/finance-sentiment (trained on Financial PhraseBank, "
+        "non-commercial).",
+    )
+    prompt: str = Field("sentiment.v1", description="Prompt template (prompts/NAME.md) for document sentiment.")
+    max_passages: int = Field(
+        80, ge=1, description="Longest document sent in one call, in chunks; longer ones are sampled evenly."
+    )
+    concurrency: int = Field(8, ge=1, le=256, description="Documents scored at once by `rag rescore`.")
+    requests_per_second: float | None = Field(None, gt=0, description="Rate limit on model calls (none if unset).")
+    max_attempts: int = Field(5, ge=1, description="Tries per document on rate limits, timeouts and 5xx.")
+    backoff_seconds: float = Field(0.5, ge=0, description="First retry delay; doubles per attempt (with jitter).")
+    max_backoff_seconds: float = Field(30.0, ge=0, description="Upper bound on one retry delay.")
+    malformed_retries: int = Field(
+        2, ge=0, description="Re-asks, with the parse error, when the model's JSON is malformed; then a failure."
+    )
+    half_life_days: float = Field(
+        180.0, gt=0, description="Ticker roll-up: a document this much older than the newest counts half."
+    )
+
+    def resolved_model(self, answer_model: str) -> str:
+        if self.model:
+            return self.model
+        return "local/finance-sentiment" if answer_model == "local/extractive" else answer_model
+
+
 class ServerSettings(BaseModel):
     host: str = Field("127.0.0.1", description="Bind address for `rag serve`.")
     port: int = Field(8000, ge=1, le=65535, description="Port for `rag serve`.")
@@ -88,6 +117,7 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings, description="Chunking.")
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Retrieval.")
     llm: LLMSettings = Field(default_factory=LLMSettings, description="Answer model.")
+    sentiment: SentimentSettings = Field(default_factory=SentimentSettings, description="Sentiment scoring.")
     server: ServerSettings = Field(default_factory=ServerSettings, description="HTTP server.")
 
     def make_embedder(self) -> Embedder:

@@ -3,6 +3,7 @@ uvicorn factory used by `rag serve`."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag import __version__
 from rag.api.metrics import Metrics
-from rag.api.routes import ask, chat, documents, health, search
+from rag.api.routes import ask, chat, documents, health, search, sentiment
 from rag.errors import RagError
 from rag.library import Library
 from rag.settings import Settings
@@ -47,13 +48,18 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
         if library.exists():
             await run_in_threadpool(library.snapshot)
         yield
+        # Running rescore jobs are journaled as interrupted; rerunning the same rescore resumes them.
+        for task in list(app.state.jobs):
+            task.cancel()
+        await asyncio.gather(*app.state.jobs, return_exceptions=True)
 
     app = FastAPI(title="rag", version=__version__, lifespan=lifespan,
                   description="Cited answers, search and documents over financial research. "
                   "Writes need `Authorization: Bearer <key>`.")
     app.state.library = library
     app.state.metrics = Metrics(index_size)
-    for module in (ask, chat, search, documents, health):
+    app.state.jobs = set()
+    for module in (ask, chat, search, documents, sentiment, health):
         app.include_router(module.router)
 
     @app.exception_handler(RagError)

@@ -1,0 +1,146 @@
+"""The offline sentence-level finance sentiment classifier behind `local/finance-sentiment`.
+
+Two logistic-regression heads whose class probabilities are averaged: one on TF-IDF word uni/bigrams (finance
+sentiment is largely lexical: "rose", "fell", "loss narrowed") and one on the bundled MiniLM sentence embedding
+(paraphrases). Both are trained by `eval/train_sentiment_head.py` on the train split of Financial PhraseBank
+(CC BY-NC-SA 3.0), so the weights in rag/data/finance_sentiment_head.json are for NON-COMMERCIAL use only.
+Inference is plain numpy so no training library is needed at run time."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+
+HEAD_PATH = Path(__file__).parent / "data" / "finance_sentiment_head.json"
+CLASSES = ("negative", "neutral", "positive")
+# Same tokens as scikit-learn's TfidfVectorizer(token_pattern=r"(?u)\b\w+\b", lowercase=True).
+_TOKEN = re.compile(r"(?u)\b\w+\b")
+
+
+class LinearHead(BaseModel):
+    coef: list[list[float]]
+    intercept: list[float]
+
+
+class HeadFile(BaseModel):
+    """What the training script writes; `card` holds data source, licence, split and measured scores."""
+
+    classes: list[str]
+    embedding_model: str
+    ngram_max: int
+    vocabulary: dict[str, int]
+    idf: list[float]
+    tfidf_head: LinearHead
+    embedding_head: LinearHead
+    card: dict[str, object]
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class FinanceSentimentClassifier:
+    def __init__(self, head: HeadFile, embed: Callable[[list[str]], np.ndarray]) -> None:
+        if tuple(head.classes) != CLASSES:
+            raise ValueError(f"sentiment head classes {head.classes} != {CLASSES}")
+        self.head = head
+        self.embed = embed
+        self._idf = np.asarray(head.idf, dtype=np.float64)
+        self._w_tfidf = np.asarray(head.tfidf_head.coef, dtype=np.float64).T
+        self._b_tfidf = np.asarray(head.tfidf_head.intercept, dtype=np.float64)
+        self._w_emb = np.asarray(head.embedding_head.coef, dtype=np.float64).T
+        self._b_emb = np.asarray(head.embedding_head.intercept, dtype=np.float64)
+
+    @property
+    def version(self) -> str:
+        return str(self.head.card.get("version", "unknown"))
+
+    def tfidf(self, texts: list[str]) -> np.ndarray:
+        """The TF-IDF matrix scikit-learn would produce (sublinear tf, l2 norm), dense."""
+        out = np.zeros((len(texts), len(self._idf)))
+        vocab = self.head.vocabulary
+        for row, text in enumerate(texts):
+            tokens = _TOKEN.findall(text.lower())
+            grams = Counter(
+                " ".join(tokens[i:i + n]) for n in range(1, self.head.ngram_max + 1) for i in range(len(tokens) - n + 1)
+            )
+            for gram, count in grams.items():
+                col = vocab.get(gram)
+                if col is not None:
+                    out[row, col] = (1.0 + math.log(count)) * self._idf[col]
+            norm = np.linalg.norm(out[row])
+            if norm:
+                out[row] /= norm
+        return out
+
+    def probabilities(self, texts: list[str]) -> np.ndarray:
+        """(n, 3) probabilities for negative, neutral, positive."""
+        if not texts:
+            return np.zeros((0, 3))
+        p_tfidf = _softmax(self.tfidf(texts) @ self._w_tfidf + self._b_tfidf)
+        p_emb = _softmax(np.asarray(self.embed(texts), dtype=np.float64) @ self._w_emb + self._b_emb)
+        return (p_tfidf + p_emb) / 2
+
+
+@lru_cache(maxsize=4)
+def load_head(path: Path = HEAD_PATH) -> HeadFile:
+    return HeadFile.model_validate(json.loads(path.read_text(encoding="utf-8")))
+
+
+def head_hash(path: Path = HEAD_PATH) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def verdict(classifier: FinanceSentimentClassifier, passages: dict[int, str]) -> dict[str, object]:
+    """A document verdict in the sentiment prompt's JSON shape, from sentence-level probabilities.
+
+    score = sum(p_pos - p_neg) / sum(p_pos + p_neg) over the document's sentences: the balance of the opinionated
+    ones, so neutral boilerplate neither dilutes nor moves it. confidence grows with the amount of opinion found and
+    the classifier's certainty. Sentences repeated by chunk overlap are counted once."""
+    from rag.chunking import split_sentences
+
+    owners: list[int] = []
+    sentences: list[str] = []
+    seen: set[str] = set()
+    for n, text in sorted(passages.items()):
+        for start, end in split_sentences(text):
+            sentence = text[start:end]
+            if len(sentence) >= 12 and sentence not in seen:
+                seen.add(sentence)
+                sentences.append(sentence)
+                owners.append(n)
+    if not sentences:
+        return {"score": 0.0, "confidence": 0.0, "evidence": sorted(passages)[:1],
+                "rationale": "no sentences to classify"}
+    probs = classifier.probabilities(sentences)
+    polarity = probs[:, 2] - probs[:, 0]
+    opinion = float((probs[:, 0] + probs[:, 2]).sum())
+    score = float(polarity.sum() / opinion) if opinion > 1e-9 else 0.0
+    confidence = (1.0 - math.exp(-opinion / 4.0)) * float(probs.max(axis=1).mean())
+
+    by_passage: dict[int, float] = {}
+    for owner, value in zip(owners, polarity, strict=True):
+        by_passage[owner] = by_passage.get(owner, 0.0) + float(value)
+    sign = 1.0 if score >= 0 else -1.0
+    ranked = sorted(by_passage, key=lambda n: -by_passage[n] * sign)
+    supporting = [n for n in ranked if by_passage[n] * sign > 0][:5]
+    # Three passages at least, when the document has them: padded with the strongest of either direction.
+    padding = [n for n in sorted(by_passage, key=lambda n: -abs(by_passage[n])) if n not in supporting]
+    evidence = (supporting + padding)[:max(3, len(supporting))]
+    labels = probs.argmax(axis=1)
+    strongest = sentences[int(np.argmax(polarity * sign))]
+    rationale = (f"{int((labels == 2).sum())} of {len(sentences)} sentences read positive and "
+                 f"{int((labels == 0).sum())} negative to the offline classifier; strongest: \"{strongest[:160]}\"")
+    return {"score": round(score, 4), "confidence": round(confidence, 4), "evidence": evidence,
+            "rationale": rationale}

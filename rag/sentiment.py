@@ -1,0 +1,233 @@
+"""Document and ticker sentiment: prompt assembly, validation of the model's JSON, label bands, and the
+recency/relevance-weighted ticker roll-up. Any litellm model can score; the offline default is
+`local/finance-sentiment` (rag.finance_sentiment), a classifier, not a generative model."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import math
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from rag import llm
+from rag.answer import format_passages
+from rag.errors import MalformedOutputError, ProviderError
+from rag.models import Chunk, Citation, Document, Passage
+from rag.prompts import PromptTemplate
+from rag.settings import LLMSettings, SentimentSettings
+
+# Bumped when the way model output becomes a stored score changes; part of the cache key.
+SCORER_VERSION = "1"
+
+# (exclusive upper bound, label); scores of 0.75 and above are "very positive". Symmetric around 0; the seed
+# research note calls 0.62 "moderately positive", which these bands agree with.
+BANDS: list[tuple[float, str]] = [
+    (-0.75, "very negative"),
+    (-0.35, "moderately negative"),
+    (-0.10, "slightly negative"),
+    (0.10, "neutral"),
+    (0.35, "slightly positive"),
+    (0.75, "moderately positive"),
+]
+
+
+def label_for(score: float) -> str:
+    return next((label for bound, label in BANDS if score < bound), "very positive")
+
+
+class ModelVerdict(BaseModel):
+    """What the sentiment prompt asks the model to return."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    score: float = Field(ge=-1, le=1)
+    confidence: float = Field(ge=0, le=1)
+    evidence: list[int] = Field(min_length=1)
+    rationale: str = Field("", max_length=2000)
+
+
+class DocumentSentiment(BaseModel):
+    """One stored score of one version of one document by one model + prompt."""
+
+    doc_id: str
+    title: str
+    tickers: list[str]
+    date: str | None
+    content_hash: str
+    score: float
+    label: str
+    confidence: float
+    evidence: list[Citation] = Field(description="The passages that drove the score.")
+    rationale: str
+    model: str
+    local_scorer: bool = Field(description="True when scored by rag's offline classifier, not a language model.")
+    prompt: str
+    prompt_hash: str
+    scorer_version: str
+    created_at: str
+    job_id: str | None = None
+
+
+class Contribution(BaseModel):
+    doc_id: str
+    title: str
+    date: str | None
+    score: float
+    label: str
+    confidence: float
+    weight: float = Field(description="Share of the roll-up (recency x relevance), summing to 1.")
+
+
+class TickerSentiment(BaseModel):
+    ticker: str
+    score: float
+    label: str
+    confidence: float
+    documents: list[Contribution]
+    model: str
+    prompt: str
+    prompt_hash: str
+    method: str = Field(
+        "weighted mean of document scores; weight = recency (half-life from the newest document) x confidence "
+        "x focus (1 / number of tickers the document covers)"
+    )
+
+
+def scorer_version(model: str) -> str:
+    if model == "local/finance-sentiment":
+        from rag.finance_sentiment import head_hash, load_head
+
+        return f"{SCORER_VERSION}+{load_head().card.get('version')}:{head_hash()}"
+    return SCORER_VERSION
+
+
+def document_passages(doc: Document, chunks: list[Chunk], max_passages: int) -> list[Passage]:
+    """The document's chunks as numbered passages; a long document is sampled evenly to `max_passages`."""
+    if len(chunks) > max_passages:
+        step = len(chunks) / max_passages
+        chunks = [chunks[int(i * step)] for i in range(max_passages)]
+    return [
+        Passage(chunk_id=c.id, doc_id=doc.id, title=doc.title, text=c.text, start=c.start, end=c.end, page=c.page,
+                source_url=doc.source_url, tickers=doc.tickers, doc_type=doc.doc_type, date=doc.date, score=0.0)
+        for c in chunks
+    ]
+
+
+def sentiment_messages(template: PromptTemplate, doc: Document, passages: list[Passage]) -> list[dict[str, str]]:
+    return template.messages(
+        doc_id=html.escape(doc.id), title=html.escape(doc.title), tickers=html.escape(",".join(doc.tickers)),
+        date=doc.date.isoformat() if doc.date else "", passages=format_passages(passages),
+    )
+
+
+_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+
+
+def parse_verdict(raw: str, n_passages: int) -> ModelVerdict:
+    """The model's JSON (code fences and surrounding prose tolerated); evidence outside 1..n is dropped."""
+    match = _JSON_OBJECT.search(raw)
+    if not match:
+        raise MalformedOutputError(f"no JSON object in the model output: {raw[:200]!r}")
+    try:
+        verdict = ModelVerdict.model_validate(json.loads(match.group(0)))
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise MalformedOutputError(f"model output is not a valid verdict: {str(exc).splitlines()[0]}") from exc
+    evidence = list(dict.fromkeys(n for n in verdict.evidence if 1 <= n <= n_passages))
+    if not evidence:
+        raise MalformedOutputError(f"evidence {verdict.evidence} names none of passages 1..{n_passages}")
+    return verdict.model_copy(update={"evidence": evidence[:5]})
+
+
+def _repair_messages(messages: list[dict[str, str]], raw: str, error: str) -> list[dict[str, str]]:
+    return [*messages, {"role": "assistant", "content": raw},
+            {"role": "user", "content": f"That reply was not usable ({error}). Reply with the JSON object only."}]
+
+
+async def score_document(doc: Document, chunks: list[Chunk], template: PromptTemplate, model: str,
+                         llm_settings: LLMSettings, settings: SentimentSettings,
+                         before_call: Callable[[], Awaitable[None]] | None = None,
+                         job_id: str | None = None) -> DocumentSentiment:
+    """Score one document. Transient provider errors are retried with exponential backoff; malformed output is
+    re-asked up to `malformed_retries` times and then raised, never turned into a made-up score."""
+    passages = document_passages(doc, chunks, settings.max_passages)
+    if not passages:
+        raise MalformedOutputError(f"document {doc.id} has no text to score")
+    messages = sentiment_messages(template, doc, passages)
+    call_settings = llm_settings.model_copy(update={"num_retries": 0})  # retries are ours, with backoff
+
+    async def call(msgs: list[dict[str, str]]) -> str:
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(settings.max_attempts),
+            wait=wait_exponential_jitter(initial=settings.backoff_seconds, max=settings.max_backoff_seconds),
+            retry=retry_if_exception(lambda e: isinstance(e, ProviderError) and e.retryable),
+            reraise=True,
+        ):
+            with attempt:
+                if before_call:
+                    await before_call()
+                return await llm.acomplete(msgs, call_settings, model)
+        raise AssertionError("unreachable: AsyncRetrying reraises")
+
+    raw = await call(messages)
+    for attempt in range(settings.malformed_retries + 1):
+        try:
+            verdict = parse_verdict(raw, len(passages))
+            break
+        except MalformedOutputError as exc:
+            if attempt == settings.malformed_retries:
+                raise MalformedOutputError(
+                    f"{exc} (after {settings.malformed_retries + 1} tries)") from exc
+            messages = _repair_messages(messages, raw, str(exc))
+            raw = await call(messages)
+    evidence = [
+        Citation(n=n, chunk_id=p.chunk_id, doc_id=p.doc_id, title=p.title, start=p.start, end=p.end, page=p.page,
+                 source_url=p.source_url, quote=p.text)
+        for n in verdict.evidence
+        for p in [passages[n - 1]]
+    ]
+    return DocumentSentiment(
+        doc_id=doc.id, title=doc.title, tickers=doc.tickers, date=doc.date.isoformat() if doc.date else None,
+        content_hash=doc.content_hash, score=round(verdict.score, 4), label=label_for(verdict.score),
+        confidence=round(verdict.confidence, 4), evidence=evidence, rationale=verdict.rationale, model=model,
+        local_scorer=llm.is_local(model), prompt=template.name, prompt_hash=template.hash,
+        scorer_version=await asyncio.to_thread(scorer_version, model),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"), job_id=job_id,
+    )
+
+
+def rollup(ticker: str, scores: list[DocumentSentiment], half_life_days: float) -> TickerSentiment:
+    """Weighted mean of the latest score of each document covering `ticker` (see TickerSentiment.method).
+    Undated documents count as old as the oldest dated one."""
+    if not scores:
+        raise ValueError("no document scores to roll up")
+    dates = [datetime.fromisoformat(s.date) for s in scores if s.date]
+    newest = max(dates, default=None)
+    oldest_age = (newest - min(dates)).days if newest and dates else 0
+
+    def weight(s: DocumentSentiment) -> float:
+        age = (newest - datetime.fromisoformat(s.date)).days if newest and s.date else oldest_age
+        recency = math.pow(0.5, age / half_life_days)
+        focus = 1.0 / max(1, len(s.tickers))
+        # A zero-confidence score still counts a little, so a ticker whose documents are all unclear gets a score.
+        return recency * max(s.confidence, 0.05) * focus
+
+    raw_weights = [weight(s) for s in scores]
+    total = sum(raw_weights)
+    shares = [w / total for w in raw_weights]
+    score = sum(w * s.score for w, s in zip(shares, scores, strict=True))
+    confidence = sum(w * s.confidence for w, s in zip(shares, scores, strict=True))
+    first = scores[0]
+    contributions = sorted(
+        (Contribution(doc_id=s.doc_id, title=s.title, date=s.date, score=s.score, label=s.label,
+                      confidence=s.confidence, weight=round(w, 4)) for w, s in zip(shares, scores, strict=True)),
+        key=lambda c: -c.weight,
+    )
+    return TickerSentiment(ticker=ticker, score=round(score, 4), label=label_for(score),
+                           confidence=round(confidence, 4), documents=contributions, model=first.model,
+                           prompt=first.prompt, prompt_hash=first.prompt_hash)
