@@ -25,7 +25,7 @@ test: install
 	$(VENV)/bin/python -m pytest -q
 
 eval: install
-	$(VENV)/bin/rag eval --suite seeds --out report
+	$(VENV)/bin/rag eval --suite all --out report
 
 lint: install
 	$(VENV)/bin/ruff check rag tests bench

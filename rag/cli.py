@@ -305,42 +305,43 @@ def rescore(model: ModelOpt = None, prompt: PromptOpt = None, ticker: TickerOpt 
 
 
 @app.command("eval")
-def run_eval(suite: Annotated[str, typer.Option(help="Gold suite: seeds.")] = "seeds",
+def run_eval(suite: Annotated[str, typer.Option(help="seeds, phrasebank, financebench or all.")] = "all",
              model: Annotated[str | None, typer.Option(help="litellm model string (default: settings).")] = None,
-             out: Annotated[Path, typer.Option(help="Folder for report.json and report.md.")] = Path("report"),
+             out: Annotated[Path, typer.Option(help="Folder for the reports.")] = Path("report"),
              thresholds: Annotated[Path, typer.Option(help="Thresholds YAML.")] = (
                  PROJECT_ROOT / "eval" / "thresholds.yaml"),
+             readme: Annotated[Path | None, typer.Option(help="Also write the results table into this README "
+                                                          "(between its eval markers).")] = None,
              index: IndexOpt = None) -> None:
-    """Run an eval suite; exits 1 when any metric is below its threshold."""
-    import tempfile
-
+    """Run eval suites: OUT/SUITE/report.{json,md} per suite, OUT/report.{json,md} over all. Exits 1 when any
+    metric is outside its bound in the thresholds file."""
     from rag.evaluation import report as reporting
-    from rag.evaluation import seeds
-    from rag.evaluation.gold import load_suite
+    from rag.evaluation.runner import SUITES, run_suite
 
-    if suite != "seeds":
-        raise typer.BadParameter(f"unknown suite {suite!r}; available: seeds")
-    gold = load_suite(PROJECT_ROOT / "eval" / "gold" / f"{suite}.yaml")
-    with _errors(), tempfile.TemporaryDirectory() as tmp:
-        lib = _library(index or Path(tmp) / "index")
-        if index is None:
-            ingest_report = lib.add_paths([PROJECT_ROOT / gold.documents])
-            if not ingest_report.ok:
-                raise typer.Exit(1)
-        result = seeds.run(lib, gold, model=model)
-    result["model"] = model or lib.settings.llm.model
-    bounds = reporting.load_thresholds(thresholds, suite)
-    failures = reporting.check_thresholds(result["metrics"], bounds)
-    md = reporting.markdown(result, bounds, failures)
-    reporting.write(out, result, md)
-    out_console = Console(soft_wrap=False)
-    for name, value in result["metrics"].items():
-        out_console.print(f"{name:32} {value:.3f}" if isinstance(value, float) else f"{name:32} {value}")
-    out.mkdir(parents=True, exist_ok=True)
-    out_console.print(f"report: {out / 'report.md'}")
+    names = list(SUITES) if suite == "all" else [suite]
+    bounds = reporting.load_thresholds(thresholds)
+    reports, failures = [], []
+    with _errors():
+        for name in names:
+            err.print(f"[bold]{name}[/bold] ...")
+            result = run_suite(name, _library(None).settings, model=model, index=index)
+            suite_failures = reporting.check_thresholds(result["metrics"], bounds.get(name, {}))
+            reporting.write(out / name, result, reporting.markdown(result, bounds.get(name, {}), suite_failures))
+            reports.append(result)
+            failures += [f"{name}: {f}" for f in suite_failures]
+            for metric, value in result["metrics"].items():
+                out_line = f"{value:.3f}" if isinstance(value, float) else str(value)
+                typer.echo(f"  {name:12} {metric:34} {out_line}")
+    table = reporting.summary_table(reports, bounds)
+    gate = "PASS" if not failures else "FAIL:\n" + "\n".join(f"- {f}" for f in failures)
+    reporting.write(out, {"suites": {r["suite"]: {"model": r["model"], "metrics": r["metrics"]} for r in reports},
+                          "failures": failures}, f"# Eval summary\n\n{table}\n## Gate\n\n{gate}\n")
+    if readme is not None:
+        reporting.update_readme(readme, table)
+    typer.echo(f"report: {out / 'report.md'}")
+    for failure in failures:
+        err.print(f"[red]below threshold:[/red] {failure}", highlight=False)
     if failures:
-        for failure in failures:
-            err.print(f"[red]below threshold:[/red] {failure}", highlight=False)
         raise typer.Exit(1)
 
 

@@ -24,6 +24,8 @@ HEAD_PATH = Path(__file__).parent / "data" / "finance_sentiment_head.json"
 CLASSES = ("negative", "neutral", "positive")
 # Same tokens as scikit-learn's TfidfVectorizer(token_pattern=r"(?u)\b\w+\b", lowercase=True).
 _TOKEN = re.compile(r"(?u)\b\w+\b")
+# Pseudo-count of one neutral-leaning sentence in the document score (see `verdict`).
+NEUTRAL_PRIOR = 1.0
 
 
 class LinearHead(BaseModel):
@@ -105,9 +107,10 @@ def head_hash(path: Path = HEAD_PATH) -> str:
 def verdict(classifier: FinanceSentimentClassifier, passages: dict[int, str]) -> dict[str, object]:
     """A document verdict in the sentiment prompt's JSON shape, from sentence-level probabilities.
 
-    score = sum(p_pos - p_neg) / sum(p_pos + p_neg) over the document's sentences: the balance of the opinionated
-    ones, so neutral boilerplate neither dilutes nor moves it. confidence grows with the amount of opinion found and
-    the classifier's certainty. Sentences repeated by chunk overlap are counted once."""
+    score = sum(p_pos - p_neg) / (sum(p_pos + p_neg) + NEUTRAL_PRIOR) over the document's sentences: the balance
+    of the opinionated ones, so neutral boilerplate neither dilutes nor moves it, shrunk toward 0 when there is
+    little opinion at all (one leaning sentence is not a "moderately positive" document). confidence grows with
+    the amount of opinion found and the classifier's certainty. Sentences repeated by chunk overlap count once."""
     from rag.chunking import split_sentences
 
     owners: list[int] = []
@@ -126,7 +129,7 @@ def verdict(classifier: FinanceSentimentClassifier, passages: dict[int, str]) ->
     probs = classifier.probabilities(sentences)
     polarity = probs[:, 2] - probs[:, 0]
     opinion = float((probs[:, 0] + probs[:, 2]).sum())
-    score = float(polarity.sum() / opinion) if opinion > 1e-9 else 0.0
+    score = float(polarity.sum() / (opinion + NEUTRAL_PRIOR))
     confidence = (1.0 - math.exp(-opinion / 4.0)) * float(probs.max(axis=1).mean())
 
     by_passage: dict[int, float] = {}

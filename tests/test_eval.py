@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from rag.evaluation import financebench, phrasebank
 from rag.evaluation.gold import GoldItem, load_suite
 from rag.evaluation.report import check_thresholds
 from rag.evaluation.seeds import run
@@ -55,8 +56,46 @@ def test_seed_suite_on_a_small_subset(seeded: Library) -> None:
 def test_rag_eval_fails_when_a_threshold_is_not_met(tmp_path: Path) -> None:
     strict = tmp_path / "thresholds.yaml"
     strict.write_text("seeds:\n  fact_accuracy: {min: 1.01}\n")
-    res = subprocess.run([sys.executable, "-m", "rag", "eval", "--out", str(tmp_path / "r"),
+    res = subprocess.run([sys.executable, "-m", "rag", "eval", "--suite", "seeds", "--out", str(tmp_path / "r"),
                           "--thresholds", str(strict)], capture_output=True, text=True, env=os.environ.copy())
     assert res.returncode == 1 and "fact_accuracy" in res.stderr
-    report = json.loads((tmp_path / "r" / "report.json").read_text())
-    assert report["questions"] >= 40 and "FAIL" in (tmp_path / "r" / "report.md").read_text()
+    report = json.loads((tmp_path / "r" / "seeds" / "report.json").read_text())
+    assert report["questions"] >= 40 and "FAIL" in (tmp_path / "r" / "seeds" / "report.md").read_text()
+    assert json.loads((tmp_path / "r" / "report.json").read_text())["failures"]
+    assert "sentiment-000_1f0b45879ee6eeb9" in {r["id"] for r in report["results"]}
+
+
+def test_unknown_suite_is_a_usage_error(tmp_path: Path) -> None:
+    res = subprocess.run([sys.executable, "-m", "rag", "eval", "--suite", "nope", "--out", str(tmp_path)],
+                         capture_output=True, text=True, env=os.environ.copy())
+    assert res.returncode == 2 and "available: seeds, phrasebank, financebench" in res.stderr
+
+
+def test_phrasebank_split_is_deterministic_and_disjoint() -> None:
+    rows = phrasebank.load()
+    assert len(rows) > 4800 and sum(r.all_agree for r in rows) > 2200
+    by_split = {s: {r.text for r in rows if r.split == s} for s in ("train", "dev", "test")}
+    assert not (by_split["train"] & by_split["test"]) and not (by_split["dev"] & by_split["test"])
+    assert 0.15 < len(by_split["test"]) / len(rows) < 0.25
+    assert all(phrasebank.split_of(r.text) == r.split for r in rows[:50])
+    assert phrasebank.macro_f1(["positive", "negative"], ["positive", "neutral"]) == pytest.approx(1 / 3)
+
+
+def test_financebench_loads_pages_and_matches_figures() -> None:
+    pages, questions = financebench.load()
+    assert len(questions) == 150 and len(pages) == 168
+    assert all(set(q.pages) <= {p.id for p in pages} for q in questions)
+    assert financebench.figure_match("$1577.00", "Capital expenditure was $1,577 million [1].")
+    assert financebench.figure_match("$1577.00", "It was 1,600 [1].") is False
+    assert financebench.figure_match("No, it is not capital-intensive.", "anything") is None
+
+
+def test_financebench_suite_on_a_small_subset(empty_library: Library) -> None:
+    pages, questions = financebench.load()
+    subset = questions[:4]
+    wanted = {pid for q in subset for pid in q.pages}
+    assert empty_library.add_documents([p for p in pages if p.id in wanted]).ok
+    report = financebench.run(empty_library, subset)
+    assert report["questions"] == 4 and set(report["retrieval"]) == {"bm25", "dense", "hybrid"}
+    # With only the gold pages indexed, every question finds one of its pages.
+    assert report["metrics"]["retrieval_hybrid_recall@5"] == 1.0

@@ -31,6 +31,15 @@ class GoldItem(BaseModel):
         return [bool(re.search(f, text, re.IGNORECASE)) for f in self.facts]
 
 
+class SentimentGold(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    doc: str
+    score: float = Field(ge=-1, le=1)
+    label: str
+    source: str = Field(description="Where the gold value comes from.")
+
+
 class GoldSuite(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -38,6 +47,7 @@ class GoldSuite(BaseModel):
     documents: str
     note: str | None = None
     items: list[GoldItem]
+    sentiment: list[SentimentGold] = Field(default_factory=list)
 
 
 def load_suite(path: Path) -> GoldSuite:

@@ -6,12 +6,20 @@ offline sentiment head is trained on `train`, its regularisation picked on `dev`
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from rag import llm
+from rag.finance_sentiment import FinanceSentimentClassifier, load_head
+from rag.library import Library
+from rag.models import Chunk, Document
+from rag.prompts import load_prompt
+from rag.sentiment import score_document
 from rag.settings import PROJECT_ROOT
 
 DATA_DIR = PROJECT_ROOT / "eval" / "data" / "financial_phrasebank"
@@ -52,3 +60,65 @@ def load(data_dir: Path = DATA_DIR) -> list[LabelledSentence]:
         for text, found in labels.items()
         if len(found) == 1
     ]
+
+
+def macro_f1(gold: list[str], predicted: list[str]) -> float:
+    scores = []
+    for label in LABELS:
+        tp = sum(g == p == label for g, p in zip(gold, predicted, strict=True))
+        fp = sum(p == label != g for g, p in zip(gold, predicted, strict=True))
+        fn = sum(g == label != p for g, p in zip(gold, predicted, strict=True))
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return sum(scores) / len(scores)
+
+
+def band(score: float) -> str:
+    """Three classes from a document score: the 'neutral' band of rag.sentiment.BANDS."""
+    return "positive" if score >= 0.10 else "negative" if score < -0.10 else "neutral"
+
+
+async def _model_labels(lib: Library, model: str, texts: list[str]) -> list[str]:
+    """Each sentence as a one-passage document through the sentiment prompt (any litellm model)."""
+    template = load_prompt(lib.settings.prompts_dir, lib.settings.sentiment.prompt)
+    gate = asyncio.Semaphore(lib.settings.sentiment.concurrency)
+
+    async def one(i: int, text: str) -> str:
+        doc = Document(id=f"phrasebank-{i}", text=text, title="news sentence")
+        chunk = Chunk(id=f"phrasebank-{i}-0", doc_id=doc.id, ordinal=0, start=0, end=len(text), text=text)
+        async with gate:
+            scored = await score_document(doc, [chunk], template, model, lib.settings.llm, lib.settings.sentiment)
+        return band(scored.score)
+
+    return list(await asyncio.gather(*(one(i, t) for i, t in enumerate(texts))))
+
+
+def run(lib: Library, model: str | None = None, split: Split = "test") -> dict[str, Any]:
+    """Accuracy and macro-F1 on the held-out split, overall and on the all-annotators-agree subset. The offline
+    default is measured at sentence level (argmax of its classifier); other models through the sentiment prompt."""
+    rows = [r for r in load() if r.split == split]
+    texts = [r.text for r in rows]
+    model = llm.check_model(lib.settings.sentiment.resolved_model(model or lib.settings.llm.model))
+    started = time.perf_counter()
+    if model == "local/finance-sentiment":
+        probs = FinanceSentimentClassifier(load_head(), lib.embedder.embed_batch).probabilities(texts)
+        predicted = [LABELS[i] for i in probs.argmax(axis=1)]
+    else:
+        predicted = asyncio.run(_model_labels(lib, model, texts))
+    ms_per_sentence = (time.perf_counter() - started) * 1000 / len(rows)
+    gold = [r.label for r in rows]
+    agree = [i for i, r in enumerate(rows) if r.all_agree]
+
+    def accuracy(idx: list[int]) -> float:
+        return sum(gold[i] == predicted[i] for i in idx) / len(idx)
+
+    metrics = {
+        "accuracy": accuracy(list(range(len(rows)))), "macro_f1": macro_f1(gold, predicted),
+        "all_agree_accuracy": accuracy(agree),
+        "all_agree_macro_f1": macro_f1([gold[i] for i in agree], [predicted[i] for i in agree]),
+        "sentences": len(rows), "latency_ms_per_sentence": round(ms_per_sentence, 2),
+    }
+    results = [{"id": f"{split}-{i}", "question": r.text, "ok": r.label == p, "should_abstain": False,
+                "abstained": False, "expected": r.label, "answer": p} for i, (r, p) in enumerate(zip(rows, predicted,
+                                                                                                     strict=True))]
+    return {"suite": "phrasebank", "questions": len(rows), "metrics": metrics, "results": results,
+            "model": model}

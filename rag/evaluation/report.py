@@ -24,31 +24,61 @@ def check_thresholds(metrics: dict[str, float], thresholds: dict[str, dict[str, 
     return failures
 
 
-def load_thresholds(path: Path, suite: str) -> dict[str, dict[str, float]]:
-    data = yaml.safe_load(Path(path).read_text("utf-8")) or {}
-    return data.get(suite, {})
+def load_thresholds(path: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """Per suite: metric -> {min: x} and/or {max: y}."""
+    return yaml.safe_load(Path(path).read_text("utf-8")) or {}
+
+
+def _metric_rows(metrics: dict[str, Any], thresholds: dict[str, dict[str, float]]) -> list[tuple[str, str, str]]:
+    rows = []
+    for name, value in metrics.items():
+        bound = thresholds.get(name, {})
+        limit = f">= {bound['min']}" if "min" in bound else (f"<= {bound['max']}" if "max" in bound else "")
+        rows.append((name, f"{value:.3f}" if isinstance(value, float) else str(value), limit))
+    return rows
 
 
 def markdown(report: dict[str, Any], thresholds: dict[str, dict[str, float]], failures: list[str]) -> str:
-    lines = [f"# Eval report: {report['suite']} ({report['questions']} questions, model {report['model']})", "",
+    lines = [f"# Eval report: {report['suite']} ({report['questions']} items, model {report['model']})", "",
              "| metric | value | threshold |", "|---|---|---|"]
-    for name, value in report["metrics"].items():
-        bound = thresholds.get(name, {})
-        limit = f">= {bound['min']}" if "min" in bound else (f"<= {bound['max']}" if "max" in bound else "")
-        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
-        lines.append(f"| {name} | {shown} | {limit} |")
-    lines += ["", "## Retrieval baselines", "", "| mode | " + " | ".join(next(iter(report["retrieval"].values())))
-              + " |", "|---|---|---|"]
-    for mode, values in report["retrieval"].items():
-        lines.append(f"| {mode} | " + " | ".join(f"{v:.3f}" for v in values.values()) + " |")
+    lines += [f"| {name} | {value} | {limit} |" for name, value, limit in _metric_rows(report["metrics"], thresholds)]
+    if report.get("retrieval"):
+        columns = list(next(iter(report["retrieval"].values())))
+        lines += ["", "## Retrieval baselines", "", "| mode | " + " | ".join(columns) + " |",
+                  "|---" * (len(columns) + 1) + "|"]
+        for mode, values in report["retrieval"].items():
+            lines.append(f"| {mode} | " + " | ".join(f"{v:.3f}" for v in values.values()) + " |")
     failed = [r for r in report["results"] if not r["ok"]]
-    lines += ["", f"## Failed questions ({len(failed)})", ""]
-    for r in failed:
-        lines.append(f"- **{r['id']}** {r['question']}\n  - expected: "
-                     f"{'abstain' if r['should_abstain'] else ', '.join(r.get('facts', {}))}\n"
+    lines += ["", f"## Failed items ({len(failed)}{', first 50 shown' if len(failed) > 50 else ''})", ""]
+    for r in failed[:50]:
+        expected = r.get("expected") or ("abstain" if r["should_abstain"] else ", ".join(r.get("facts", {})))
+        lines.append(f"- **{r['id']}** {r['question'][:300]}\n  - expected: {expected}\n"
                      f"  - answer: {r['answer'][:400]}\n  - citations: {r.get('citations', [])}")
     lines += ["", "## Gate", "", "PASS" if not failures else "FAIL:\n" + "\n".join(f"- {f}" for f in failures)]
     return "\n".join(lines) + "\n"
+
+
+def summary_table(reports: list[dict[str, Any]], thresholds: dict[str, dict[str, dict[str, float]]]) -> str:
+    """One Markdown table over every suite (README and report.md)."""
+    lines = ["| suite | metric | value | gate |", "|---|---|---|---|"]
+    for report in reports:
+        for name, value, limit in _metric_rows(report["metrics"], thresholds.get(report["suite"], {})):
+            lines.append(f"| {report['suite']} | {name} | {value} | {limit} |")
+    models = ", ".join(sorted({f"{r['suite']}: {r['model']}" for r in reports}))
+    return "\n".join(lines) + f"\n\nModels: {models}.\n"
+
+
+def update_readme(readme: Path, table: str) -> None:
+    """Replace the text between the eval markers of the README."""
+    text = readme.read_text(encoding="utf-8")
+    start, end = "<!-- eval:start -->", "<!-- eval:end -->"
+    if start not in text or end not in text:
+        raise ValueError(f"{readme} has no {start} ... {end} markers")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    tmp = readme.with_name(f".{readme.name}.tmp")
+    tmp.write_text(f"{head}{start}\n{table}{end}{tail}", encoding="utf-8")
+    os.replace(tmp, readme)
 
 
 def write(out_dir: Path, report: dict[str, Any], md: str) -> None:

@@ -3,31 +3,15 @@ citation precision, grounding, abstention) and latency, all through the public L
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from typing import Any
 
 from rag.evaluation.gold import GoldItem, GoldSuite
+from rag.evaluation.metrics import flatten, retrieval_metrics
 from rag.library import Library
-from rag.models import Answer, Passage
-
-
-def _rank_of_evidence(passages: list[Passage], item: GoldItem) -> int | None:
-    for rank, p in enumerate(passages, start=1):
-        if p.doc_id == item.doc and item.evidence and item.evidence in p.text:
-            return rank
-    return None
-
-
-def retrieval_metrics(lib: Library, items: list[GoldItem], k: int) -> dict[str, dict[str, float]]:
-    rows: dict[str, dict[str, float]] = {}
-    for mode in ("bm25", "dense", "hybrid"):
-        ranks = [_rank_of_evidence(lib.search(i.question, k=k, mode=mode), i) for i in items]  # type: ignore[arg-type]
-        rows[mode] = {
-            f"recall@{k}": sum(r is not None for r in ranks) / len(ranks),
-            "mrr": sum(1 / r for r in ranks if r) / len(ranks),
-        }
-    return rows
+from rag.models import Answer
 
 
 def _judge(item: GoldItem, answer: Answer) -> dict[str, Any]:
@@ -47,6 +31,23 @@ def _judge(item: GoldItem, answer: Answer) -> dict[str, Any]:
                       for c, s in zip(answer.citations, precise, strict=True)],
         "ungrounded_numbers": answer.ungrounded_numbers, "answer": answer.answer,
     }
+
+
+def sentiment_metrics(lib: Library, suite: GoldSuite, model: str | None) -> tuple[dict[str, float], list[dict]]:
+    """Absolute error and label agreement against the documents' own stated sentiment."""
+    sentiment_model = lib.settings.sentiment.resolved_model(model or lib.settings.llm.model)
+    results = []
+    for gold in suite.sentiment:
+        scored = asyncio.run(lib.adocument_sentiment(gold.doc, model=sentiment_model))
+        results.append({"id": f"sentiment-{gold.doc}", "question": f"sentiment of {gold.doc}",
+                        "should_abstain": False, "abstained": False, "ok": scored.label == gold.label,
+                        "expected": {"score": gold.score, "label": gold.label},
+                        "answer": f"{scored.score:+.3f} {scored.label} (confidence {scored.confidence:.2f}, "
+                                  f"{scored.model})", "abs_error": round(abs(scored.score - gold.score), 4)})
+    if not results:
+        return {}, []
+    return {"sentiment_mae": round(statistics.mean(r["abs_error"] for r in results), 4),
+            "sentiment_label_accuracy": sum(r["ok"] for r in results) / len(results)}, results
 
 
 def run(lib: Library, suite: GoldSuite, k: int = 5, model: str | None = None) -> dict[str, Any]:
@@ -74,9 +75,11 @@ def run(lib: Library, suite: GoldSuite, k: int = 5, model: str | None = None) ->
         "latency_ms_p50": round(statistics.median(latencies), 1),
         "latency_ms_p95": round(sorted(latencies)[max(0, int(len(latencies) * 0.95) - 1)], 1),
     }
-    retrieval = retrieval_metrics(lib, answerable, k)
-    for mode, values in retrieval.items():
-        for name, value in values.items():
-            metrics[f"retrieval_{mode}_{name}"] = value
+    retrieval = retrieval_metrics(lib, [
+        (i.question, lambda p, i=i: p.doc_id == i.doc and bool(i.evidence) and i.evidence in p.text)
+        for i in answerable], k)
+    metrics.update(flatten(retrieval))
+    sentiment, sentiment_results = sentiment_metrics(lib, suite, model)
+    metrics.update(sentiment)
     return {"suite": suite.suite, "questions": len(suite.items), "metrics": metrics, "retrieval": retrieval,
-            "results": results}
+            "results": results + sentiment_results}
