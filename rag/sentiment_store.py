@@ -148,9 +148,6 @@ class SentimentStore:
             rows = self._rows("SELECT record FROM scores ORDER BY id")
         return [DocumentSentiment.model_validate_json(r[0]) for r in rows]
 
-    def count(self) -> int:
-        return int(self._rows("SELECT count(*) FROM scores")[0][0])
-
     # ---- jobs -------------------------------------------------------------------------------------
     @staticmethod
     def _save_job(db: sqlite3.Connection, job: JobStatus) -> None:

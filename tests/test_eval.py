@@ -44,10 +44,10 @@ def test_threshold_gate() -> None:
     assert len(failures) == 3 and "c: not measured" in failures
 
 
-def test_seed_suite_on_a_small_subset(seeded: Library) -> None:
+def test_seed_suite_on_a_small_subset(seeded_copy: Library) -> None:
     suite = load_suite(PROJECT_ROOT / "eval" / "gold" / "seeds.yaml")
     subset = suite.model_copy(update={"items": [i for i in suite.items if i.id in {"rev-q4", "smartmdu", "ceo"}]})
-    report = run(seeded, subset)
+    report = run(seeded_copy, subset)  # a copy: the suite stores sentiment scores in the index folder
     assert report["metrics"]["fact_accuracy"] == 1.0 and report["metrics"]["abstention_recall"] == 1.0
     assert set(report["retrieval"]) == {"bm25", "dense", "hybrid"}
     assert all(r["ok"] for r in report["results"])
