@@ -4,9 +4,12 @@ so that `document.text[chunk.start:chunk.end] == chunk.text` always holds."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from rag.models import Chunk, Document, sha256_hex
 from rag.settings import ChunkingSettings
+
+TokenCounter = Callable[[list[str]], list[int]]
 
 # A sentence ends at . ! ? (optionally followed by a closing quote/bracket) before whitespace and a
 # capital/digit/bullet, or at a line break. Decimals such as 2.6% or "U.S. broadband" are not split.
@@ -49,11 +52,38 @@ def _split_long(text: str, span: tuple[int, int], max_chars: int) -> list[tuple[
     return pieces
 
 
-def chunk_document(doc: Document, settings: ChunkingSettings) -> list[Chunk]:
+def _fit_tokens(text: str, units: list[tuple[int, int]], count_tokens: TokenCounter,
+                budget: int) -> tuple[list[tuple[int, int]], list[int]]:
+    """Split units (sentences) the model would truncate, until each fits `budget` tokens; returns the units and
+    their token counts (without the model's special tokens)."""
+    special = count_tokens([""])[0]
+    for _ in range(4):  # each round cuts an offender to the char length its token density allows
+        counts = [n - special for n in count_tokens([text[a:b] for a, b in units])]
+        if all(n <= budget for n in counts):
+            return units, counts
+        refined: list[tuple[int, int]] = []
+        for (start, end), n in zip(units, counts, strict=True):
+            if n <= budget:
+                refined.append((start, end))
+            else:
+                max_chars = max(1, int((end - start) * budget / n * 0.9))
+                refined.extend(_split_long(text, (start, end), max_chars))
+        units = refined
+    return units, [n - special for n in count_tokens([text[a:b] for a, b in units])]
+
+
+def chunk_document(doc: Document, settings: ChunkingSettings,
+                   count_tokens: TokenCounter | None = None) -> list[Chunk]:
+    """With `count_tokens` (the embedding model's tokenizer) chunks also stay within `settings.max_tokens`, so
+    the model never silently truncates one."""
     text = doc.text
     units: list[tuple[int, int]] = []
     for span in split_sentences(text):
         units.extend(_split_long(text, span, settings.max_chars))
+    weights: list[int] | None = None
+    if count_tokens is not None and settings.max_tokens and units:
+        units, weights = _fit_tokens(text, units, count_tokens, settings.max_tokens - 2)
+    weight_of = dict(zip(units, weights, strict=True)) if weights is not None else {}
 
     # A chunk never spans two PDF pages, so its page number is exact.
     groups: dict[int | None, list[tuple[int, int]]] = {}
@@ -61,20 +91,31 @@ def chunk_document(doc: Document, settings: ChunkingSettings) -> list[Chunk]:
         groups.setdefault(doc.page_at(unit[0]), []).append(unit)
     chunks: list[Chunk] = []
     for page, group in groups.items():
-        for start, end in _pack(group, settings):
+        group_weights = [weight_of[u] for u in group] if weight_of else None
+        for start, end in _pack(group, settings, group_weights):
             body = text[start:end]
             chunks.append(Chunk(id=sha256_hex(doc.id, str(start), body)[:24], doc_id=doc.id, ordinal=len(chunks),
                                 start=start, end=end, text=body, page=page))
     return chunks
 
 
-def _pack(units: list[tuple[int, int]], settings: ChunkingSettings) -> list[tuple[int, int]]:
+def _pack(units: list[tuple[int, int]], settings: ChunkingSettings,
+          tokens: list[int] | None = None) -> list[tuple[int, int]]:
+    """Whole sentences up to the target size (and, with `tokens`, the token budget), with overlap."""
+    budget = (settings.max_tokens or 0) - 2
+
+    def fits(i: int, j: int) -> bool:
+        if units[j][1] - units[i][0] > settings.target_chars:
+            return False
+        # WordPiece tokens of joined sentences = the sum of each one's tokens (whitespace adds none).
+        return tokens is None or sum(tokens[i:j + 1]) <= budget
+
     spans: list[tuple[int, int]] = []
     i = 0
     while i < len(units):
         j = i
         # Pack whole sentences until the next one would pass the target (one always goes in).
-        while j + 1 < len(units) and units[j + 1][1] - units[i][0] <= settings.target_chars:
+        while j + 1 < len(units) and fits(i, j + 1):
             j += 1
         spans.append((units[i][0], units[j][1]))
         if j + 1 >= len(units):

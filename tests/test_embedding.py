@@ -1,0 +1,71 @@
+"""Embedding backends (torch, ONNX fp32, ONNX int8), the backend agreement gate on an index, and chunks kept
+within the model's token limit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rag.chunking import chunk_document
+from rag.errors import IndexMismatchError
+from rag.library import Library
+from rag.models import Document
+from rag.onnx_embedding import exported_model
+from rag.settings import ChunkingSettings, EmbeddingSettings, Settings
+from tests.conftest import SEEDS
+
+
+def embedder_for(backend: str):
+    return Settings(embedding=EmbeddingSettings(backend=backend)).make_embedder()
+
+
+@pytest.fixture(scope="module")
+def chunk_texts(embedder) -> list[str]:
+    texts = [p.read_text() for p in sorted(SEEDS.glob("*.txt"))]
+    return [c.text for i, t in enumerate(texts) for c in chunk_document(Document(id=str(i), text=t),
+                                                                          ChunkingSettings())]
+
+
+@pytest.mark.parametrize("backend, floor", [("onnx", 0.9999), ("onnx-int8", 0.98)])
+def test_onnx_vectors_agree_with_torch(backend: str, floor: float, chunk_texts: list[str]) -> None:
+    reference = embedder_for("torch").embed_batch(chunk_texts)
+    vectors = embedder_for(backend).embed_batch(chunk_texts)
+    assert vectors.shape == reference.shape and vectors.dtype == np.float32
+    cosine = (vectors * reference).sum(axis=1)
+    assert cosine.min() >= floor - 0.01 and cosine.mean() >= floor
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
+
+
+def test_export_is_cached_and_reused(tmp_path) -> None:
+    settings = EmbeddingSettings(backend="onnx", cache_dir=tmp_path)
+    first = exported_model(settings.resolved_path(), tmp_path, quantize=False)
+    mtime = first.stat().st_mtime_ns
+    assert exported_model(settings.resolved_path(), tmp_path, quantize=False) == first
+    assert first.stat().st_mtime_ns == mtime and not list(tmp_path.glob(".export-*"))
+
+
+def test_index_records_its_backend_and_gates_others_by_agreement(tmp_path) -> None:
+    torch_settings = Settings(index_dir=tmp_path / "index", embedding=EmbeddingSettings(backend="torch"))
+    built = Library(torch_settings)
+    assert built.add_paths([SEEDS]).ok
+    assert built.snapshot().manifest.embedding_backend == "torch"
+    # int8 reproduces the stored vectors closely enough: allowed, and search works.
+    int8 = Library(torch_settings.model_copy(update={"embedding": EmbeddingSettings(backend="onnx-int8")}))
+    assert int8.search("Calix Q4 revenue", k=3)
+    # Demanding near-identical vectors refuses the same index, with the measured agreement in the message.
+    strict = Library(torch_settings.model_copy(update={"embedding": EmbeddingSettings(
+        backend="onnx-int8", backend_tolerance=0.9999)}))
+    with pytest.raises(IndexMismatchError, match="mean cosine 0.9"):
+        strict.search("Calix Q4 revenue")
+
+
+def test_chunks_stay_within_the_model_token_limit(embedder) -> None:
+    # Number-dense text: ~1000 characters make far more than 256 word pieces.
+    text = " ".join(f"Segment {i}: 1,234.5; 2,345.6; 3,456.7; 4,567.8; 5,678.9; 6,789.0." for i in range(40))
+    doc = Document(id="dense", text=text)
+    settings = ChunkingSettings(target_chars=1000, max_chars=1000, overlap_chars=0)
+    plain = chunk_document(doc, settings)
+    assert max(embedder.count_tokens([c.text for c in plain])) > 256  # what char-only chunking would embed
+    fitted = chunk_document(doc, settings, embedder.count_tokens)
+    assert max(embedder.count_tokens([c.text for c in fitted])) <= 256
+    assert all(text[c.start:c.end] == c.text for c in fitted) and fitted[-1].end == len(text)
