@@ -70,7 +70,8 @@ class Library:
 
     @property
     def store(self) -> IndexStore:
-        return IndexStore(self.settings.index_dir, self.embedder.name, self.embedder.dim, self.embedder.backend)
+        return IndexStore(self.settings.index_dir, self.embedder.name, self.embedder.dim, self.embedder.backend,
+                          self.settings.retrieval.ann)
 
     def snapshot(self) -> Snapshot:
         """The current generation; reopened when another process or thread has published a new one."""

@@ -47,7 +47,7 @@ def retrieve(
     if missing and mode != "bm25" and snapshot.vectors.ntotal:
         query_vec = embedder.embed_query(query)
         for rowid in missing:
-            dense_scores[rowid] = float(np.dot(snapshot.vectors.reconstruct(rowid), query_vec))
+            dense_scores[rowid] = float(np.dot(snapshot.vector_of(rowid), query_vec))
     rows = snapshot.chunk_rows(top)
     return [
         Passage(

@@ -61,6 +61,16 @@ class ChunkingSettings(BaseModel):
         "(all-MiniLM-L6-v2 truncates at 256), so no chunk is silently cut; None to count characters only.")
 
 
+class AnnSettings(BaseModel):
+    method: Literal["exact", "hnsw"] = Field(
+        "exact", description="exact: brute force over all vectors (numpy). hnsw: FAISS HNSW graph, built at ingest "
+        "once the index has hnsw_min_chunks chunks (below that, exact). Recall vs exact: docs/benchmarks.md.")
+    hnsw_min_chunks: int = Field(50_000, ge=1, description="Smallest index that gets an HNSW graph.")
+    hnsw_m: int = Field(32, ge=4, description="HNSW graph degree.")
+    ef_construction: int = Field(80, ge=8, description="HNSW build-time beam width.")
+    ef_search: int = Field(64, ge=8, description="HNSW query-time beam width (recall vs speed).")
+
+
 class RetrievalSettings(BaseModel):
     k: int = Field(5, ge=1, le=100, description="Passages returned by search and given to the model.")
     candidates: int = Field(50, ge=1, description="Candidates taken from each of dense and BM25 before fusion.")
@@ -68,6 +78,7 @@ class RetrievalSettings(BaseModel):
     min_dense_score: float = Field(
         0.15, description="Below this best cosine similarity the question is treated as out of corpus."
     )
+    ann: AnnSettings = Field(default_factory=AnnSettings, description="Dense search method.")
 
 
 class LLMSettings(BaseModel):

@@ -69,3 +69,27 @@ def test_chunks_stay_within_the_model_token_limit(embedder) -> None:
     fitted = chunk_document(doc, settings, embedder.count_tokens)
     assert max(embedder.count_tokens([c.text for c in fitted])) <= 256
     assert all(text[c.start:c.end] == c.text for c in fitted) and fitted[-1].end == len(text)
+
+
+def test_exact_numpy_search_matches_faiss_and_hnsw_agrees(tmp_path, embedder) -> None:
+    from rag.models import SearchFilters
+    from rag.settings import AnnSettings, RetrievalSettings
+
+    hnsw_settings = Settings(index_dir=tmp_path / "index", retrieval=RetrievalSettings(
+        ann=AnnSettings(method="hnsw", hnsw_min_chunks=1)))
+    lib = Library(hnsw_settings, embedder=embedder)
+    assert lib.add_paths([SEEDS]).ok
+    snap = lib.snapshot()
+    assert snap.hnsw is not None and (snap.matrix.shape[0] == snap.vectors.ntotal)
+    exact = Library(hnsw_settings.model_copy(update={"retrieval": RetrievalSettings()}), embedder=embedder)
+    assert exact.snapshot().hnsw is None
+    query = embedder.embed_query("SmartMDU deployments")
+    faiss_scores, faiss_ids = snap.vectors.search(query.reshape(1, -1), 10)
+    numpy_hits = exact.snapshot().dense_search(query, 10, None)
+    assert [i for i, _ in numpy_hits] == list(faiss_ids[0])
+    assert np.allclose([s for _, s in numpy_hits], faiss_scores[0], atol=1e-5)
+    # A graph this small is searched exhaustively: HNSW returns the exact top 10.
+    assert [i for i, _ in snap.dense_search(query, 10, None)] == list(faiss_ids[0])
+    allowed = snap.allowed_rowids(SearchFilters(doc_ids=["001_bbe1c96cf602746c"]))
+    hits = snap.dense_search(query, 5, allowed)
+    assert hits and all(i in set(allowed.tolist()) for i, _ in hits)
