@@ -27,5 +27,14 @@ test: install
 eval: install
 	$(VENV)/bin/rag eval --suite all --out report
 
+# Benchmarks print a table and write bench/results/*.json (see docs/benchmarks.md); minutes, not part of CI.
+bench: install
+	$(PY) bench/ingest.py
+	$(PY) bench/search.py
+	$(PY) bench/rescore.py
+	$(PY) bench/http_service.py
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,bench]"
+	$(PY) bench/peer.py
+
 lint: install
 	$(VENV)/bin/ruff check rag tests bench

@@ -42,7 +42,9 @@ class EmbeddingSettings(BaseModel):
         description="An index built with another backend is used only if re-embedding a sample of its chunks "
         "gives at least this mean cosine to the stored vectors.",
     )
-    batch_size: int = Field(64, ge=1, le=4096, description="Texts per encode call.")
+    batch_size: int = Field(
+        8, ge=1, le=4096, description="Texts per forward pass. Small batches are faster on small CPUs (activations "
+        "stay in cache): on 2 cores, 256-token chunks embed at 39.9/s with 8 vs 28.6/s with 64 (onnx).")
     query_cache_size: int = Field(1024, ge=0, description="Query embeddings kept in an LRU cache.")
 
     def resolved_path(self) -> str:
