@@ -6,14 +6,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag import __version__
 from rag.api.metrics import Metrics
@@ -27,6 +28,42 @@ log = logging.getLogger("rag.api")
 
 def _error(status: int, kind: str, message: str, **extra: object) -> JSONResponse:
     return JSONResponse({"error": {"type": kind, "message": message, **extra}}, status_code=status)
+
+
+class LimitsAndMetrics:
+    """Refuses oversized bodies up front and records per-route counts and latency. Plain ASGI rather than
+    @app.middleware("http"), whose BaseHTTPMiddleware re-wraps every request and response (it cost ~1 ms per
+    request in bench/http_service.py)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_bytes: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        try:
+            if length.isdigit() and int(length) > self.max_bytes:
+                await _error(413, "too_large", f"request body exceeds {self.max_bytes} bytes")(
+                    scope, receive, send_status)
+            else:
+                await self.app(scope, receive, send_status)
+        finally:
+            # The router records the matched route in the scope; unmatched paths share one label.
+            label = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(label, scope["method"], str(status[0])).inc()
+            self.metrics.latency.labels(label).observe(time.perf_counter() - started)
 
 
 def create_app(settings: Settings | None = None, library: Library | None = None) -> FastAPI:
@@ -86,19 +123,5 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
         log.exception("unhandled error")
         return _error(500, "internal_error", "internal error; see the server log")
 
-    @app.middleware("http")
-    async def limits_and_metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.server.max_upload_bytes:
-            response: Response = _error(413, "too_large",
-                                        f"request body exceeds {settings.server.max_upload_bytes} bytes")
-        else:
-            response = await call_next(request)
-        route = request.scope.get("route")
-        label = getattr(route, "path", "unmatched")
-        app.state.metrics.requests.labels(label, request.method, str(response.status_code)).inc()
-        app.state.metrics.latency.labels(label).observe(time.perf_counter() - started)
-        return response
-
+    app.add_middleware(LimitsAndMetrics, metrics=app.state.metrics, max_bytes=settings.server.max_upload_bytes)
     return app
