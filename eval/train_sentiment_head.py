@@ -72,7 +72,8 @@ def main() -> None:
         "ensemble (default)": (m_tfidf.predict_proba(tfidf_all) + m_emb.predict_proba(vectors)) / 2,
     }
     test_scores = {}
-    print(f"\nchosen on dev: {params}\n\n| candidate | test acc | test macro-F1 | AllAgree test acc | AllAgree macro-F1 |")
+    print(f"\nchosen on dev: {params}\n")
+    print("| candidate | test acc | test macro-F1 | AllAgree test acc | AllAgree macro-F1 |")
     print("|---|---|---|---|---|")
     for name, probs in candidates.items():
         whole, agree = scores(y, probs, test), scores(y, probs, test & all_agree)

@@ -64,10 +64,6 @@ class FinanceSentimentClassifier:
         self._w_emb = np.asarray(head.embedding_head.coef, dtype=np.float64).T
         self._b_emb = np.asarray(head.embedding_head.intercept, dtype=np.float64)
 
-    @property
-    def version(self) -> str:
-        return str(self.head.card.get("version", "unknown"))
-
     def tfidf(self, texts: list[str]) -> np.ndarray:
         """The TF-IDF matrix scikit-learn would produce (sublinear tf, l2 norm), dense."""
         out = np.zeros((len(texts), len(self._idf)))

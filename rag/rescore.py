@@ -69,7 +69,7 @@ class Scorer:
                     job: JobStatus | None = None) -> DocumentSentiment:
         doc = await asyncio.to_thread(self.snapshot.get_document, info.id)
         chunks = await asyncio.to_thread(self.snapshot.chunks_of, info.id)
-        return await score_document(doc, chunks, self.template, self.model, self.settings.llm,
+        return await score_document(doc, chunks, self.template, self.model, self.version, self.settings.llm,
                                     self.settings.sentiment, before_call=limiter.acquire if limiter else None,
                                     job_id=job.id if job else None)
 

@@ -4,7 +4,6 @@ recency/relevance-weighted ticker roll-up. Any litellm model can score; the offl
 
 from __future__ import annotations
 
-import asyncio
 import html
 import json
 import math
@@ -149,12 +148,13 @@ def _repair_messages(messages: list[dict[str, str]], raw: str, error: str) -> li
             {"role": "user", "content": f"That reply was not usable ({error}). Reply with the JSON object only."}]
 
 
-async def score_document(doc: Document, chunks: list[Chunk], template: PromptTemplate, model: str,
+async def score_document(doc: Document, chunks: list[Chunk], template: PromptTemplate, model: str, version: str,
                          llm_settings: LLMSettings, settings: SentimentSettings,
                          before_call: Callable[[], Awaitable[None]] | None = None,
                          job_id: str | None = None) -> DocumentSentiment:
-    """Score one document. Transient provider errors are retried with exponential backoff; malformed output is
-    re-asked up to `malformed_retries` times and then raised, never turned into a made-up score."""
+    """Score one document; `version` is `scorer_version(model)`, computed once by the caller. Transient provider
+    errors are retried with exponential backoff; malformed output is re-asked up to `malformed_retries` times and
+    then raised, never turned into a made-up score."""
     passages = document_passages(doc, chunks, settings.max_passages)
     if not passages:
         raise MalformedOutputError(f"document {doc.id} has no text to score")
@@ -196,7 +196,7 @@ async def score_document(doc: Document, chunks: list[Chunk], template: PromptTem
         content_hash=doc.content_hash, score=round(verdict.score, 4), label=label_for(verdict.score),
         confidence=round(verdict.confidence, 4), evidence=evidence, rationale=verdict.rationale, model=model,
         local_scorer=llm.is_local(model), prompt=template.name, prompt_hash=template.hash,
-        scorer_version=await asyncio.to_thread(scorer_version, model),
+        scorer_version=version,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"), job_id=job_id,
     )
 

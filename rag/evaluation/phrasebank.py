@@ -19,7 +19,7 @@ from rag.finance_sentiment import FinanceSentimentClassifier, load_head
 from rag.library import Library
 from rag.models import Chunk, Document
 from rag.prompts import load_prompt
-from rag.sentiment import score_document
+from rag.sentiment import label_for, score_document, scorer_version
 from rag.settings import PROJECT_ROOT
 
 DATA_DIR = PROJECT_ROOT / "eval" / "data" / "financial_phrasebank"
@@ -73,20 +73,22 @@ def macro_f1(gold: list[str], predicted: list[str]) -> float:
 
 
 def band(score: float) -> str:
-    """Three classes from a document score: the 'neutral' band of rag.sentiment.BANDS."""
-    return "positive" if score >= 0.10 else "negative" if score < -0.10 else "neutral"
+    """Three classes from a document score: its label's direction (rag.sentiment.BANDS)."""
+    return label_for(score).split()[-1]
 
 
 async def _model_labels(lib: Library, model: str, texts: list[str]) -> list[str]:
     """Each sentence as a one-passage document through the sentiment prompt (any litellm model)."""
     template = load_prompt(lib.settings.prompts_dir, lib.settings.sentiment.prompt)
+    version = scorer_version(model)
     gate = asyncio.Semaphore(lib.settings.sentiment.concurrency)
 
     async def one(i: int, text: str) -> str:
         doc = Document(id=f"phrasebank-{i}", text=text, title="news sentence")
         chunk = Chunk(id=f"phrasebank-{i}-0", doc_id=doc.id, ordinal=0, start=0, end=len(text), text=text)
         async with gate:
-            scored = await score_document(doc, [chunk], template, model, lib.settings.llm, lib.settings.sentiment)
+            scored = await score_document(doc, [chunk], template, model, version, lib.settings.llm,
+                                          lib.settings.sentiment)
         return band(scored.score)
 
     return list(await asyncio.gather(*(one(i, t) for i, t in enumerate(texts))))
