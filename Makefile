@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install demo test eval bench lint
+.PHONY: install demo test test-fast eval bench lint
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: install
 
 test: install
 	$(VENV)/bin/python -m pytest -q
+
+# The quick local loop; CI runs everything (make test).
+test-fast: install
+	$(VENV)/bin/python -m pytest -q -m "not slow"
 
 eval: install
 	$(VENV)/bin/rag eval --suite all --out report

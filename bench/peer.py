@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from bench.common import peak_rss_mb, print_table, write_result  # noqa: E402
+from rag.embedding.factory import bundled_model_path  # noqa: E402
 from rag.evaluation import financebench  # noqa: E402
 from rag.library import Library  # noqa: E402
 from rag.settings import Settings  # noqa: E402
@@ -83,8 +84,7 @@ def run_rag(documents: list, questions: list[financebench.Question], mode: str) 
 
 def main() -> None:
     documents, questions = financebench.load()
-    settings = Settings()
-    rows = [run_llamaindex(documents, questions, settings.embedding.resolved_path()),
+    rows = [run_llamaindex(documents, questions, bundled_model_path()),
             run_rag(documents, questions, "hybrid"), run_rag(documents, questions, "dense")]
     peer, rag_hybrid = rows[0], rows[1]
     result = {

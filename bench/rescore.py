@@ -1,5 +1,5 @@
 """Batch rescoring throughput against a simulated provider with a fixed 200 ms latency, at several
-concurrencies, through the real path (litellm custom provider, journal writes, document loads).
+concurrencies, through the real path (a registered provider called through litellm, journal writes, document loads).
 Efficiency = measured documents/s / ideal (concurrency / latency). Goal: >= 0.8 at concurrency 32.
 
     python bench/rescore.py [--latency 0.2] [--concurrency 1 8 32]"""
@@ -8,39 +8,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before litellm is imported: no network
-
-import litellm  # noqa: E402
-from litellm import CustomLLM  # noqa: E402
-from litellm.types.utils import ModelResponse  # noqa: E402
 
 from bench.common import load_transcripts, peak_rss_mb, print_table, write_result  # noqa: E402
-from rag import llm  # noqa: E402
 from rag.library import Library  # noqa: E402
 from rag.models import Document  # noqa: E402
-from rag.rescore import RescoreRequest  # noqa: E402
+from rag.offline import use_offline_environment  # noqa: E402
+from rag.providers import registry  # noqa: E402
+from rag.providers.registry import LocalCall, RegisteredModel  # noqa: E402
+from rag.sentiment.batch import RescoreRequest  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 
-class SimulatedProvider(CustomLLM):
-    def __init__(self, latency: float) -> None:
-        super().__init__()
-        self.latency = latency
+def simulated(latency: float) -> registry.Handler:
+    async def respond(call: LocalCall) -> str:
+        await asyncio.sleep(latency)
+        return '{"score": 0.25, "confidence": 0.6, "evidence": [1, 2, 3], "rationale": "simulated"}'
 
-    async def acompletion(self, model: str, messages: list, *args: Any, model_response: ModelResponse,
-                          **kwargs: Any) -> ModelResponse:
-        await asyncio.sleep(self.latency)
-        model_response.choices[0].message.content = (
-            '{"score": 0.25, "confidence": 0.6, "evidence": [1, 2, 3], "rationale": "simulated"}')
-        return model_response
+    return respond
 
 
 def corpus(n: int) -> list[Document]:
@@ -62,9 +52,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="Target duration of each run at ideal speed.")
     args = parser.parse_args()
 
-    llm._litellm()
-    litellm.custom_provider_map = [*litellm.custom_provider_map,
-                                   {"provider": "sim", "custom_handler": SimulatedProvider(args.latency)}]
+    use_offline_environment()
+    for concurrency in args.concurrency:
+        registry.register(RegisteredModel(name=f"sim/c{concurrency}", tasks=frozenset({"sentiment"}),
+                                          handler=simulated(args.latency), offline=False))
     # Enough documents that every run lasts ~`seconds` at ideal speed.
     sizes = {c: max(c * 4, round(args.seconds * c / args.latency)) for c in args.concurrency}
     rows = []

@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 
 from bench.common import load_transcripts, peak_rss_mb, print_table, write_result  # noqa: E402
 from rag.chunking import chunk_document, split_sentences  # noqa: E402
+from rag.embedding.factory import bundled_model_path, make_embedder  # noqa: E402
 from rag.index import DocumentUpsert, IndexStore  # noqa: E402
 from rag.library import Library  # noqa: E402
 from rag.models import Chunk, Document  # noqa: E402
@@ -69,7 +70,8 @@ def build(root: Path, texts: list[str], vectors: np.ndarray, settings: Settings,
                                 text=text))
             offset += len(text) + 1
         upserts.append(DocumentUpsert(document=doc, chunks=chunks, vectors=vectors[start:start + len(body)]))
-    IndexStore(root, settings.embedding.model_name, vectors.shape[1], backend, settings.retrieval.ann).write(upserts)
+    IndexStore(root, settings.embedding.model_name, settings.retrieval.ann).write(upserts, dim=vectors.shape[1],
+                                                                                  backend=backend)
 
 
 def timed(fn, queries: list[str]) -> list[float]:  # noqa: ANN001
@@ -93,7 +95,7 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = Settings()
-    embedder = settings.make_embedder()
+    embedder = make_embedder(settings.embedding)
     chunks, query_pool = real_chunks(args.real, settings)
     queries = query_pool[: args.queries]
     warmup = query_pool[args.queries: args.queries + 20]
@@ -103,7 +105,7 @@ def main() -> None:
 
     from sentence_transformers import SentenceTransformer
 
-    bare_model = SentenceTransformer(settings.embedding.resolved_path(), device="cpu")
+    bare_model = SentenceTransformer(bundled_model_path(), device="cpu")
     rows = []
     hnsw_rows = []
     with tempfile.TemporaryDirectory() as tmp:

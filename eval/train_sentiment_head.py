@@ -21,9 +21,13 @@ from sklearn.metrics import accuracy_score, f1_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from rag.embedding.factory import make_embedder  # noqa: E402
 from rag.evaluation import phrasebank  # noqa: E402
-from rag.finance_sentiment import CLASSES, HEAD_PATH, FinanceSentimentClassifier, HeadFile, LinearHead  # noqa: E402
+from rag.offline import use_offline_environment  # noqa: E402
+from rag.providers.finance_sentiment import CLASSES, HEAD_PATH, FinanceSentimentClassifier, HeadFile, LinearHead  # noqa: E402
 from rag.settings import Settings  # noqa: E402
+
+use_offline_environment()
 
 VERSION = "phrasebank-lr-ensemble-v1"
 
@@ -46,7 +50,7 @@ def main() -> None:
     all_agree = np.array([r.all_agree for r in rows])
     train, dev, test = split == "train", split == "dev", split == "test"
     settings = Settings()
-    embedder = settings.make_embedder()
+    embedder = make_embedder(settings.embedding)
     print(f"{len(rows)} sentences: train {train.sum()}, dev {dev.sum()}, test {test.sum()}; embedding ...")
     vectors = embedder.embed_batch(texts)
 

@@ -4,11 +4,11 @@ abstention."""
 
 from __future__ import annotations
 
-import html
 import re
 
-from rag.llm import is_local
-from rag.models import Answer, Citation, Passage, Turn
+from rag.llm import is_offline
+from rag.models import Answer, Citation, Passage
+from rag.prompt_tags import format_passages
 from rag.prompts import PromptTemplate
 from rag.text import normalise_number, number_set, numbers_in
 
@@ -21,17 +21,6 @@ _ABSTAIN = re.compile(
 )
 
 
-def format_passages(passages: list[Passage]) -> str:
-    return "\n".join(
-        f'<passage id="{n}" title="{html.escape(p.title)}" doc="{html.escape(p.doc_id)}">\n{p.text}\n</passage>'
-        for n, p in enumerate(passages, start=1)
-    )
-
-
-def format_history(history: list[Turn]) -> str:
-    return "\n".join(f"{t.role}: {' '.join(t.content.split())}" for t in history)
-
-
 def answer_messages(template: PromptTemplate, question: str, passages: list[Passage]) -> list[dict[str, str]]:
     return template.messages(passages=format_passages(passages), question=question)
 
@@ -39,7 +28,7 @@ def answer_messages(template: PromptTemplate, question: str, passages: list[Pass
 def abstention(question: str, standalone: str, passages: list[Passage], model: str, template: PromptTemplate,
                timings: dict[str, float]) -> Answer:
     return Answer(question=question, standalone_question=standalone, answer=ABSTAIN_MESSAGE, abstained=True,
-                  citations=[], passages=passages, model=model, extractive=is_local(model),
+                  citations=[], passages=passages, model=model, offline_provider=is_offline(model),
                   prompt=template.name, prompt_hash=template.hash, timings_ms=timings)
 
 
@@ -60,18 +49,13 @@ def check_answer(question: str, standalone: str, raw: str, passages: list[Passag
 
     text = _MARKER.sub(keep_valid, raw).strip()
     text = re.sub(r"[ \t]+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", text))
-    citations = [
-        Citation(n=n, chunk_id=p.chunk_id, doc_id=p.doc_id, title=p.title, start=p.start, end=p.end, page=p.page,
-                 source_url=p.source_url, quote=p.text)
-        for n in used
-        for p in [passages[n - 1]]
-    ]
+    citations = [Citation.from_passage(n, passages[n - 1]) for n in used]
     grounded: set[str] = set()
     for c in citations:
         grounded |= number_set(c.quote)
     # `grounded` holds each passage number with and without its %, so "17%" and "17" both match "17%".
     ungrounded = [raw_n for raw_n in numbers_in(text) if normalise_number(raw_n).rstrip("%") not in grounded]
     return Answer(question=question, standalone_question=standalone, answer=text, abstained=False,
-                  citations=citations, passages=passages, model=model, extractive=is_local(model),
+                  citations=citations, passages=passages, model=model, offline_provider=is_offline(model),
                   prompt=template.name, prompt_hash=template.hash, removed_citations=sorted(set(removed)),
                   ungrounded_numbers=list(dict.fromkeys(ungrounded)), timings_ms=timings)

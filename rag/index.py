@@ -24,10 +24,10 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import bm25s
-import faiss
 import numpy as np
 from pydantic import BaseModel, Field
 
@@ -35,6 +35,12 @@ from rag.errors import IndexMismatchError, IndexMissingError, NotFoundError
 from rag.models import Chunk, Document, DocumentInfo, SearchFilters
 from rag.settings import AnnSettings
 from rag.text import tokenize
+
+if TYPE_CHECKING:
+    import faiss
+
+# faiss and bm25s (which pulls in scipy) cost ~0.5 s to import; listing, getting and deleting documents need
+# neither, so they are imported where vectors or BM25 state are first touched.
 
 FORMAT_VERSION = 1
 KEEP_GENERATIONS = 3
@@ -92,6 +98,8 @@ def _fsync_tree(path: Path) -> None:
 
 def _flat_view(vectors: faiss.IndexIDMap2, dim: int) -> np.ndarray:
     """The (n, dim) float32 vectors of an IndexIDMap2(IndexFlat) in storage order, without copying them."""
+    import faiss
+
     n = vectors.ntotal
     if not n:
         return np.zeros((0, dim), dtype=np.float32)
@@ -111,29 +119,71 @@ def _doc_from_row(row: sqlite3.Row) -> Document:
 
 
 class Snapshot:
-    """A read-only view of one generation, fully loaded; safe to share between threads."""
+    """A read-only view of one generation; safe to share between threads. The SQLite store opens at once; the
+    vectors and the BM25 state load on first search (under a lock), so reads of documents stay cheap."""
 
     def __init__(self, root: Path, manifest: Manifest, ann: AnnSettings | None = None) -> None:
         self.manifest = manifest
         self.generation = manifest.generation
-        folder = _gen_dir(root, manifest.generation)
-        self._db = sqlite3.connect(f"file:{folder / 'store.sqlite'}?mode=ro", uri=True, check_same_thread=False)
+        self.folder = _gen_dir(root, manifest.generation)
+        self._ann = ann
+        self._db = sqlite3.connect(f"file:{self.folder / 'store.sqlite'}?mode=ro", uri=True,
+                                   check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
-        self.vectors = faiss.read_index(str(folder / "vectors.faiss"))
-        # Exact search runs on a zero-copy numpy view of the flat vectors: one matrix-vector product beats
-        # IndexFlatIP's per-call overhead for single queries (issue #8 measured 7.1 vs 14.4 ms at 100k x 384).
-        self.matrix = _flat_view(self.vectors, manifest.dim)
-        self.ids = faiss.vector_to_array(self.vectors.id_map).astype(np.int64)
-        self._order = np.argsort(self.ids)
-        self._sorted_ids = self.ids[self._order]
-        hnsw_path = folder / "vectors.hnsw.faiss"
-        self.hnsw = None
-        if ann is not None and ann.method == "hnsw" and hnsw_path.exists():
-            self.hnsw = faiss.read_index(str(hnsw_path))
-            self.hnsw.hnsw.efSearch = ann.ef_search
-        self.bm25_rowids = np.load(folder / "bm25_rowids.npy")
-        self.bm25 = bm25s.BM25.load(str(folder / "bm25")) if len(self.bm25_rowids) else None
+        self._load_lock = threading.Lock()
+
+    @cached_property
+    def _dense(self) -> dict[str, Any]:
+        import faiss
+
+        with self._load_lock:
+            index = faiss.read_index(str(self.folder / "vectors.faiss"))
+            ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+            order = np.argsort(ids)
+            hnsw = None
+            hnsw_path = self.folder / "vectors.hnsw.faiss"
+            if self._ann is not None and self._ann.method == "hnsw" and hnsw_path.exists():
+                hnsw = faiss.read_index(str(hnsw_path))
+                hnsw.hnsw.efSearch = self._ann.ef_search
+            # Exact search runs on a zero-copy numpy view of the flat vectors: one matrix-vector product beats
+            # IndexFlatIP's per-call overhead for single queries (issue #8 measured 7.1 vs 14.4 ms at 100k x 384).
+            return {"index": index, "vectors": _flat_view(index, self.manifest.dim), "ids": ids, "order": order,
+                    "sorted_ids": ids[order], "hnsw": hnsw}
+
+    @cached_property
+    def _lexical(self) -> tuple[np.ndarray, Any]:
+        with self._load_lock:
+            rowids = np.load(self.folder / "bm25_rowids.npy")
+            if not len(rowids):
+                return rowids, None
+            import bm25s
+
+            return rowids, bm25s.BM25.load(str(self.folder / "bm25"))
+
+    @property
+    def faiss_index(self) -> faiss.IndexIDMap2:
+        return self._dense["index"]
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self._dense["vectors"]
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self._dense["ids"]
+
+    @property
+    def hnsw(self) -> Any:
+        return self._dense["hnsw"]
+
+    @property
+    def bm25_rowids(self) -> np.ndarray:
+        return self._lexical[0]
+
+    @property
+    def bm25(self) -> Any:
+        return self._lexical[1]
 
     def close(self) -> None:
         self._db.close()
@@ -147,7 +197,7 @@ class Snapshot:
         rows = self._query("SELECT rowid, text FROM chunks ORDER BY rowid")
         step = max(1, len(rows) // n)
         picked = rows[::step][:n]
-        vectors = self.matrix[self.positions(np.array([r[0] for r in picked], dtype=np.int64))]
+        vectors = self.vectors[self.positions(np.array([r[0] for r in picked], dtype=np.int64))]
         return [r[1] for r in picked], vectors
 
     # ---- counts and documents -------------------------------------------------------------------
@@ -216,22 +266,24 @@ class Snapshot:
 
     def positions(self, rowids: np.ndarray) -> np.ndarray:
         """Row positions in `matrix` of chunk rowids (all of which must exist)."""
-        return self._order[np.searchsorted(self._sorted_ids, rowids)]
+        return self._dense["order"][np.searchsorted(self._dense["sorted_ids"], rowids)]
 
     def vector_of(self, rowid: int) -> np.ndarray:
-        return self.matrix[self.positions(np.array([rowid], dtype=np.int64))[0]]
+        return self.vectors[self.positions(np.array([rowid], dtype=np.int64))[0]]
 
     def dense_search(self, vector: np.ndarray, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
-        if self.vectors.ntotal == 0 or (allowed is not None and len(allowed) == 0):
+        if self.faiss_index.ntotal == 0 or (allowed is not None and len(allowed) == 0):
             return []
         if self.hnsw is not None:
+            import faiss
+
             selector = None if allowed is None else faiss.IDSelectorBatch(self.positions(allowed))
             params = None if selector is None else faiss.SearchParametersHNSW(
                 sel=selector, efSearch=self.hnsw.hnsw.efSearch)
-            scores, pos = self.hnsw.search(vector.reshape(1, -1), min(n, self.vectors.ntotal), params=params)
+            scores, pos = self.hnsw.search(vector.reshape(1, -1), min(n, self.faiss_index.ntotal), params=params)
             return [(int(self.ids[p]), float(s)) for p, s in zip(pos[0], scores[0], strict=True) if p >= 0]
         candidates = None if allowed is None else self.positions(allowed)
-        scores = (self.matrix if candidates is None else self.matrix[candidates]) @ vector
+        scores = (self.vectors if candidates is None else self.vectors[candidates]) @ vector
         n = min(n, len(scores))
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top])]
@@ -263,14 +315,12 @@ class Snapshot:
 
 
 class IndexStore:
-    """Owns one index directory: opens snapshots, applies writes as new generations."""
+    """Owns one index directory: opens snapshots, applies writes as new generations. Reading needs only the
+    configured model's name (no model is loaded); a write brings its vectors' dimension and backend."""
 
-    def __init__(self, root: Path, embedding_model: str, dim: int, backend: str = "torch",
-                 ann: AnnSettings | None = None) -> None:
+    def __init__(self, root: Path, embedding_model: str, ann: AnnSettings | None = None) -> None:
         self.root = Path(root)
         self.embedding_model = embedding_model
-        self.dim = dim
-        self.backend = backend
         self.ann = ann
 
     @property
@@ -286,11 +336,11 @@ class IndexStore:
             raise IndexMismatchError(
                 f"index at {self.root} has format {manifest.format_version}, this rag reads {FORMAT_VERSION}"
             )
-        if manifest.embedding_model != self.embedding_model or manifest.dim != self.dim:
+        if manifest.embedding_model != self.embedding_model:
             raise IndexMismatchError(
                 f"index at {self.root} was built with {manifest.embedding_model} ({manifest.dim}-d) but the "
-                f"configured embedding model is {self.embedding_model} ({self.dim}-d); re-ingest into a new "
-                "index directory or configure the original model"
+                f"configured embedding model is {self.embedding_model}; re-ingest into a new index directory or "
+                "configure the original model"
             )
         return manifest
 
@@ -310,23 +360,32 @@ class IndexStore:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def write(self, upserts: Sequence[DocumentUpsert], deletes: Sequence[str] = ()) -> int:
+    def write(self, upserts: Sequence[DocumentUpsert], deletes: Sequence[str] = (), dim: int | None = None,
+              backend: str = "torch") -> int:
         """Apply upserts (replacing any document with the same id) and deletes as one new generation.
-        Returns the new generation number."""
+        `dim` and `backend` describe the writer's embedder (recorded when the index is created). Returns the new
+        generation number."""
         with self._write_lock():
             current = self.read_manifest()
+            dim = current.dim if current else dim
+            if dim is None:
+                raise ValueError("creating an index needs the embedding dimension")
+            wrong = [u.document.id for u in upserts if u.vectors.ndim != 2 or u.vectors.shape[1] != dim]
+            if wrong:
+                raise IndexMismatchError(f"index at {self.root} holds {dim}-d vectors; document {wrong[0]}'s "
+                                         "vectors have another shape")
             new_gen = (current.generation if current else 0) + 1
             target = _gen_dir(self.root, new_gen)
             staging = self.root / f".staging-{new_gen:06d}-{os.getpid()}"
             self._remove_stale(staging.parent)
             staging.mkdir()
             try:
-                self._build(staging, current, upserts, deletes)
+                self._build(staging, current, upserts, deletes, dim)
                 _fsync_tree(staging)
                 if target.exists():  # left over by a crash after rename, before the manifest switch
                     shutil.rmtree(target)
                 os.rename(staging, target)
-                self._publish(new_gen, current.embedding_backend if current else self.backend)
+                self._publish(new_gen, current.embedding_backend if current else backend, dim)
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
@@ -334,7 +393,10 @@ class IndexStore:
             return new_gen
 
     def _build(self, folder: Path, current: Manifest | None, upserts: Sequence[DocumentUpsert],
-               deletes: Sequence[str]) -> None:
+               deletes: Sequence[str], dim: int) -> None:
+        import bm25s
+        import faiss
+
         db_path = folder / "store.sqlite"
         db = sqlite3.connect(db_path)
         try:
@@ -345,7 +407,7 @@ class IndexStore:
                 src.close()
                 vectors = faiss.read_index(str(_gen_dir(self.root, current.generation) / "vectors.faiss"))
             else:
-                vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+                vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
             db.executescript(_SCHEMA)
             db.execute("PRAGMA foreign_keys = ON")
             replaced = [u.document.id for u in upserts]
@@ -381,9 +443,9 @@ class IndexStore:
             db.close()
         if self.ann and self.ann.method == "hnsw" and vectors.ntotal >= self.ann.hnsw_min_chunks:
             # Positions in the HNSW graph follow the flat storage order, which Snapshot maps back to rowids.
-            hnsw = faiss.IndexHNSWFlat(self.dim, self.ann.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            hnsw = faiss.IndexHNSWFlat(dim, self.ann.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             hnsw.hnsw.efConstruction = self.ann.ef_construction
-            hnsw.add(_flat_view(vectors, self.dim))
+            hnsw.add(_flat_view(vectors, dim))
             faiss.write_index(hnsw, str(folder / "vectors.hnsw.faiss"))
         faiss.write_index(vectors, str(folder / "vectors.faiss"))
         rowids_arr = np.array([r[0] for r in rows], dtype=np.int64)
@@ -394,9 +456,9 @@ class IndexStore:
             bm25.index([tokenize(r[1]) or ["\u2205"] for r in rows], show_progress=False)
             bm25.save(str(folder / "bm25"))
 
-    def _publish(self, generation: int, backend: str) -> None:
+    def _publish(self, generation: int, backend: str, dim: int) -> None:
         manifest = Manifest(
-            embedding_model=self.embedding_model, embedding_backend=backend, dim=self.dim, generation=generation,
+            embedding_model=self.embedding_model, embedding_backend=backend, dim=dim, generation=generation,
             updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
         tmp = self.root / f".manifest.{os.getpid()}.tmp"

@@ -123,6 +123,11 @@ class Citation(BaseModel):
     source_url: str | None
     quote: str = Field(description="The cited passage text (equal to document text[start:end]).")
 
+    @classmethod
+    def from_passage(cls, n: int, p: Passage) -> Citation:
+        return cls(n=n, chunk_id=p.chunk_id, doc_id=p.doc_id, title=p.title, start=p.start, end=p.end, page=p.page,
+                   source_url=p.source_url, quote=p.text)
+
 
 class Turn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -139,7 +144,9 @@ class Answer(BaseModel):
     citations: list[Citation]
     passages: list[Passage] = Field(description="Everything retrieved and shown to the model.")
     model: str
-    extractive: bool = Field(description="True when the answer was assembled from passages, not generated.")
+    offline_provider: bool = Field(
+        description="True when rag's offline provider (local/extractive) assembled the answer from the passages; "
+        "False when a language model generated it.")
     prompt: str = Field(description="Prompt template name and version.")
     prompt_hash: str
     removed_citations: list[int] = Field(default_factory=list, description="Markers pointing at no passage.")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from string import Template
 
@@ -42,10 +43,23 @@ def _load(path: Path, mtime_ns: int) -> PromptTemplate:
                           system=parts["system"], user=parts["user"])
 
 
-def load_prompt(prompts_dir: Path, name: str) -> PromptTemplate:
-    """`name` is e.g. 'answer.v1' (a file prompts/answer.v1.md)."""
-    path = Path(prompts_dir) / f"{name}.md"
-    if not path.is_file():
-        available = sorted(p.name.removesuffix(".md") for p in Path(prompts_dir).glob("*.md"))
-        raise BadInputError(f"no prompt {name!r} in {prompts_dir}; available: {', '.join(available)}")
+def shipped_prompts_dir() -> Path:
+    """The templates shipped as package data (the checkout's top-level prompts/ links there)."""
+    return Path(str(files("rag").joinpath("prompt_templates")))
+
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+
+
+def available_prompts(prompts_dir: Path | None = None) -> list[str]:
+    return sorted(p.name.removesuffix(".md") for p in (prompts_dir or shipped_prompts_dir()).glob("*.md"))
+
+
+def load_prompt(prompts_dir: Path | None, name: str) -> PromptTemplate:
+    """`name` is e.g. 'answer.v1' (a file answer.v1.md in the prompts folder); names are plain file names, so a
+    caller cannot reach a file outside that folder."""
+    folder = prompts_dir or shipped_prompts_dir()
+    path = folder / f"{name}.md"
+    if not _NAME.match(name) or not path.is_file():
+        raise BadInputError(f"no prompt {name!r}; available: {', '.join(available_prompts(folder))}")
     return _load(path, path.stat().st_mtime_ns)

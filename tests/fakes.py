@@ -1,5 +1,6 @@
-"""Stand-ins for what is truly outside: a paid LLM. Registered through litellm's own mechanisms
-(custom provider map, or an OpenAI-compatible HTTP server on loopback), like a real provider."""
+"""Stand-ins for what is truly outside: a paid LLM. Registered through the same provider registry as the
+built-in models (which installs them into litellm's custom-provider map), or served as an OpenAI-compatible
+HTTP server on loopback, like a real provider."""
 
 from __future__ import annotations
 
@@ -10,51 +11,47 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import litellm
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from litellm import CustomLLM
-from litellm.types.utils import ModelResponse
+
+from rag.providers import registry
+from rag.providers.registry import LocalCall, RegisteredModel
 
 
-class ScriptedLLM(CustomLLM):
-    """Replies with the next scripted item; an Exception item is raised instead."""
+class ScriptedLLM:
+    """Replies with the next scripted item (the last one repeats); an Exception item is raised instead."""
 
     def __init__(self, replies: list[Any]) -> None:
-        super().__init__()
         self.replies = list(replies)
         self.calls: list[list[dict]] = []
+        self.tasks: list[str] = []
 
-    def _next(self, messages: list) -> str:
-        self.calls.append(messages)
+    def __call__(self, call: LocalCall) -> str:
+        self.calls.append(call.messages)
+        self.tasks.append(call.task)
         reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
         if isinstance(reply, Exception):
             raise reply
         return reply
 
-    def completion(self, model: str, messages: list, *args: Any, model_response: ModelResponse,
-                   **kwargs: Any) -> ModelResponse:
-        model_response.choices[0].message.content = self._next(messages)  # type: ignore[union-attr]
-        return model_response
 
-    async def acompletion(self, model: str, messages: list, *args: Any, model_response: ModelResponse,
-                          **kwargs: Any) -> ModelResponse:
-        return self.completion(model, messages, model_response=model_response)
+FAKE_MODELS = ("fake/model", "fake/m", "fake/x", "fake/bad")
 
 
 @contextmanager
-def scripted_provider(replies: list[Any], name: str = "fake") -> Iterator[ScriptedLLM]:
-    from rag import llm
-
-    llm._litellm()  # the local provider must be registered first so we add beside it
+def scripted_provider(replies: list[Any], names: tuple[str, ...] = FAKE_MODELS) -> Iterator[ScriptedLLM]:
+    """A stand-in for a paid LLM, registered exactly as the built-in offline models are (not offline itself:
+    it plays a language model)."""
     provider = ScriptedLLM(replies)
-    before = list(litellm.custom_provider_map)
-    litellm.custom_provider_map = [*before, {"provider": name, "custom_handler": provider}]
+    for name in names:
+        registry.register(RegisteredModel(name=name, tasks=frozenset(registry.TASKS), handler=provider,
+                                          offline=False))
     try:
         yield provider
     finally:
-        litellm.custom_provider_map = before
+        for name in names:
+            registry.unregister(name)
 
 
 def free_port() -> int:

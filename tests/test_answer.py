@@ -27,7 +27,7 @@ def assert_citations_resolve(lib: Library, answer: Answer) -> None:
 def test_q4_revenue_is_206_million_cited_to_the_note(seeded: Library) -> None:
     answer = seeded.ask("What was Calix's Q4 revenue?")
     assert not answer.abstained and "$206 million" in answer.answer
-    assert answer.extractive and answer.model == "local/extractive"
+    assert answer.offline_provider and answer.model == "local/extractive"
     assert answer.prompt == "answer.v1" and len(answer.prompt_hash) == 16
     cited = [c for c in answer.citations if "$206 million" in c.quote]
     assert cited and cited[0].doc_id == SEED_NOTE
@@ -105,7 +105,7 @@ def test_hallucinated_citation_and_ungrounded_number_are_flagged(seeded: Library
     assert fake.calls and "<passages>" in fake.calls[0][-1]["content"]
     assert answer.removed_citations == [7] and "[7]" not in answer.answer
     assert answer.ungrounded_numbers == ["$999"]
-    assert not answer.extractive and answer.model == "fake/model"
+    assert not answer.offline_provider and answer.model == "fake/model"
     assert [c.n for c in answer.citations] == [1]
 
 
@@ -132,7 +132,7 @@ def test_openai_compatible_server_path(seeded: Library) -> None:
     assert received[0]["messages"][0]["role"] == "system"
     assert "$206 million" in received[0]["messages"][1]["content"]
     assert answer.removed_citations == [9] and answer.ungrounded_numbers == ["61%"]
-    assert answer.model == "openai/fake-gpt" and not answer.extractive
+    assert answer.model == "openai/fake-gpt" and not answer.offline_provider
 
 
 def test_openai_server_error_is_a_provider_error(seeded: Library) -> None:

@@ -13,21 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 
-from rag.api.app import create_app
 from rag.library import Library
-from rag.settings import ServerSettings
-from tests.conftest import SEED_MAP, SEED_NOTE
+from tests.conftest import AUTH, KEY, SEED_MAP, SEED_NOTE, client_for
 from tests.fakes import free_port, scripted_provider
-
-KEY = "test-key-123"
-AUTH = {"Authorization": f"Bearer {KEY}"}
-
-
-def client_for(lib: Library, **server: object) -> TestClient:
-    settings = lib.settings.model_copy(update={"server": ServerSettings(api_keys=[SecretStr(KEY)], **server)})
-    return TestClient(create_app(library=Library(settings, embedder=lib.embedder)))
 
 
 @pytest.fixture
@@ -47,7 +36,7 @@ def test_ask_returns_a_cited_answer(client: TestClient) -> None:
     assert r.status_code == 200
     body = r.json()
     assert "$206 million" in body["answer"] and body["citations"][0]["doc_id"] == SEED_NOTE
-    assert body["extractive"] is True and body["prompt_hash"]
+    assert body["offline_provider"] is True and body["prompt_hash"]
 
 
 def test_ask_with_history_and_filters(client: TestClient) -> None:
@@ -189,6 +178,7 @@ def test_health_metrics_and_docs(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
 
 
+@pytest.mark.slow
 def test_real_server_process_with_openai_client_and_sse(seeded_copy: Library) -> None:
     """`rag serve` as a real process on a free loopback port; a second process sees uploads."""
     openai = pytest.importorskip("openai")

@@ -7,16 +7,17 @@ import numpy as np
 import pytest
 
 from rag.chunking import chunk_document
+from rag.embedding.factory import bundled_model_path, make_embedder
+from rag.embedding.onnx import exported_model
 from rag.errors import IndexMismatchError
 from rag.library import Library
 from rag.models import Document
-from rag.onnx_embedding import exported_model
 from rag.settings import ChunkingSettings, EmbeddingSettings, Settings
 from tests.conftest import SEEDS
 
 
 def embedder_for(backend: str):
-    return Settings(embedding=EmbeddingSettings(backend=backend)).make_embedder()
+    return make_embedder(EmbeddingSettings(backend=backend))
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +27,7 @@ def chunk_texts(embedder) -> list[str]:
                                                                           ChunkingSettings())]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend, floor", [("onnx", 0.9999), ("onnx-int8", 0.98)])
 def test_onnx_vectors_agree_with_torch(backend: str, floor: float, chunk_texts: list[str]) -> None:
     reference = embedder_for("torch").embed_batch(chunk_texts)
@@ -36,11 +38,11 @@ def test_onnx_vectors_agree_with_torch(backend: str, floor: float, chunk_texts: 
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_export_is_cached_and_reused(tmp_path) -> None:
-    settings = EmbeddingSettings(backend="onnx", cache_dir=tmp_path)
-    first = exported_model(settings.resolved_path(), tmp_path, quantize=False)
+    first = exported_model(bundled_model_path(), tmp_path, quantize=False)
     mtime = first.stat().st_mtime_ns
-    assert exported_model(settings.resolved_path(), tmp_path, quantize=False) == first
+    assert exported_model(bundled_model_path(), tmp_path, quantize=False) == first
     assert first.stat().st_mtime_ns == mtime and not list(tmp_path.glob(".export-*"))
 
 
@@ -80,11 +82,11 @@ def test_exact_numpy_search_matches_faiss_and_hnsw_agrees(tmp_path, embedder) ->
     lib = Library(hnsw_settings, embedder=embedder)
     assert lib.add_paths([SEEDS]).ok
     snap = lib.snapshot()
-    assert snap.hnsw is not None and (snap.matrix.shape[0] == snap.vectors.ntotal)
+    assert snap.hnsw is not None and (snap.vectors.shape[0] == snap.faiss_index.ntotal)
     exact = Library(hnsw_settings.model_copy(update={"retrieval": RetrievalSettings()}), embedder=embedder)
     assert exact.snapshot().hnsw is None
     query = embedder.embed_query("SmartMDU deployments")
-    faiss_scores, faiss_ids = snap.vectors.search(query.reshape(1, -1), 10)
+    faiss_scores, faiss_ids = snap.faiss_index.search(query.reshape(1, -1), 10)
     numpy_hits = exact.snapshot().dense_search(query, 10, None)
     assert [i for i, _ in numpy_hits] == list(faiss_ids[0])
     assert np.allclose([s for _, s in numpy_hits], faiss_scores[0], atol=1e-5)

@@ -53,6 +53,7 @@ def test_seed_suite_on_a_small_subset(seeded_copy: Library) -> None:
     assert all(r["ok"] for r in report["results"])
 
 
+@pytest.mark.slow
 def test_rag_eval_fails_when_a_threshold_is_not_met(tmp_path: Path) -> None:
     strict = tmp_path / "thresholds.yaml"
     strict.write_text("seeds:\n  fact_accuracy: {min: 1.01}\n")

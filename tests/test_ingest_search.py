@@ -93,7 +93,7 @@ def test_update_replaces_chunks_and_delete_removes(seeded_copy: Library, tmp_pat
     seeded_copy.delete(SEED_NOTE)
     assert [d.id for d in seeded_copy.list_documents()] == [SEED_MAP]
     assert all(p.doc_id == SEED_MAP for p in seeded_copy.search("Q4 revenue RPO", k=10))
-    assert seeded_copy.snapshot().vectors.ntotal == seeded_copy.stats()["chunks"]
+    assert seeded_copy.snapshot().faiss_index.ntotal == seeded_copy.stats()["chunks"]
     with pytest.raises(NotFoundError):
         seeded_copy.delete(SEED_NOTE)
 
@@ -200,7 +200,7 @@ def test_formats_html_md_jsonl_pdf(empty_library: Library, tmp_path: Path) -> No
 
 
 def test_index_built_with_other_model_is_refused(seeded_dir: Path, embedder) -> None:
-    store = IndexStore(seeded_dir, "some/other-model", embedder.dim)
+    store = IndexStore(seeded_dir, "some/other-model")
     with pytest.raises(IndexMismatchError, match="other-model"):
         store.open()
 
@@ -235,6 +235,7 @@ def test_loader_sidecar_overrides_fallbacks(tmp_path: Path) -> None:
     assert doc.source_url == "https://e.x/1"
 
 
+@pytest.mark.slow
 def test_cli_ingest_search_and_bad_input(tmp_path: Path) -> None:
     env = {**os.environ, "RAG_INDEX_DIR": str(tmp_path / "idx")}
     rag = [sys.executable, "-m", "rag"]

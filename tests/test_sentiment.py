@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import os
 import shutil
 import signal
@@ -21,15 +22,14 @@ from typer.testing import CliRunner
 
 from rag.cli import app as cli_app
 from rag.errors import MalformedOutputError
-from rag.finance_sentiment import FinanceSentimentClassifier, load_head
 from rag.library import Library
 from rag.models import Document
-from rag.rescore import RescoreRequest
-from rag.sentiment import DocumentSentiment, label_for, parse_verdict, rollup
+from rag.providers.finance_sentiment import FinanceSentimentClassifier, load_head
+from rag.sentiment.batch import RescoreRequest
+from rag.sentiment.scoring import DocumentSentiment, label_for, parse_verdict, rollup
 from rag.settings import PROJECT_ROOT, SentimentSettings
-from tests.conftest import SEED_MAP, SEED_NOTE
+from tests.conftest import AUTH, SEED_MAP, SEED_NOTE, client_for
 from tests.fakes import scripted_provider
-from tests.test_api import AUTH, client_for
 
 VERDICT = '{"score": -0.4, "confidence": 0.7, "evidence": [1, 2], "rationale": "margins fell"}'
 NEWS = [
@@ -95,7 +95,7 @@ def record(doc_id: str, score: float, date: str | None, confidence: float = 0.8,
            tickers: tuple[str, ...] = ("X",)) -> DocumentSentiment:
     return DocumentSentiment(doc_id=doc_id, title=doc_id, tickers=list(tickers), date=date, content_hash="h",
                              score=score, label=label_for(score), confidence=confidence, evidence=[], rationale="",
-                             model="m", local_scorer=False, prompt="p", prompt_hash="ph", scorer_version="1",
+                             model="m", offline_provider=False, prompt="p", prompt_hash="ph", scorer_version="1",
                              created_at="2026-01-01T00:00:00+00:00")
 
 
@@ -117,7 +117,7 @@ def test_seed_note_scored_offline_with_evidence_and_provenance(seeded_copy: Libr
     assert -1 <= result.score <= 1 and result.label == label_for(result.score)
     assert 3 <= len(result.evidence) <= 5
     assert all(doc.text[c.start:c.end] == c.quote for c in result.evidence)
-    assert result.model == "local/finance-sentiment" and result.local_scorer
+    assert result.model == "local/finance-sentiment" and result.offline_provider
     assert result.prompt == "sentiment.v1" and len(result.prompt_hash) == 16
     assert "phrasebank" in result.scorer_version and result.content_hash == doc.content_hash
 
@@ -193,8 +193,9 @@ def test_non_retryable_error_fails_once_and_the_job_continues(corpus: Library) -
     assert job.failed == 1 and job.scored == 1 and len(fake.calls) == 2
 
 
+@pytest.mark.slow
 def test_killed_rescore_resumes_without_redoing_or_duplicating(corpus: Library) -> None:
-    store = corpus.sentiment_store
+    store = corpus.sentiment.store
 
     def done() -> int:
         return sum(h.model == "slow/model" for h in store.history())
@@ -216,7 +217,7 @@ def test_killed_rescore_resumes_without_redoing_or_duplicating(corpus: Library) 
     assert 3 <= done_before < 8
     assert corpus.job(job_id).status == "interrupted"
     with scripted_provider(['{"score": 0.5, "confidence": 0.8, "evidence": [1], "rationale": "steady"}'],
-                           name="slow") as fake:
+                           names=("slow/model",)) as fake:
         job = asyncio.run(corpus.prepare_rescore(RescoreRequest(model="slow/model")).run())
     assert job.cached == done_before and job.scored == 8 - done_before == len(fake.calls)
     history = [h for h in corpus.sentiment_history() if h.model == "slow/model"]
@@ -257,3 +258,29 @@ def test_http_rescore_job_needs_a_key_and_reports_progress(client: TestClient) -
         time.sleep(0.1)
     assert status["status"] == "done" and status["total"] == 5 and status["scored"] == 5
     assert client.get("/v1/jobs/job-nope").status_code == 404
+
+
+def test_journal_schema_is_versioned_and_old_records_migrate(tmp_path: Path) -> None:
+    """A v1 journal (before the offline flag was renamed) opens as the current version with its scores intact."""
+    import sqlite3
+
+    from rag.sentiment.store import _V1, SCHEMA_VERSION, SentimentStore
+
+    path = tmp_path / "sentiment.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(_V1)
+    record = {"doc_id": "d", "title": "t", "tickers": ["X"], "date": None, "content_hash": "h", "score": 0.5,
+              "label": "moderately positive", "confidence": 0.7, "evidence": [], "rationale": "r",
+              "model": "local/finance-sentiment", "local_scorer": True, "prompt": "sentiment.v1", "prompt_hash": "p",
+              "scorer_version": "1", "created_at": "2026-01-01T00:00:00+00:00", "job_id": None}
+    old.execute("INSERT INTO scores (doc_id, content_hash, model, prompt, prompt_hash, scorer_version, tickers, "
+                "score, created_at, record) VALUES ('d','h','local/finance-sentiment','sentiment.v1','p','1','[\"X\"]',"
+                "0.5,'2026-01-01',?)", (json.dumps(record),))
+    old.commit()
+    old.close()
+    store = SentimentStore(path)
+    assert store.schema_version() == SCHEMA_VERSION == 2
+    [migrated] = store.history(doc_id="d")
+    assert migrated.offline_provider is True and migrated.score == 0.5
+    store.close()
+    assert SentimentStore(path).schema_version() == SCHEMA_VERSION  # reopening runs nothing twice

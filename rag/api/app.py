@@ -21,6 +21,7 @@ from rag.api.metrics import Metrics
 from rag.api.routes import ask, chat, documents, health, search, sentiment
 from rag.errors import RagError
 from rag.library import Library
+from rag.offline import use_offline_environment
 from rag.settings import Settings
 
 log = logging.getLogger("rag.api")
@@ -67,6 +68,7 @@ class LimitsAndMetrics:
 
 
 def create_app(settings: Settings | None = None, library: Library | None = None) -> FastAPI:
+    use_offline_environment()
     library = library or Library(settings or Settings())
     settings = library.settings
 

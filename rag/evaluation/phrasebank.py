@@ -15,11 +15,12 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from rag import llm
-from rag.finance_sentiment import FinanceSentimentClassifier, load_head
 from rag.library import Library
 from rag.models import Chunk, Document
 from rag.prompts import load_prompt
-from rag.sentiment import label_for, score_document, scorer_version
+from rag.providers.finance_sentiment import MODEL_NAME, FinanceSentimentClassifier, load_head
+from rag.sentiment.scoring import label_for, score_document, scorer_version
+from rag.sentiment.service import sentiment_model
 from rag.settings import PROJECT_ROOT
 
 DATA_DIR = PROJECT_ROOT / "eval" / "data" / "financial_phrasebank"
@@ -73,7 +74,7 @@ def macro_f1(gold: list[str], predicted: list[str]) -> float:
 
 
 def band(score: float) -> str:
-    """Three classes from a document score: its label's direction (rag.sentiment.BANDS)."""
+    """Three classes from a document score: its label's direction (rag.sentiment.scoring.BANDS)."""
     return label_for(score).split()[-1]
 
 
@@ -81,6 +82,7 @@ async def _model_labels(lib: Library, model: str, texts: list[str]) -> list[str]
     """Each sentence as a one-passage document through the sentiment prompt (any litellm model)."""
     template = load_prompt(lib.settings.prompts_dir, lib.settings.sentiment.prompt)
     version = scorer_version(model)
+    embedder = lib.embedder if llm.is_offline(model) else None
     gate = asyncio.Semaphore(lib.settings.sentiment.concurrency)
 
     async def one(i: int, text: str) -> str:
@@ -88,7 +90,7 @@ async def _model_labels(lib: Library, model: str, texts: list[str]) -> list[str]
         chunk = Chunk(id=f"phrasebank-{i}-0", doc_id=doc.id, ordinal=0, start=0, end=len(text), text=text)
         async with gate:
             scored = await score_document(doc, [chunk], template, model, version, lib.settings.llm,
-                                          lib.settings.sentiment)
+                                          lib.settings.sentiment, embedder=embedder)
         return band(scored.score)
 
     return list(await asyncio.gather(*(one(i, t) for i, t in enumerate(texts))))
@@ -99,9 +101,9 @@ def run(lib: Library, model: str | None = None, split: Split = "test") -> dict[s
     default is measured at sentence level (argmax of its classifier); other models through the sentiment prompt."""
     rows = [r for r in load() if r.split == split]
     texts = [r.text for r in rows]
-    model = llm.check_model(lib.settings.sentiment.resolved_model(model or lib.settings.llm.model))
+    model = llm.check_model(sentiment_model(lib.settings, model), "sentiment")
     started = time.perf_counter()
-    if model == "local/finance-sentiment":
+    if model == MODEL_NAME:  # measured per sentence, where its classifier works
         probs = FinanceSentimentClassifier(load_head(), lib.embedder.embed_batch).probabilities(texts)
         predicted = [LABELS[i] for i in probs.argmax(axis=1)]
     else:

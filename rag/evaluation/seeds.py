@@ -12,6 +12,7 @@ from rag.evaluation.gold import GoldItem, GoldSuite
 from rag.evaluation.metrics import flatten, retrieval_metrics
 from rag.library import Library
 from rag.models import Answer
+from rag.sentiment.service import sentiment_model
 
 
 def _judge(item: GoldItem, answer: Answer) -> dict[str, Any]:
@@ -35,10 +36,10 @@ def _judge(item: GoldItem, answer: Answer) -> dict[str, Any]:
 
 def sentiment_metrics(lib: Library, suite: GoldSuite, model: str | None) -> tuple[dict[str, float], list[dict]]:
     """Absolute error and label agreement against the documents' own stated sentiment."""
-    sentiment_model = lib.settings.sentiment.resolved_model(model or lib.settings.llm.model)
+    scoring_model = sentiment_model(lib.settings, model)
     results = []
     for gold in suite.sentiment:
-        scored = asyncio.run(lib.adocument_sentiment(gold.doc, model=sentiment_model))
+        scored = asyncio.run(lib.adocument_sentiment(gold.doc, model=scoring_model))
         results.append({"id": f"sentiment-{gold.doc}", "question": f"sentiment of {gold.doc}",
                         "should_abstain": False, "abstained": False, "ok": scored.label == gold.label,
                         "expected": {"score": gold.score, "label": gold.label},

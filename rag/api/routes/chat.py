@@ -39,7 +39,7 @@ def sources_text(answer: Answer) -> str:
 
 def _extras(answer: Answer) -> dict[str, Any]:
     return {"citations": [c.model_dump(mode="json") for c in answer.citations], "abstained": answer.abstained,
-            "extractive": answer.extractive, "prompt_hash": answer.prompt_hash,
+            "offline_provider": answer.offline_provider, "prompt_hash": answer.prompt_hash,
             "ungrounded_numbers": answer.ungrounded_numbers, "removed_citations": answer.removed_citations}
 
 

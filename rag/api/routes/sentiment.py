@@ -11,9 +11,9 @@ from starlette.concurrency import run_in_threadpool
 from rag.api.deps import LibraryDep, ReadAuth, WriteAuth
 from rag.api.schemas import ErrorBody
 from rag.errors import BadInputError
-from rag.rescore import RescoreRequest
-from rag.sentiment import DocumentSentiment, TickerSentiment
-from rag.sentiment_store import JobStatus
+from rag.sentiment.batch import RescoreRequest
+from rag.sentiment.scoring import DocumentSentiment, TickerSentiment
+from rag.sentiment.store import RescoreJob
 
 router = APIRouter(tags=["sentiment"])
 _ERRORS = {400: {"model": ErrorBody}, 404: {"model": ErrorBody}, 502: {"model": ErrorBody}}
@@ -44,10 +44,10 @@ async def document_sentiment(doc_id: str, library: LibraryDep, model: str | None
     return await library.adocument_sentiment(doc_id, model, prompt)
 
 
-@router.post("/v1/rescore", response_model=JobStatus, status_code=status.HTTP_202_ACCEPTED,
+@router.post("/v1/rescore", response_model=RescoreJob, status_code=status.HTTP_202_ACCEPTED,
              dependencies=[WriteAuth], responses={**_ERRORS, 401: {"model": ErrorBody}},
              summary="Start a batch rescoring job")
-async def start_rescore(body: RescoreRequest, request: Request, library: LibraryDep) -> JobStatus:
+async def start_rescore(body: RescoreRequest, request: Request, library: LibraryDep) -> RescoreJob:
     """Scores every matching document that has no score for this model + prompt; poll GET /v1/jobs/{id}."""
     run = await run_in_threadpool(library.prepare_rescore, body)
     task = asyncio.create_task(run.run())
@@ -57,7 +57,7 @@ async def start_rescore(body: RescoreRequest, request: Request, library: Library
     return run.job
 
 
-@router.get("/v1/jobs/{job_id}", response_model=JobStatus, dependencies=[ReadAuth],
+@router.get("/v1/jobs/{job_id}", response_model=RescoreJob, dependencies=[ReadAuth],
             responses={404: {"model": ErrorBody}}, summary="Progress of a rescoring job")
-def job_status(job_id: str, library: LibraryDep) -> JobStatus:
+def job_status(job_id: str, library: LibraryDep) -> RescoreJob:
     return library.job(job_id)

@@ -8,6 +8,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,11 +16,14 @@ from rag.errors import RagError
 from rag.index import Snapshot
 from rag.models import DocumentInfo, SearchFilters
 from rag.prompts import PromptTemplate
-from rag.sentiment import DocumentSentiment, score_document, scorer_version
-from rag.sentiment_store import JobStatus, SentimentStore, now
+from rag.sentiment.scoring import DocumentSentiment, score_document, scorer_version
+from rag.sentiment.store import RescoreJob, SentimentStore, now
 from rag.settings import Settings
 
-Progress = Callable[[JobStatus], None]
+if TYPE_CHECKING:
+    from rag.embedding import Embedder
+
+Progress = Callable[[RescoreJob], None]
 
 
 class RescoreRequest(BaseModel):
@@ -54,35 +58,45 @@ class Scorer:
     """Scores documents of one snapshot with one model + prompt, journaling into one store."""
 
     def __init__(self, settings: Settings, store: SentimentStore, snapshot: Snapshot, model: str,
-                 template: PromptTemplate) -> None:
+                 template: PromptTemplate, embedder: Callable[[], Embedder] | None = None) -> None:
         self.settings = settings
         self.store = store
         self.snapshot = snapshot
         self.model = model
         self.template = template
+        self.embedder = embedder  # for offline models only; loaded on the first real call, not for cached scores
         self.version = scorer_version(model)
 
     def cached(self, info: DocumentInfo) -> DocumentSentiment | None:
         return self.store.lookup(info.id, info.content_hash, self.model, self.template.hash, self.version)
 
     async def score(self, info: DocumentInfo, limiter: RateLimiter | None = None,
-                    job: JobStatus | None = None) -> DocumentSentiment:
+                    job: RescoreJob | None = None) -> DocumentSentiment:
         doc = await asyncio.to_thread(self.snapshot.get_document, info.id)
         chunks = await asyncio.to_thread(self.snapshot.chunks_of, info.id)
         return await score_document(doc, chunks, self.template, self.model, self.version, self.settings.llm,
                                     self.settings.sentiment, before_call=limiter.acquire if limiter else None,
-                                    job_id=job.id if job else None)
+                                    job_id=job.id if job else None,
+                                    embedder=self.embedder() if self.embedder else None)
 
-    async def run(self, docs: list[DocumentInfo], job: JobStatus, concurrency: int, limiter: RateLimiter,
-                  progress: Progress | None = None) -> JobStatus:
-        """Score every document without a cached score; each result is journaled with the job's progress."""
+    async def run(self, docs: list[DocumentInfo], job: RescoreJob, concurrency: int, limiter: RateLimiter,
+                  progress: Progress | None = None, journal: bool = True) -> RescoreJob:
+        """Score every document without a cached score; each score is stored at once (with the job's progress
+        when `journal`; on-demand scoring of a few documents keeps its job in memory only). Failures are
+        recorded, never raised; `job.failures` names them."""
         pending: asyncio.Queue[DocumentInfo] = asyncio.Queue()
         for info in docs:
             if self.cached(info) is not None:
                 job.cached += 1
             else:
                 pending.put_nowait(info)
-        self.store.save_job(job)
+        journaled = job if journal else None
+
+        def save() -> None:
+            if journal:
+                self.store.save_job(job)
+
+        save()
         if progress:
             progress(job)
 
@@ -96,10 +110,13 @@ class Scorer:
                     record = await self.score(info, limiter, job)
                 except RagError as exc:  # provider down after retries, malformed output, document gone
                     job.failed += 1
-                    self.store.put_failure(info.id, info.content_hash, self.model, self.template.hash, str(exc), job)
+                    if len(job.failures) < 20:
+                        job.failures.append({"doc_id": info.id, "error": str(exc)})
+                    self.store.put_failure(info.id, info.content_hash, self.model, self.template.hash, str(exc),
+                                           journaled)
                 else:
                     job.scored += 1
-                    self.store.put(record, job)
+                    self.store.put(record, journaled)
                 if progress:
                     progress(job)
 
@@ -112,19 +129,19 @@ class Scorer:
             job.status = "interrupted" if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt) else "failed"
             job.error = f"{type(exc).__name__}: {exc}"
             job.finished_at = now()
-            self.store.save_job(job)
+            save()
             raise
         job.status = "done"
         job.finished_at = now()
-        self.store.save_job(job)
+        save()
         if progress:
             progress(job)
         return job
 
 
-def new_job(model: str, template: PromptTemplate, filters: SearchFilters, total: int) -> JobStatus:
+def new_job(model: str, template: PromptTemplate, filters: SearchFilters, total: int) -> RescoreJob:
     stamp = now()
-    return JobStatus(id=f"job-{uuid.uuid4().hex[:12]}", status="running", model=model, prompt=template.name,
+    return RescoreJob(id=f"job-{uuid.uuid4().hex[:12]}", status="running", model=model, prompt=template.name,
                      prompt_hash=template.hash, filters=filters.model_dump(mode="json", exclude_none=True),
                      total=total, created_at=stamp, updated_at=stamp)
 
@@ -136,9 +153,9 @@ class RescoreRun(BaseModel):
 
     scorer: Scorer
     docs: list[DocumentInfo]
-    job: JobStatus
+    job: RescoreJob
     concurrency: int
     limiter: RateLimiter
 
-    async def run(self, progress: Progress | None = None) -> JobStatus:
+    async def run(self, progress: Progress | None = None) -> RescoreJob:
         return await self.scorer.run(self.docs, self.job, self.concurrency, self.limiter, progress)

@@ -1,4 +1,4 @@
-"""The offline sentence-level finance sentiment classifier behind `local/finance-sentiment`.
+"""`local/finance-sentiment`: the offline sentence-level finance sentiment classifier (not a language model).
 
 Two logistic-regression heads whose class probabilities are averaged: one on TF-IDF word uni/bigrams (finance
 sentiment is largely lexical: "rose", "fell", "loss narrowed") and one on the bundled MiniLM sentence embedding
@@ -16,11 +16,20 @@ from collections import Counter
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel
 
-HEAD_PATH = Path(__file__).parent / "data" / "finance_sentiment_head.json"
+from rag.chunking import split_sentences
+from rag.prompt_tags import parse_passages, prompt_text
+from rag.providers.registry import LocalCall, RegisteredModel
+
+if TYPE_CHECKING:
+    from rag.embedding import Embedder
+
+MODEL_NAME = "local/finance-sentiment"
+HEAD_PATH = Path(__file__).resolve().parent.parent / "data" / "finance_sentiment_head.json"
 CLASSES = ("negative", "neutral", "positive")
 # Same tokens as scikit-learn's TfidfVectorizer(token_pattern=r"(?u)\b\w+\b", lowercase=True).
 _TOKEN = re.compile(r"(?u)\b\w+\b")
@@ -107,8 +116,6 @@ def verdict(classifier: FinanceSentimentClassifier, passages: dict[int, str]) ->
     of the opinionated ones, so neutral boilerplate neither dilutes nor moves it, shrunk toward 0 when there is
     little opinion at all (one leaning sentence is not a "moderately positive" document). confidence grows with
     the amount of opinion found and the classifier's certainty. Sentences repeated by chunk overlap count once."""
-    from rag.chunking import split_sentences
-
     owners: list[int] = []
     sentences: list[str] = []
     seen: set[str] = set()
@@ -143,3 +150,30 @@ def verdict(classifier: FinanceSentimentClassifier, passages: dict[int, str]) ->
                  f"{int((labels == 0).sum())} negative to the offline classifier; strongest: \"{strongest[:160]}\"")
     return {"score": round(score, 4), "confidence": round(confidence, 4), "evidence": evidence,
             "rationale": rationale}
+
+
+@lru_cache(maxsize=4)
+def _classifier(embedder: Embedder) -> FinanceSentimentClassifier:
+    return FinanceSentimentClassifier(load_head(), embedder.embed_batch)
+
+
+def handle(call: LocalCall) -> str:
+    # Only the first user turn holds the document; a repair turn repeats nothing we need.
+    passages = parse_passages(prompt_text(call.messages))
+    if not passages:
+        raise ValueError("local/finance-sentiment needs a prompt with numbered <passage> tags (sentiment.vN)")
+    if call.embedder is None:
+        raise ValueError("local/finance-sentiment needs the caller's embedder (rag.llm passes it)")
+    return json.dumps(verdict(_classifier(call.embedder), passages))
+
+
+def register_models(register: Callable[[RegisteredModel], None]) -> None:
+    register(RegisteredModel(
+        name=MODEL_NAME, tasks=frozenset({"sentiment"}), handler=handle,
+        description="Offline sentence classifier trained on Financial PhraseBank (non-commercial; not a language "
+        "model).", version=weights_version))
+
+
+@lru_cache(maxsize=1)
+def weights_version() -> str:
+    return f"{load_head().card.get('version')}:{head_hash()}"

@@ -20,10 +20,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from rag.errors import NotFoundError
-from rag.sentiment import DocumentSentiment
+from rag.errors import IndexMismatchError, NotFoundError
+from rag.sentiment.scoring import DocumentSentiment
 
-_SCHEMA = """
+# Numbered migrations (as simonw/llm's migrations.py): PRAGMA user_version records how many have run; each runs
+# once, in order, in one transaction with its version bump. Never edit a released step; append a new one.
+_V1 = """
 CREATE TABLE IF NOT EXISTS scores (
     id INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL, content_hash TEXT NOT NULL, model TEXT NOT NULL,
     prompt TEXT NOT NULL, prompt_hash TEXT NOT NULL, scorer_version TEXT NOT NULL, tickers TEXT NOT NULL,
@@ -39,11 +41,19 @@ CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, status TEXT NOT NULL, pid INTEGER NOT NULL, record TEXT NOT NULL
 );
 """
+# v2: one name for the offline flag on answers and scores (was `local_scorer` in stored score records).
+_V2 = """
+UPDATE scores SET record = json_remove(json_set(record, '$.offline_provider',
+    json(CASE WHEN json_extract(record, '$.local_scorer') THEN 'true' ELSE 'false' END)), '$.local_scorer')
+WHERE json_type(record, '$.local_scorer') IS NOT NULL;
+"""
+MIGRATIONS = [_V1, _V2]
+SCHEMA_VERSION = len(MIGRATIONS)
 
 JobState = Literal["running", "done", "failed", "interrupted"]
 
 
-class JobStatus(BaseModel):
+class RescoreJob(BaseModel):
     id: str
     status: JobState
     model: str
@@ -87,7 +97,27 @@ class SentimentStore:
         self._db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                version = self._db.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise IndexMismatchError(f"{self.path} has schema version {version}; this rag knows up to "
+                                             f"{SCHEMA_VERSION}: upgrade rag")
+                for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+                    for statement in filter(str.strip, step.split(";\n")):
+                        self._db.execute(statement)
+                    self._db.execute(f"PRAGMA user_version = {number}")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        return int(self._rows("PRAGMA user_version")[0][0])
 
     def close(self) -> None:
         self._db.close()
@@ -115,7 +145,7 @@ class SentimentStore:
             "AND scorer_version=?", (doc_id, content_hash, model, prompt_hash, scorer_version))
         return DocumentSentiment.model_validate_json(rows[0][0]) if rows else None
 
-    def put(self, record: DocumentSentiment, job: JobStatus | None = None) -> bool:
+    def put(self, record: DocumentSentiment, job: RescoreJob | None = None) -> bool:
         """Store a score (and the job's progress, atomically); False if that exact score was already stored."""
         with self._tx() as db:
             cursor = db.execute(
@@ -129,7 +159,7 @@ class SentimentStore:
             return cursor.rowcount == 1
 
     def put_failure(self, doc_id: str, content_hash: str, model: str, prompt_hash: str, error: str,
-                    job: JobStatus | None = None) -> None:
+                    job: RescoreJob | None = None) -> None:
         with self._tx() as db:
             db.execute("INSERT INTO failures (job_id, doc_id, content_hash, model, prompt_hash, error, created_at) "
                        "VALUES (?,?,?,?,?,?,?)",
@@ -150,21 +180,21 @@ class SentimentStore:
 
     # ---- jobs -------------------------------------------------------------------------------------
     @staticmethod
-    def _save_job(db: sqlite3.Connection, job: JobStatus) -> None:
+    def _save_job(db: sqlite3.Connection, job: RescoreJob) -> None:
         job.updated_at = now()
         db.execute("INSERT OR REPLACE INTO jobs (id, status, pid, record) VALUES (?,?,?,?)",
                    (job.id, job.status, os.getpid(), job.model_dump_json()))
 
-    def save_job(self, job: JobStatus) -> None:
+    def save_job(self, job: RescoreJob) -> None:
         with self._tx() as db:
             self._save_job(db, job)
 
-    def get_job(self, job_id: str) -> JobStatus:
+    def get_job(self, job_id: str) -> RescoreJob:
         rows = self._rows("SELECT record, status, pid FROM jobs WHERE id=?", (job_id,))
         if not rows:
             raise NotFoundError(f"no job {job_id!r}")
         record, status, pid = rows[0]
-        job = JobStatus.model_validate_json(record)
+        job = RescoreJob.model_validate_json(record)
         if status == "running" and not _alive(pid):
             job.status = "interrupted"  # its process died; rerunning the same rescore resumes from the journal
         job.failures = [{"doc_id": d, "error": e} for d, e in self._rows(

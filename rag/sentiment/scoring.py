@@ -1,6 +1,6 @@
 """Document and ticker sentiment: prompt assembly, validation of the model's JSON, label bands, and the
 recency/relevance-weighted ticker roll-up. Any litellm model can score; the offline default is
-`local/finance-sentiment` (rag.finance_sentiment), a classifier, not a generative model."""
+`local/finance-sentiment` (rag.providers.finance_sentiment), a classifier, not a generative model."""
 
 from __future__ import annotations
 
@@ -10,16 +10,21 @@ import math
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from rag import llm
-from rag.answer import format_passages
 from rag.errors import MalformedOutputError, ProviderError
 from rag.models import Chunk, Citation, Document, Passage
+from rag.prompt_tags import format_passages
 from rag.prompts import PromptTemplate
+from rag.providers import registry
 from rag.settings import LLMSettings, SentimentSettings
+
+if TYPE_CHECKING:
+    from rag.embedding import Embedder
 
 # Bumped when the way model output becomes a stored score changes; part of the cache key.
 SCORER_VERSION = "1"
@@ -65,7 +70,9 @@ class DocumentSentiment(BaseModel):
     evidence: list[Citation] = Field(description="The passages that drove the score.")
     rationale: str
     model: str
-    local_scorer: bool = Field(description="True when scored by rag's offline classifier, not a language model.")
+    offline_provider: bool = Field(
+        description="True when rag's offline provider (local/finance-sentiment, a classifier) scored it; False when "
+        "a language model did.")
     prompt: str
     prompt_hash: str
     scorer_version: str
@@ -99,11 +106,10 @@ class TickerSentiment(BaseModel):
 
 
 def scorer_version(model: str) -> str:
-    if model == "local/finance-sentiment":
-        from rag.finance_sentiment import head_hash, load_head
-
-        return f"{SCORER_VERSION}+{load_head().card.get('version')}:{head_hash()}"
-    return SCORER_VERSION
+    """Part of the cache key: a registered model with weights of its own (the offline classifier) adds their
+    version, so retrained weights rescore instead of reusing old scores."""
+    entry = registry.get(model)
+    return f"{SCORER_VERSION}+{entry.version()}" if entry and entry.version else SCORER_VERSION
 
 
 def document_passages(doc: Document, chunks: list[Chunk], max_passages: int) -> list[Passage]:
@@ -151,7 +157,7 @@ def _repair_messages(messages: list[dict[str, str]], raw: str, error: str) -> li
 async def score_document(doc: Document, chunks: list[Chunk], template: PromptTemplate, model: str, version: str,
                          llm_settings: LLMSettings, settings: SentimentSettings,
                          before_call: Callable[[], Awaitable[None]] | None = None,
-                         job_id: str | None = None) -> DocumentSentiment:
+                         job_id: str | None = None, embedder: Embedder | None = None) -> DocumentSentiment:
     """Score one document; `version` is `scorer_version(model)`, computed once by the caller. Transient provider
     errors are retried with exponential backoff; malformed output is re-asked up to `malformed_retries` times and
     then raised, never turned into a made-up score."""
@@ -171,7 +177,7 @@ async def score_document(doc: Document, chunks: list[Chunk], template: PromptTem
             with attempt:
                 if before_call:
                     await before_call()
-                return await llm.acomplete(msgs, call_settings, model)
+                return await llm.acomplete(msgs, call_settings, "sentiment", model, embedder)
         raise AssertionError("unreachable: AsyncRetrying reraises")
 
     raw = await call(messages)
@@ -185,17 +191,12 @@ async def score_document(doc: Document, chunks: list[Chunk], template: PromptTem
                     f"{exc} (after {settings.malformed_retries + 1} tries)") from exc
             messages = _repair_messages(messages, raw, str(exc))
             raw = await call(messages)
-    evidence = [
-        Citation(n=n, chunk_id=p.chunk_id, doc_id=p.doc_id, title=p.title, start=p.start, end=p.end, page=p.page,
-                 source_url=p.source_url, quote=p.text)
-        for n in verdict.evidence
-        for p in [passages[n - 1]]
-    ]
+    evidence = [Citation.from_passage(n, passages[n - 1]) for n in verdict.evidence]
     return DocumentSentiment(
         doc_id=doc.id, title=doc.title, tickers=doc.tickers, date=doc.date.isoformat() if doc.date else None,
         content_hash=doc.content_hash, score=round(verdict.score, 4), label=label_for(verdict.score),
         confidence=round(verdict.confidence, 4), evidence=evidence, rationale=verdict.rationale, model=model,
-        local_scorer=llm.is_local(model), prompt=template.name, prompt_hash=template.hash,
+        offline_provider=llm.is_offline(model), prompt=template.name, prompt_hash=template.hash,
         scorer_version=version,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"), job_id=job_id,
     )

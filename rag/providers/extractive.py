@@ -1,5 +1,5 @@
-"""Offline answering without a generative model: pick the sentences of the retrieved passages that best
-cover the question and quote them verbatim with their citation markers. Quoting verbatim means every
+"""`local/extractive`, offline answering without a generative model: pick the sentences of the retrieved
+passages that best cover the question and quote them verbatim with their citation markers. Quoting verbatim means every
 number in the answer is in its cited passage by construction.
 
 A sentence's coverage is the IDF-weighted share of the question's focus terms it contains (IDF taken over
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.chunking import split_sentences
+from rag.prompt_tags import parse_history, parse_passages, parse_tag, prompt_text
+from rag.providers.registry import LocalCall, RegisteredModel
 from rag.text import tokenize
 
 NOT_FOUND = "NOT_FOUND"
@@ -187,3 +189,24 @@ def rewrite(history: list[tuple[str, str]], followup: str) -> str:
     if not leans:
         return followup
     return f"{followup.strip()} (context: {previous.strip()})"
+
+
+def handle(call: LocalCall) -> str:
+    prompt = prompt_text(call.messages)
+    if call.task == "rewrite":
+        followup = parse_tag(prompt, "followup")
+        if followup is None:
+            raise ValueError("local/extractive rewrites need a prompt with <history> and <followup> (rewrite.vN)")
+        return rewrite(parse_history(parse_tag(prompt, "history") or ""), followup)
+    question = parse_tag(prompt, "question")
+    if question is None:
+        raise ValueError("local/extractive needs a prompt with <question> and <passages> (answer.vN)")
+    embed = call.embedder.embed_batch if call.embedder is not None else None
+    return answer(question, parse_passages(prompt), embed)
+
+
+def register_models(register: Callable[[RegisteredModel], None]) -> None:
+    register(RegisteredModel(
+        name="local/extractive", tasks=frozenset({"answer", "rewrite"}), handler=handle,
+        description="Offline extractive answerer: quotes the retrieved sentences that best cover the question "
+        "(not a language model)."))

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.embedding import CachedEmbedder
-from rag.settings import EmbeddingSettings
+from rag.embedding.base import CachedEmbedder
 
 EXPORT_VERSION = "1"
 OPSET = 17
@@ -149,12 +148,6 @@ class OnnxEmbedder(CachedEmbedder):
         self.batch_size = batch_size
         dim = int(json.loads((folder / "config.json").read_text())["hidden_size"])
         super().__init__(name, dim, backend, query_cache_size)
-
-    @classmethod
-    def from_settings(cls, settings: EmbeddingSettings) -> OnnxEmbedder:
-        file = exported_model(settings.resolved_path(), settings.resolved_cache_dir(),
-                              quantize=settings.backend == "onnx-int8")
-        return cls(file, settings.model_name, settings.backend, settings.batch_size, settings.query_cache_size)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         return [len(e.ids) for e in self._counter.encode_batch(texts)]

@@ -1,0 +1,137 @@
+"""The ingest pipeline: files, uploads or text -> Documents -> chunks -> vectors -> one new index generation.
+Unchanged documents (same content hash) are skipped; bad files are reported and the rest still go in."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import BaseModel, Field, ValidationError
+
+from rag.chunking import chunk_document
+from rag.errors import BadInputError
+from rag.index import DocumentUpsert, IndexStore
+from rag.loaders import LoadFailure, iter_files, load_file
+from rag.models import Chunk, Document, sha256_hex
+from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from rag.embedding import Embedder
+
+ProgressCallback = Callable[[int, int], None]
+EMBED_BATCH_CHUNKS = 512
+
+
+class IngestReport(BaseModel):
+    added: list[str] = Field(default_factory=list)
+    updated: list[str] = Field(default_factory=list)
+    unchanged: list[str] = Field(default_factory=list)
+    failed: list[LoadFailure] = Field(default_factory=list)
+    chunks: int = 0
+    seconds: float = 0.0
+    generation: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+class Ingestor:
+    def __init__(self, settings: Settings, store: IndexStore, embedder: Callable[[], Embedder],
+                 existing: Callable[[], dict[str, str]]) -> None:
+        self.settings = settings
+        self.store = store
+        self.embedder = embedder
+        self.existing = existing  # doc id -> content hash of what the index holds now
+
+    def add_paths(self, paths: Sequence[Path], progress: ProgressCallback | None = None) -> IngestReport:
+        """Load files/folders and index them; bad files are reported, the rest still go in."""
+        report = IngestReport()
+        documents: list[Document] = []
+        files = list(iter_files([Path(p) for p in paths]))
+        if not files:
+            raise BadInputError("no files found under " + ", ".join(str(p) for p in paths))
+        for path in files:
+            try:
+                documents.extend(load_file(path, self.settings.max_file_bytes))
+            except BadInputError as exc:
+                report.failed.append(LoadFailure(path=str(path), error=str(exc)))
+            except OSError as exc:
+                report.failed.append(LoadFailure(path=str(path), error=f"{path}: {exc.strerror}"))
+        seen: dict[str, str] = {}
+        unique: list[Document] = []
+        for doc in documents:
+            if doc.id in seen:
+                report.failed.append(LoadFailure(
+                    path=doc.path or doc.id, error=f"duplicate document id {doc.id!r} (also in {seen[doc.id]})"))
+                continue
+            seen[doc.id] = doc.path or ""
+            unique.append(doc)
+        return self.add_documents(unique, progress=progress, report=report)
+
+    def add_upload(self, filename: str, data: bytes, meta: dict[str, Any] | None = None) -> IngestReport:
+        """Index uploaded bytes; the file name picks the format and is the default id."""
+        name = Path(filename).name
+        if not name or name in (".", ".."):
+            raise BadInputError("an uploaded file needs a file name with an extension, e.g. note.txt")
+        return self.add_documents(load_file(Path(name), self.settings.max_file_bytes, data=data, meta=meta))
+
+    def add_text(self, text: str, doc_id: str | None = None, **meta: Any) -> IngestReport:
+        """Index one document given as text; without an id, one is derived from its content."""
+        doc_id = doc_id or f"doc-{sha256_hex(text)[:16]}"
+        try:
+            document = Document(id=doc_id, text=text, title=meta.pop("title", None) or text.strip()[:80], **meta)
+        except ValidationError as exc:
+            raise BadInputError(f"bad document: {exc.errors()[0]['msg']}") from exc
+        if not text.strip():
+            raise BadInputError("document text is empty")
+        return self.add_documents([document])
+
+    def add_documents(self, documents: Iterable[Document], progress: ProgressCallback | None = None,
+                      report: IngestReport | None = None) -> IngestReport:
+        started = time.perf_counter()
+        report = report or IngestReport()
+        documents = list(documents)
+        existing = self.existing()
+        embedder = self.embedder()
+        upserts: list[DocumentUpsert] = []
+        pending: list[tuple[Document, list[Chunk]]] = []
+        pending_chunks = 0
+
+        def flush() -> None:
+            nonlocal pending_chunks
+            # One encode call across many documents keeps batches full; sorting by length keeps padding low.
+            texts = [c.text for _, chunks in pending for c in chunks]
+            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            vectors = np.empty((len(texts), embedder.dim), dtype=np.float32)
+            if texts:
+                vectors[order] = embedder.embed_batch([texts[i] for i in order])
+            offset = 0
+            for doc, chunks in pending:
+                rows = vectors[offset:offset + len(chunks)]
+                upserts.append(DocumentUpsert(document=doc, chunks=chunks, vectors=rows))
+                offset += len(chunks)
+            pending.clear()
+            pending_chunks = 0
+
+        for done, doc in enumerate(documents, start=1):
+            if existing.get(doc.id) == doc.content_hash:
+                report.unchanged.append(doc.id)
+            else:
+                chunks = chunk_document(doc, self.settings.chunking, embedder.count_tokens)
+                pending.append((doc, chunks))
+                pending_chunks += len(chunks)
+                (report.updated if doc.id in existing else report.added).append(doc.id)
+                report.chunks += len(chunks)
+                if pending_chunks >= EMBED_BATCH_CHUNKS:
+                    flush()
+            if progress:
+                progress(done, len(documents))
+        flush()
+        if upserts or not self.store.manifest_path.exists():
+            report.generation = self.store.write(upserts, dim=embedder.dim, backend=embedder.backend)
+        report.seconds = time.perf_counter() - started
+        return report

@@ -1,0 +1,103 @@
+"""The question-answering pipeline, written once (async): check the question, rewrite a follow-up against the
+history, retrieve, abstain when nothing is relevant, prompt the model, check the answer. `ask` is a thin sync
+wrapper for callers without an event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING
+
+from rag import llm
+from rag.answer import abstention, answer_messages, check_answer
+from rag.errors import BadInputError
+from rag.models import Answer, Passage, SearchFilters, Turn
+from rag.prompt_tags import format_history
+from rag.prompts import load_prompt
+from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from rag.embedding import Embedder
+
+Search = Callable[[str, int | None, SearchFilters | None], list[Passage]]
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+class QuestionAnswerer:
+    def __init__(self, settings: Settings, search: Search, embedder: Callable[[], Embedder],
+                 require_index: Callable[[], object]) -> None:
+        self.settings = settings
+        self.search = search
+        self.embedder = embedder  # called only when an offline model needs it
+        self.require_index = require_index  # raises IndexMissingError: "no index" before any model is loaded
+
+    def check_question(self, question: str) -> str:
+        question = question.strip()
+        if not question:
+            raise BadInputError("question is empty")
+        if len(question) > self.settings.max_question_chars:
+            raise BadInputError(f"question is longer than {self.settings.max_question_chars} characters")
+        return question
+
+    def _retrieve(self, standalone: str, k: int | None, filters: SearchFilters | None,
+                  timings: dict[str, float]) -> list[Passage] | None:
+        """Passages to answer from, or None when nothing relevant enough was found (abstain)."""
+        started = time.perf_counter()
+        passages = self.search(standalone, k, filters)
+        timings["retrieve"] = _ms(started)
+        best = max((p.dense_score or 0.0 for p in passages), default=0.0)
+        return passages if passages and best >= self.settings.retrieval.min_dense_score else None
+
+    async def astream(self, question: str, history: Sequence[Turn] = (), k: int | None = None,
+                      filters: SearchFilters | None = None, model: str | None = None,
+                      stream: bool = True) -> AsyncIterator[str | Answer]:
+        """Yields answer text deltas as the model produces them (only when `stream`), then the checked Answer.
+        The deltas are raw model output: markers are only validated in the final Answer."""
+        question = self.check_question(question)
+        self.require_index()
+        model = model or self.settings.llm.model
+        llm.check_model(model, "answer")
+        if history:
+            llm.check_model(model, "rewrite")
+        template = load_prompt(self.settings.prompts_dir, self.settings.llm.answer_prompt)
+        embedder = self.embedder() if llm.is_offline(model) else None
+        timings: dict[str, float] = {}
+        standalone = question
+        if history:
+            rewrite = load_prompt(self.settings.prompts_dir, self.settings.llm.rewrite_prompt).messages(
+                history=format_history(list(history)), question=question)
+            started = time.perf_counter()
+            standalone = (await llm.acomplete(rewrite, self.settings.llm, "rewrite", model, embedder)).strip() \
+                or question
+            timings["rewrite"] = _ms(started)
+        passages = await asyncio.to_thread(self._retrieve, standalone, k, filters, timings)
+        if passages is None:
+            yield abstention(question, standalone, [], model, template, timings)
+            return
+        started = time.perf_counter()
+        messages = answer_messages(template, standalone, passages)
+        if stream:
+            parts: list[str] = []
+            async for delta in llm.astream(messages, self.settings.llm, "answer", model, embedder):
+                parts.append(delta)
+                yield delta
+            raw = "".join(parts)
+        else:
+            raw = await llm.acomplete(messages, self.settings.llm, "answer", model, embedder)
+        timings["llm"] = _ms(started)
+        yield check_answer(question, standalone, raw, passages, model, template, timings)
+
+    async def aask(self, question: str, history: Sequence[Turn] = (), k: int | None = None,
+                   filters: SearchFilters | None = None, model: str | None = None) -> Answer:
+        async for event in self.astream(question, history, k, filters, model, stream=False):
+            if isinstance(event, Answer):
+                return event
+        raise AssertionError("the pipeline always ends with an Answer")
+
+    def ask(self, question: str, history: Sequence[Turn] = (), k: int | None = None,
+            filters: SearchFilters | None = None, model: str | None = None) -> Answer:
+        return asyncio.run(self.aask(question, history, k, filters, model))

@@ -1,0 +1,105 @@
+"""Sentiment as the library offers it: one document's score or a ticker's roll-up (missing scores computed on
+request through the same `Scorer.run` that batch rescoring uses), stored history, and rescoring jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rag import llm
+from rag.errors import BadInputError, NotFoundError, ProviderError
+from rag.index import Snapshot
+from rag.models import DocumentInfo, SearchFilters
+from rag.prompts import load_prompt
+from rag.providers import registry
+from rag.sentiment.batch import RateLimiter, RescoreRequest, RescoreRun, Scorer, new_job
+from rag.sentiment.scoring import DocumentSentiment, TickerSentiment, rollup
+from rag.sentiment.store import RescoreJob, SentimentStore
+from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from rag.embedding import Embedder
+
+
+def sentiment_model(settings: Settings, model: str | None = None) -> str:
+    """The model that scores: the caller's, else RAG_SENTIMENT__MODEL, else the answer model when it can score,
+    else the offline classifier (the default answer model, local/extractive, cannot)."""
+    chosen = model or settings.sentiment.model
+    if chosen:
+        return chosen
+    answer_model = settings.llm.model
+    entry = registry.get(answer_model)
+    if entry is None or "sentiment" in entry.tasks:
+        return answer_model
+    return next(m.name for m in registry.models() if m.offline and "sentiment" in m.tasks)
+
+
+class SentimentService:
+    def __init__(self, settings: Settings, snapshot: Callable[[], Snapshot],
+                 embedder: Callable[[], Embedder]) -> None:
+        self.settings = settings
+        self.snapshot = snapshot
+        self.embedder = embedder
+        self._store: SentimentStore | None = None
+
+    @property
+    def store(self) -> SentimentStore:
+        if self._store is None:
+            self._store = SentimentStore(Path(self.settings.index_dir) / "sentiment.sqlite")
+        return self._store
+
+    def scorer(self, model: str | None, prompt: str | None) -> Scorer:
+        model = llm.check_model(sentiment_model(self.settings, model), "sentiment")
+        template = load_prompt(self.settings.prompts_dir, prompt or self.settings.sentiment.prompt)
+        return Scorer(self.settings, self.store, self.snapshot(), model, template,
+                      self.embedder if llm.is_offline(model) else None)
+
+    def prepare_rescore(self, request: RescoreRequest) -> RescoreRun:
+        """Select the documents and journal a new job; `await run.run()` does the work."""
+        scorer = self.scorer(request.model, request.prompt)
+        docs = scorer.snapshot.list_documents(request.filters)
+        if not docs:
+            raise BadInputError("no documents match the filters")
+        job = new_job(scorer.model, scorer.template, request.filters, len(docs))
+        self.store.save_job(job)
+        configured = self.settings.sentiment
+        return RescoreRun(scorer=scorer, docs=docs, job=job, concurrency=request.concurrency or configured.concurrency,
+                          limiter=RateLimiter(request.requests_per_second or configured.requests_per_second))
+
+    async def _scores(self, scorer: Scorer, docs: list[DocumentInfo]) -> list[DocumentSentiment]:
+        """Stored scores, computing (and storing) the missing ones; a failure names its documents."""
+        job = new_job(scorer.model, scorer.template, SearchFilters(), len(docs))
+        configured = self.settings.sentiment
+        job = await scorer.run(docs, job, configured.concurrency, RateLimiter(configured.requests_per_second),
+                               journal=False)
+        if job.failures:
+            named = "; ".join(f"{f['doc_id']}: {f['error']}" for f in job.failures[:3])
+            more = f" (and {job.failed - 3} more)" if job.failed > 3 else ""
+            raise ProviderError(f"{job.failed} of {len(docs)} documents could not be scored with {scorer.model}: "
+                                f"{named}{more}")
+        scores = [scorer.cached(info) for info in docs]
+        return [s for s in scores if s is not None]
+
+    async def adocument(self, doc_id: str, model: str | None = None, prompt: str | None = None) -> DocumentSentiment:
+        scorer = self.scorer(model, prompt)
+        docs = scorer.snapshot.list_documents(SearchFilters(doc_ids=[doc_id]))
+        if not docs:
+            raise NotFoundError(f"no document with id {doc_id!r}")
+        return (await self._scores(scorer, docs))[0]
+
+    async def aticker(self, ticker: str, model: str | None = None, prompt: str | None = None) -> TickerSentiment:
+        ticker = ticker.strip().upper()
+        if not ticker:
+            raise BadInputError("ticker is empty")
+        scorer = self.scorer(model, prompt)
+        docs = scorer.snapshot.list_documents(SearchFilters(tickers=[ticker]))
+        if not docs:
+            raise NotFoundError(f"no documents for ticker {ticker}")
+        return rollup(ticker, await self._scores(scorer, docs), self.settings.sentiment.half_life_days)
+
+    def job(self, job_id: str) -> RescoreJob:
+        return self.store.get_job(job_id)
+
+    def history(self, doc_id: str | None = None, ticker: str | None = None) -> list[DocumentSentiment]:
+        return self.store.history(doc_id=doc_id, ticker=ticker)
