@@ -5,9 +5,10 @@ wrapper for callers without an event loop."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rag import llm
 from rag.answer import abstention, answer_messages, check_answer
@@ -20,11 +21,28 @@ from rag.settings import Settings
 if TYPE_CHECKING:
     from rag.embedding import Embedder
 
+T = TypeVar("T")
 Search = Callable[[str, int | None, SearchFilters | None], list[Passage]]
 
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
+
+
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from sync code on one long-lived background event loop. A fresh loop per call
+    (asyncio.run) strands litellm's logging worker, which is bound to the first loop it saw and warns on each
+    new one."""
+    global _loop
+    with _loop_lock:
+        if _loop is None:
+            _loop = asyncio.new_event_loop()
+            threading.Thread(target=_loop.run_forever, name="rag-sync-loop", daemon=True).start()
+    return asyncio.run_coroutine_threadsafe(coro, _loop).result()
 
 
 class QuestionAnswerer:
@@ -100,4 +118,4 @@ class QuestionAnswerer:
 
     def ask(self, question: str, history: Sequence[Turn] = (), k: int | None = None,
             filters: SearchFilters | None = None, model: str | None = None) -> Answer:
-        return asyncio.run(self.aask(question, history, k, filters, model))
+        return run_sync(self.aask(question, history, k, filters, model))

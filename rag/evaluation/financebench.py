@@ -76,7 +76,7 @@ def figure_match(gold_answer: str, answer: str) -> bool | None:
 
 def run(lib: Library, questions: list[Question], k: int = 5, model: str | None = None) -> dict[str, Any]:
     retrieval = retrieval_metrics(
-        lib, [(q.question, lambda p, pages=q.pages: p.doc_id in pages) for q in questions], k)
+        lib, [(q.question, [lambda p, pages=q.pages: p.doc_id in pages]) for q in questions], k)
     results = []
     latencies = []
     for q in questions:

@@ -19,6 +19,7 @@ from rag.library import Library
 from rag.models import Chunk, Document
 from rag.prompts import load_prompt
 from rag.providers.finance_sentiment import MODEL_NAME, FinanceSentimentClassifier, load_head
+from rag.qa import run_sync
 from rag.sentiment.scoring import label_for, score_document, scorer_version
 from rag.sentiment.service import sentiment_model
 from rag.settings import PROJECT_ROOT
@@ -107,7 +108,7 @@ def run(lib: Library, model: str | None = None, split: Split = "test") -> dict[s
         probs = FinanceSentimentClassifier(load_head(), lib.embedder.embed_batch).probabilities(texts)
         predicted = [LABELS[i] for i in probs.argmax(axis=1)]
     else:
-        predicted = asyncio.run(_model_labels(lib, model, texts))
+        predicted = run_sync(_model_labels(lib, model, texts))
     ms_per_sentence = (time.perf_counter() - started) * 1000 / len(rows)
     gold = [r.label for r in rows]
     agree = [i for i, r in enumerate(rows) if r.all_agree]

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import BadInputError
-from rag.evaluation import financebench, phrasebank, seeds
+from rag.evaluation import earnings, financebench, phrasebank, seeds
 from rag.evaluation.gold import load_suite
 from rag.library import Library
 from rag.settings import PROJECT_ROOT, Settings
 
-SUITES = ("seeds", "phrasebank", "financebench")
+SUITES = ("seeds", "earnings", "phrasebank", "financebench")
 GOLD_DIR = PROJECT_ROOT / "eval" / "gold"
 
 
@@ -29,6 +29,13 @@ def run_suite(name: str, settings: Settings, model: str | None = None, index: Pa
                 if not ingested.ok:
                     raise BadInputError(f"seed documents failed to load: {ingested.failed}")
             result = seeds.run(lib, gold, model=model)
+        elif name == "earnings":
+            gold = earnings.load()
+            if index is None:
+                lib.add_documents(earnings.documents(gold))
+                if gold.extra_documents:
+                    lib.add_paths([PROJECT_ROOT / gold.extra_documents])
+            result = earnings.run(lib, gold, model=model)
         elif name == "phrasebank":
             result = phrasebank.run(lib, model=model)
         else:

@@ -3,7 +3,6 @@ citation precision, grounding, abstention) and latency, all through the public L
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 import time
 from typing import Any
@@ -12,6 +11,7 @@ from rag.evaluation.gold import GoldItem, GoldSuite
 from rag.evaluation.metrics import flatten, retrieval_metrics
 from rag.library import Library
 from rag.models import Answer
+from rag.qa import run_sync
 from rag.sentiment.service import sentiment_model
 
 
@@ -39,7 +39,7 @@ def sentiment_metrics(lib: Library, suite: GoldSuite, model: str | None) -> tupl
     scoring_model = sentiment_model(lib.settings, model)
     results = []
     for gold in suite.sentiment:
-        scored = asyncio.run(lib.adocument_sentiment(gold.doc, model=scoring_model))
+        scored = run_sync(lib.adocument_sentiment(gold.doc, model=scoring_model))
         results.append({"id": f"sentiment-{gold.doc}", "question": f"sentiment of {gold.doc}",
                         "should_abstain": False, "abstained": False, "ok": scored.label == gold.label,
                         "expected": {"score": gold.score, "label": gold.label},
@@ -77,7 +77,7 @@ def run(lib: Library, suite: GoldSuite, k: int = 5, model: str | None = None) ->
         "latency_ms_p95": round(sorted(latencies)[max(0, int(len(latencies) * 0.95) - 1)], 1),
     }
     retrieval = retrieval_metrics(lib, [
-        (i.question, lambda p, i=i: p.doc_id == i.doc and bool(i.evidence) and i.evidence in p.text)
+        (i.question, [lambda p, i=i: p.doc_id == i.doc and bool(i.evidence) and i.evidence in p.text])
         for i in answerable], k)
     metrics.update(flatten(retrieval))
     sentiment, sentiment_results = sentiment_metrics(lib, suite, model)
