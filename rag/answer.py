@@ -26,8 +26,9 @@ def answer_messages(template: PromptTemplate, question: str, passages: list[Pass
 
 
 def abstention(question: str, standalone: str, passages: list[Passage], model: str, template: PromptTemplate,
-               timings: dict[str, float]) -> Answer:
-    return Answer(question=question, standalone_question=standalone, answer=ABSTAIN_MESSAGE, abstained=True,
+               timings: dict[str, float], message: str = ABSTAIN_MESSAGE) -> Answer:
+    """No answer; `passages` (if any) are the closest ones found, for the reader, never cited."""
+    return Answer(question=question, standalone_question=standalone, answer=message, abstained=True,
                   citations=[], passages=passages, model=model, offline_provider=is_offline(model),
                   prompt=template.name, prompt_hash=template.hash, timings_ms=timings)
 

@@ -5,11 +5,32 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 from rag.models import Chunk, Document, sha256_hex
 from rag.settings import ChunkingSettings
 
 TokenCounter = Callable[[list[str]], list[int]]
+
+
+def context_line(title: str, tickers: list[str], metadata: dict[str, Any]) -> str:
+    """What a chunk's index representation (its embedding and BM25 terms) carries about its document: a
+    transcript rarely says its own company's name, so without this a chunk of GE's call cannot match "GE".
+    Citations keep the exact offsets of the chunk text itself; this line is never part of a span."""
+    parts = [title.strip()]
+    company = str(metadata.get("company") or "").strip()
+    if company and company.lower() not in title.lower():
+        parts.insert(0, company)
+    if tickers and not any(t.lower() in title.lower() for t in tickers):
+        parts.append(", ".join(tickers))
+    period = str(metadata.get("quarter") or "").strip()
+    if period and period.lower() not in title.lower():
+        parts.append(period)
+    return " | ".join(p for p in parts if p)
+
+
+def index_text(context: str, chunk_text: str) -> str:
+    return f"{context}\n{chunk_text}" if context else chunk_text
 
 # A sentence ends at . ! ? (optionally followed by a closing quote/bracket) before whitespace and a
 # capital/digit/bullet, or at a line break. Decimals such as 2.6% or "U.S. broadband" are not split.
@@ -73,9 +94,11 @@ def _fit_tokens(text: str, units: list[tuple[int, int]], count_tokens: TokenCoun
 
 
 def chunk_document(doc: Document, settings: ChunkingSettings,
-                   count_tokens: TokenCounter | None = None) -> list[Chunk]:
-    """With `count_tokens` (the embedding model's tokenizer) chunks also stay within `settings.max_tokens`, so
-    the model never silently truncates one."""
+                   count_tokens: TokenCounter | None = None, reserved_tokens: int = 0) -> list[Chunk]:
+    """With `count_tokens` (the embedding model's tokenizer) chunks also stay within `settings.max_tokens` less
+    `reserved_tokens` (the context line embedded with each chunk), so the model never silently truncates one."""
+    if reserved_tokens and settings.max_tokens:
+        settings = settings.model_copy(update={"max_tokens": max(32, settings.max_tokens - reserved_tokens)})
     text = doc.text
     units: list[tuple[int, int]] = []
     for span in split_sentences(text):

@@ -31,6 +31,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, Field
 
+from rag.chunking import context_line, index_text
+from rag.entities import EntityIndex, entity_words
+from rag.entities import build as build_entities
 from rag.errors import IndexMismatchError, IndexMissingError, NotFoundError
 from rag.models import Chunk, Document, DocumentInfo, SearchFilters
 from rag.settings import AnnSettings
@@ -42,7 +45,8 @@ if TYPE_CHECKING:
 # faiss and bm25s (which pulls in scipy) cost ~0.5 s to import; listing, getting and deleting documents need
 # neither, so they are imported where vectors or BM25 state are first touched.
 
-FORMAT_VERSION = 1
+# 2: each chunk is embedded and BM25-indexed with its document's context line (rag.chunking.context_line).
+FORMAT_VERSION = 2
 KEEP_GENERATIONS = 3
 
 _SCHEMA = """
@@ -106,6 +110,13 @@ def _flat_view(vectors: faiss.IndexIDMap2, dim: int) -> np.ndarray:
     return faiss.rev_swig_ptr(faiss.downcast_index(vectors.index).get_xb(), n * dim).reshape(n, dim)
 
 
+def _index_texts(db: sqlite3.Connection) -> list[tuple[int, str]]:
+    """(rowid, text as embedded and BM25-indexed) of every chunk, in rowid order."""
+    rows = db.execute('SELECT c.rowid, c.text, d.title, d.tickers, d.metadata FROM chunks c '
+                      'JOIN documents d ON d.id = c.doc_id ORDER BY c.rowid').fetchall()
+    return [(r[0], index_text(context_line(r[2], json.loads(r[3]), json.loads(r[4])), r[1])) for r in rows]
+
+
 def _gen_dir(root: Path, generation: int) -> Path:
     return root / f"gen-{generation:06d}"
 
@@ -161,6 +172,23 @@ class Snapshot:
 
             return rowids, bm25s.BM25.load(str(self.folder / "bm25"))
 
+    @cached_property
+    def entities(self) -> EntityIndex:
+        """Companies of this generation's documents and the names that link a question to them."""
+        rows = self._query("SELECT id, json_extract(metadata, '$.company') AS company, tickers FROM documents")
+        documents = [(r["id"], r["company"], json.loads(r["tickers"])) for r in rows]
+        rowids, bm25 = self._lexical
+        docs_containing: dict[str, set[str]] = {}
+        if bm25 is not None:
+            doc_of = {r[0]: r[1] for r in self._query("SELECT rowid, doc_id FROM chunks")}
+            indptr, indices = bm25.scores["indptr"], bm25.scores["indices"]
+            for word in entity_words(documents):
+                column = bm25.vocab_dict.get(word)
+                if column is not None:
+                    positions = indices[indptr[column]:indptr[column + 1]]
+                    docs_containing[word] = {doc_of[int(rowids[i])] for i in positions}
+        return build_entities(documents, docs_containing)
+
     @property
     def faiss_index(self) -> faiss.IndexIDMap2:
         return self._dense["index"]
@@ -194,7 +222,8 @@ class Snapshot:
 
     def sample_vectors(self, n: int) -> tuple[list[str], np.ndarray]:
         """Texts and stored vectors of up to n chunks spread over the index (backend agreement checks)."""
-        rows = self._query("SELECT rowid, text FROM chunks ORDER BY rowid")
+        with self._lock:
+            rows = _index_texts(self._db)
         step = max(1, len(rows) // n)
         picked = rows[::step][:n]
         vectors = self.vectors[self.positions(np.array([r[0] for r in picked], dtype=np.int64))]
@@ -301,13 +330,20 @@ class Snapshot:
         top = top[np.argsort(-scores[top])]
         return [(int(self.bm25_rowids[i]), float(scores[i])) for i in top if scores[i] > 0]
 
+    def doc_ids_of(self, rowids: Sequence[int]) -> dict[int, str]:
+        if not rowids:
+            return {}
+        marks = ",".join("?" * len(rowids))
+        return {r[0]: r[1] for r in self._query(f"SELECT rowid, doc_id FROM chunks WHERE rowid IN ({marks})",
+                                                 list(rowids))}
+
     def chunk_rows(self, rowids: Sequence[int]) -> dict[int, sqlite3.Row]:
         if not rowids:
             return {}
         marks = ",".join("?" * len(rowids))
         rows = self._query(
             f"""SELECT c.rowid AS rowid, c.id, c.doc_id, c.start, c."end", c.page, c.text, d.title,
-                       d.source_url, d.tickers, d.doc_type, d.date
+                       d.source_url, d.tickers, d.doc_type, d.date, json_extract(d.metadata, '$.company') AS company
                 FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.rowid IN ({marks})""",
             list(rowids),
         )
@@ -334,7 +370,8 @@ class IndexStore:
             return None
         if manifest.format_version != FORMAT_VERSION:
             raise IndexMismatchError(
-                f"index at {self.root} has format {manifest.format_version}, this rag reads {FORMAT_VERSION}"
+                f"index at {self.root} has format {manifest.format_version}, this rag reads {FORMAT_VERSION}: "
+                "re-ingest the documents into a new index directory"
             )
         if manifest.embedding_model != self.embedding_model:
             raise IndexMismatchError(
@@ -438,7 +475,7 @@ class IndexStore:
                 if rowids:
                     vectors.add_with_ids(up.vectors.astype(np.float32), np.array(rowids, dtype=np.int64))
             db.commit()
-            rows = db.execute("SELECT rowid, text FROM chunks ORDER BY rowid").fetchall()
+            rows = _index_texts(db)
         finally:
             db.close()
         if self.ann and self.ann.method == "hnsw" and vectors.ntotal >= self.ann.hnsw_min_chunks:

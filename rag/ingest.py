@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
-from rag.chunking import chunk_document
+from rag.chunking import chunk_document, context_line, index_text
 from rag.errors import BadInputError
 from rag.index import DocumentUpsert, IndexStore
 from rag.loaders import LoadFailure, iter_files, load_file
@@ -98,19 +98,19 @@ class Ingestor:
         existing = self.existing()
         embedder = self.embedder()
         upserts: list[DocumentUpsert] = []
-        pending: list[tuple[Document, list[Chunk]]] = []
+        pending: list[tuple[Document, list[Chunk], str]] = []
         pending_chunks = 0
 
         def flush() -> None:
             nonlocal pending_chunks
             # One encode call across many documents keeps batches full; sorting by length keeps padding low.
-            texts = [c.text for _, chunks in pending for c in chunks]
+            texts = [index_text(context, c.text) for _, chunks, context in pending for c in chunks]
             order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
             vectors = np.empty((len(texts), embedder.dim), dtype=np.float32)
             if texts:
                 vectors[order] = embedder.embed_batch([texts[i] for i in order])
             offset = 0
-            for doc, chunks in pending:
+            for doc, chunks, _ in pending:
                 rows = vectors[offset:offset + len(chunks)]
                 upserts.append(DocumentUpsert(document=doc, chunks=chunks, vectors=rows))
                 offset += len(chunks)
@@ -121,8 +121,10 @@ class Ingestor:
             if existing.get(doc.id) == doc.content_hash:
                 report.unchanged.append(doc.id)
             else:
-                chunks = chunk_document(doc, self.settings.chunking, embedder.count_tokens)
-                pending.append((doc, chunks))
+                context = context_line(doc.title, doc.tickers, doc.metadata)
+                reserved = embedder.count_tokens([context])[0] if context else 0
+                chunks = chunk_document(doc, self.settings.chunking, embedder.count_tokens, reserved)
+                pending.append((doc, chunks, context))
                 pending_chunks += len(chunks)
                 (report.updated if doc.id in existing else report.added).append(doc.id)
                 report.chunks += len(chunks)

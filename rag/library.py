@@ -19,7 +19,7 @@ from rag.index import IndexStore, Snapshot
 from rag.ingest import Ingestor, IngestReport, ProgressCallback
 from rag.models import Answer, Document, DocumentInfo, Passage, SearchFilters, Turn
 from rag.qa import QuestionAnswerer
-from rag.retrieve import Mode, retrieve
+from rag.retrieve import Mode, Retrieval, retrieve
 from rag.sentiment.batch import RescoreRequest, RescoreRun
 from rag.sentiment.scoring import DocumentSentiment, TickerSentiment
 from rag.sentiment.service import SentimentService
@@ -44,7 +44,7 @@ class Library:
         self._agreed_backends: set[str] = set()
         self.ingestor = Ingestor(self.settings, self.store, lambda: self.embedder,
                                  lambda: self.snapshot().content_hashes() if self.exists() else {})
-        self.qa = QuestionAnswerer(self.settings, lambda q, k, f: self.search(q, k=k, filters=f), lambda: self.embedder,
+        self.qa = QuestionAnswerer(self.settings, lambda q, k, f: self.retrieve(q, k, f), lambda: self.embedder,
                                    self.snapshot)
         self.sentiment = SentimentService(self.settings, self.snapshot, lambda: self.embedder)
 
@@ -127,6 +127,11 @@ class Library:
 
     def search(self, query: str, k: int | None = None, filters: SearchFilters | None = None,
                mode: Mode = "hybrid") -> list[Passage]:
+        return self.retrieve(query, k, filters, mode).passages
+
+    def retrieve(self, query: str, k: int | None = None, filters: SearchFilters | None = None,
+                 mode: Mode = "hybrid") -> Retrieval:
+        """Passages plus what the query was understood to be about (linked companies, unknown names)."""
         if not query.strip():
             raise BadInputError("query is empty")
         return retrieve(self._searchable(), self.embedder, query, self.settings.retrieval, k=k, filters=filters,

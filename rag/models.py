@@ -94,6 +94,7 @@ class Passage(BaseModel):
     tickers: list[str]
     doc_type: str | None
     date: Date | None
+    company: str | None = Field(None, description="The document's company (metadata `company`), if known.")
     score: float = Field(description="Fused (reciprocal-rank) score.")
     dense_score: float | None = Field(None, description="Cosine similarity to the query, if ranked by dense.")
     bm25_score: float | None = Field(None, description="BM25 score, if ranked by BM25.")
@@ -142,7 +143,9 @@ class Answer(BaseModel):
     answer: str = Field(description="Answer text with [n] citation markers.")
     abstained: bool = Field(description="True when the documents do not contain the answer.")
     citations: list[Citation]
-    passages: list[Passage] = Field(description="Everything retrieved and shown to the model.")
+    passages: list[Passage] = Field(
+        description="Everything retrieved and shown to the model; on an abstention, the closest passages found "
+        "(for the reader to check), never cited.")
     model: str
     offline_provider: bool = Field(
         description="True when rag's offline provider (local/extractive) assembled the answer from the passages; "

@@ -11,15 +11,24 @@ from collections.abc import Sequence
 
 from rag.models import Passage, Turn
 
-_PASSAGE = re.compile(r'<passage id="(\d+)"[^>]*>\n?(.*?)\n?</passage>', re.DOTALL)
+_PASSAGE = re.compile(r'<passage id="(\d+)"([^>]*)>\n?(.*?)\n?</passage>', re.DOTALL)
+_ATTRIBUTE = re.compile(r'(\w+)="([^"]*)"')
+# A document's own bracketed numbers ("see [2]") would read as citation markers in an answer that quotes them.
+_MARKER_IN_TEXT = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _TURN = re.compile(r"^(user|assistant): (.*)$", re.MULTILINE)
 
 
 def format_passages(passages: Sequence[Passage]) -> str:
-    return "\n".join(
-        f'<passage id="{n}" title="{html.escape(p.title)}" doc="{html.escape(p.doc_id)}">\n{p.text}\n</passage>'
-        for n, p in enumerate(passages, start=1)
-    )
+    """Numbered passages with their document's title, id, company and tickers. Bracketed numbers inside the text become
+    parentheses, so only the prompt's own numbering can be cited."""
+    def one(n: int, p: Passage) -> str:
+        company = f' company="{html.escape(p.company)}"' if p.company else ""
+        company += f' tickers="{html.escape(",".join(p.tickers))}"' if p.tickers else ""
+        body = _MARKER_IN_TEXT.sub(r"(\1)", p.text)
+        attributes = f'id="{n}" title="{html.escape(p.title)}" doc="{html.escape(p.doc_id)}"{company}'
+        return f"<passage {attributes}>\n{body}\n</passage>"
+
+    return "\n".join(one(n, p) for n, p in enumerate(passages, start=1))
 
 
 def format_history(history: Sequence[Turn]) -> str:
@@ -37,9 +46,14 @@ def parse_tag(text: str, name: str) -> str | None:
 
 def parse_passages(text: str) -> dict[int, str]:
     """Marker number -> passage text. Only the first occurrence of a number counts (a repair turn repeats none)."""
-    found: dict[int, str] = {}
-    for n, body in _PASSAGE.findall(text):
-        found.setdefault(int(n), body)
+    return {n: body for n, (body, _) in parse_passages_with_attributes(text).items()}
+
+
+def parse_passages_with_attributes(text: str) -> dict[int, tuple[str, dict[str, str]]]:
+    """Marker number -> (passage text, its tag's attributes: title, doc, company)."""
+    found: dict[int, tuple[str, dict[str, str]]] = {}
+    for n, attributes, body in _PASSAGE.findall(text):
+        found.setdefault(int(n), (body, {k: html.unescape(v) for k, v in _ATTRIBUTE.findall(attributes)}))
     return found
 
 

@@ -5,24 +5,27 @@ wrapper for callers without an event loop."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rag import llm
-from rag.answer import abstention, answer_messages, check_answer
+from rag.answer import ABSTAIN_MESSAGE, abstention, answer_messages, check_answer
 from rag.errors import BadInputError
 from rag.models import Answer, Passage, SearchFilters, Turn
 from rag.prompt_tags import format_history
 from rag.prompts import load_prompt
+from rag.retrieve import Retrieval
 from rag.settings import Settings
+from rag.text import mentions
 
 if TYPE_CHECKING:
     from rag.embedding import Embedder
 
 T = TypeVar("T")
-Search = Callable[[str, int | None, SearchFilters | None], list[Passage]]
+Search = Callable[[str, int | None, SearchFilters | None], Retrieval]
 
 
 def _ms(started: float) -> float:
@@ -42,7 +45,23 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         if _loop is None:
             _loop = asyncio.new_event_loop()
             threading.Thread(target=_loop.run_forever, name="rag-sync-loop", daemon=True).start()
+            atexit.register(_stop_loop, _loop)
     return asyncio.run_coroutine_threadsafe(coro, _loop).result()
+
+
+def _stop_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what still runs there (litellm's logging worker) so the interpreter exits without warnings."""
+    async def cancel_all() -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        asyncio.run_coroutine_threadsafe(cancel_all(), loop).result(timeout=2)
+    except Exception:  # noqa: BLE001  # best effort at exit: a stuck task must not block the interpreter
+        pass
+    loop.call_soon_threadsafe(loop.stop)
 
 
 class QuestionAnswerer:
@@ -62,13 +81,23 @@ class QuestionAnswerer:
         return question
 
     def _retrieve(self, standalone: str, k: int | None, filters: SearchFilters | None,
-                  timings: dict[str, float]) -> list[Passage] | None:
-        """Passages to answer from, or None when nothing relevant enough was found (abstain)."""
+                  timings: dict[str, float]) -> tuple[list[Passage], str | None]:
+        """Passages to answer from, and the reason to abstain without asking a model, if there is one: nothing
+        relevant enough, or the question names a company the index does not hold (then the passages found are
+        kept as the closest ones, for the reader, never as an answer)."""
         started = time.perf_counter()
-        passages = self.search(standalone, k, filters)
+        found = self.search(standalone, k, filters)
         timings["retrieve"] = _ms(started)
-        best = max((p.dense_score or 0.0 for p in passages), default=0.0)
-        return passages if passages and best >= self.settings.retrieval.min_dense_score else None
+        best = max((p.dense_score or 0.0 for p in found.passages), default=0.0)
+        if not found.passages or best < self.settings.retrieval.min_dense_score:
+            return [], ABSTAIN_MESSAGE
+        # A name the index links to no company (e.g. "Apple's", "did Tesla") that no passage even mentions: the
+        # question is about something the documents do not cover. A name the passages do mention (a customer in
+        # a customer map) is left to the model, which must then quote the passage that names it.
+        absent = [name for name in found.unknown if not any(mentions(p.text, name) for p in found.passages)]
+        if absent:
+            return found.passages, f"{ABSTAIN_MESSAGE} No indexed document is about {' or '.join(absent)}."
+        return found.passages, None
 
     async def astream(self, question: str, history: Sequence[Turn] = (), k: int | None = None,
                       filters: SearchFilters | None = None, model: str | None = None,
@@ -92,9 +121,9 @@ class QuestionAnswerer:
             standalone = (await llm.acomplete(rewrite, self.settings.llm, "rewrite", model, embedder)).strip() \
                 or question
             timings["rewrite"] = _ms(started)
-        passages = await asyncio.to_thread(self._retrieve, standalone, k, filters, timings)
-        if passages is None:
-            yield abstention(question, standalone, [], model, template, timings)
+        passages, reason = await asyncio.to_thread(self._retrieve, standalone, k, filters, timings)
+        if reason is not None:
+            yield abstention(question, standalone, passages, model, template, timings, reason)
             return
         started = time.perf_counter()
         messages = answer_messages(template, standalone, passages)

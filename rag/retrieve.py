@@ -1,31 +1,77 @@
-"""Hybrid retrieval: dense (FAISS) and lexical (BM25) rankings fused by reciprocal rank, filters applied
-to both before ranking so a filter never empties a top-k that had matches further down."""
+"""Retrieval: query understanding, then hybrid search.
+
+- Companies named in the question are linked to the index's documents (rag.entities). One company: its
+  documents only (falling back to all when that finds nothing). Two or more: each company's documents are
+  searched separately and the results interleaved, so a comparison gets passages for every side. Explicit
+  filters (tickers, document ids) win over linking.
+- Hybrid search: dense (FAISS) and lexical (BM25) rankings fused by reciprocal rank, filters applied to both
+  before ranking so a filter never empties a top-k that had matches further down.
+- Diversity: a list question that names no company ("which banks discussed cost of risk") needs several
+  documents, so it gets at least `list_k` passages and one document may hold at most `max_per_document` of them,
+  unless fewer documents match.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
 from rag.embedding import Embedder
+from rag.entities import Mention
 from rag.index import Snapshot
 from rag.models import Passage, SearchFilters
 from rag.settings import RetrievalSettings
+from rag.text import is_list_question
 
 Mode = Literal["hybrid", "dense", "bm25"]
 
 
-def retrieve(
-    snapshot: Snapshot,
-    embedder: Embedder,
-    query: str,
-    settings: RetrievalSettings,
-    k: int | None = None,
-    filters: SearchFilters | None = None,
-    mode: Mode = "hybrid",
-) -> list[Passage]:
+@dataclass
+class Retrieval:
+    passages: list[Passage]
+    companies: list[Mention] = field(default_factory=list)  # linked, in order of mention
+    unknown: list[str] = field(default_factory=list)  # names in a company's place that link to nothing
+
+
+def retrieve(snapshot: Snapshot, embedder: Embedder, query: str, settings: RetrievalSettings, k: int | None = None,
+             filters: SearchFilters | None = None, mode: Mode = "hybrid") -> Retrieval:
     k = k or settings.k
+    explicit = filters is not None and bool(filters.tickers or filters.doc_ids)
+    mentions = [] if explicit or not settings.link_companies else snapshot.entities.link(query)
+    unknown = [] if explicit or mentions else snapshot.entities.unknown_mentions(query)
+    if len(mentions) == 1:
+        scoped = _narrow(filters, mentions[0].company.doc_ids)
+        passages = search(snapshot, embedder, query, settings, k, scoped, mode)
+        if passages:
+            return Retrieval(passages, mentions)
+    elif len(mentions) > 1:
+        each = max(2, math.ceil(k / len(mentions)))
+        rankings = [search(snapshot, embedder, query, settings, each, _narrow(filters, m.company.doc_ids), mode)
+                    for m in mentions]
+        merged = [p for rank in range(each) for ranking in rankings if rank < len(ranking) for p in [ranking[rank]]]
+        if merged:
+            return Retrieval(merged, mentions)
+    if is_list_question(query) and not (explicit or mentions):
+        k = max(k, settings.list_k)
+        return Retrieval(search(snapshot, embedder, query, settings, k, filters, mode, settings.max_per_document),
+                         mentions, unknown)
+    return Retrieval(search(snapshot, embedder, query, settings, k, filters, mode), mentions, unknown)
+
+
+def _narrow(filters: SearchFilters | None, doc_ids: frozenset[str]) -> SearchFilters:
+    base = filters or SearchFilters()
+    return base.model_copy(update={"doc_ids": sorted(doc_ids)})
+
+
+def search(snapshot: Snapshot, embedder: Embedder, query: str, settings: RetrievalSettings, k: int,
+           filters: SearchFilters | None = None, mode: Mode = "hybrid",
+           max_per_document: int | None = None) -> list[Passage]:
+    """Hybrid (or single-mode) search within `filters`; with `max_per_document`, no document takes more than
+    that many of the k slots while others have candidates."""
     n = max(settings.candidates, k)
     allowed = snapshot.allowed_rowids(filters)
     dense: list[tuple[int, float]] = []
@@ -36,10 +82,11 @@ def retrieve(
         lexical = snapshot.bm25_search(query, n, allowed)
 
     fused: dict[int, float] = {}
-    for ranking in (dense, lexical):
+    for ranking, weight in ((dense, 1.0), (lexical, settings.bm25_weight)):
         for rank, (rowid, _score) in enumerate(ranking):
-            fused[rowid] = fused.get(rowid, 0.0) + 1.0 / (settings.rrf_k + rank + 1)
-    top = sorted(fused, key=lambda r: -fused[r])[:k]
+            fused[rowid] = fused.get(rowid, 0.0) + weight / (settings.rrf_k + rank + 1)
+    ranked = sorted(fused, key=lambda r: -fused[r])
+    top = ranked[:k] if max_per_document is None else _diverse(snapshot, ranked, k, max_per_document)
     dense_scores = dict(dense)
     bm25_scores = dict(lexical)
     # Chunks that only BM25 found still get a cosine, so abstention can judge every passage alike.
@@ -54,7 +101,25 @@ def retrieve(
             chunk_id=rows[r]["id"], doc_id=rows[r]["doc_id"], title=rows[r]["title"], text=rows[r]["text"],
             start=rows[r]["start"], end=rows[r]["end"], page=rows[r]["page"], source_url=rows[r]["source_url"],
             tickers=json.loads(rows[r]["tickers"]), doc_type=rows[r]["doc_type"], date=rows[r]["date"],
+            company=rows[r]["company"],
             score=fused[r], dense_score=dense_scores.get(r), bm25_score=bm25_scores.get(r),
         )
         for r in top
     ]
+
+
+def _diverse(snapshot: Snapshot, ranked: list[int], k: int, per_document: int) -> list[int]:
+    """The best k of `ranked` with at most `per_document` chunks per document; slots left over (too few
+    documents) go to the best remaining chunks, in rank order."""
+    doc_of = snapshot.doc_ids_of(ranked)
+    taken: dict[str, int] = {}
+    chosen: list[int] = []
+    for rowid in ranked:
+        if taken.get(doc_of[rowid], 0) < per_document:
+            chosen.append(rowid)
+            taken[doc_of[rowid]] = taken.get(doc_of[rowid], 0) + 1
+            if len(chosen) == k:
+                return chosen
+    rest = [r for r in ranked if r not in set(chosen)]
+    picked = set(chosen + rest[:k - len(chosen)])
+    return [r for r in ranked if r in picked]

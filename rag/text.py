@@ -4,49 +4,120 @@ agree on what "the same number" or "the same word" means."""
 from __future__ import annotations
 
 import re
+import threading
+import unicodedata
+from functools import lru_cache
 
-# Question words and fillers on top of a standard English list: they carry no topic.
-STOPWORDS = frozenset(
+import Stemmer
+
+# Question words and fillers on top of a standard English list: they carry no topic. Their stems are added
+# below, so the set works on folded tokens too.
+_STOPWORDS = frozenset(
     """a an and are as at be but by for if in into is it no not of on or such that the their then there
     these they this to was will with what which who whom whose when where why how much many did does do
     doe has have had its it's i me my we our you your he she him her them than so any all about from
-    out over can could would should may might also just been being were per vs via""".split()
+    out over can could would should may might also just been being were per vs via during while""".split()
 )
 
-_TOKEN = re.compile(r"\$?\d+(?:[.,]\d+)*%?|[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
+# Numbers ($206, 2.6%, 1,600); then runs of letters and digits, so period and product labels stay whole (Q3, H1,
+# FY2020, 5G, 3M); words may carry a possessive.
+_TOKEN = re.compile(r"\$?\d+(?:[.,]\d+)*%?(?![^\W_])|[^\W_]+(?:['’][^\W\d_]+)?", re.UNICODE)
+_stemmers = threading.local()
 # Amounts, percents and counts, e.g. $206 million, 2.6%, 1,600, 204. Years and quarter labels (Q4)
 # are numbers too: an answer must not invent them either.
 _NUMBER = re.compile(r"(?<![\w.])\$?\d+(?:,\d{3})*(?:\.\d+)?%?")
 
 
-# Finance phrasings folded to one token on both the index and the query side.
+# Finance phrasings folded to one token on both the index and the query side (matched on lowercased text).
 _PHRASES = [
-    (re.compile(r"\b(fourth|4th)[ -]quarter\b", re.I), "Q4"),
-    (re.compile(r"\b(third|3rd)[ -]quarter\b", re.I), "Q3"),
-    (re.compile(r"\b(second|2nd)[ -]quarter\b", re.I), "Q2"),
-    (re.compile(r"\b(first|1st)[ -]quarter\b", re.I), "Q1"),
-    (re.compile(r"\bremaining performance obligations?\b", re.I), "RPO"),
-    (re.compile(r"\baverage revenue per user\b", re.I), "ARPU"),
-    (re.compile(r"\b(buy|bought|buying)[ -]?backs?\b", re.I), "buyback"),
-    (re.compile(r"\bearnings per share\b", re.I), "EPS"),
-    (re.compile(r"\brepurchas\w*", re.I), "buyback"),
-    (re.compile(r"\b(quarter[ -]over[ -]quarter|q/q|qoq)\b", re.I), "sequentially"),
+    (re.compile(r"\b(fourth|4th)[ -]quarter\b"), "q4"),
+    (re.compile(r"\b(third|3rd)[ -]quarter\b"), "q3"),
+    (re.compile(r"\b(second|2nd)[ -]quarter\b"), "q2"),
+    (re.compile(r"\b(first|1st)[ -]quarter\b"), "q1"),
+    (re.compile(r"\b(first|1st)[ -]half\b"), "h1"),
+    (re.compile(r"\b(second|2nd)[ -]half\b"), "h2"),
+    (re.compile(r"\bfull[ -]year\b"), "fy"),
+    (re.compile(r"\bremaining performance obligations?\b"), "rpo"),
+    (re.compile(r"\baverage revenue per user\b"), "arpu"),
+    (re.compile(r"\b(buy|bought|buying)[ -]?backs?\b"), "buyback"),
+    (re.compile(r"\bearnings per share\b"), "eps"),
+    (re.compile(r"\brepurchas\w*"), "buyback"),
+    (re.compile(r"\bcash-?flows?\b"), "cash flow"),
+    (re.compile(r"\b(quarter[ -]over[ -]quarter|q/q|qoq)\b"), "sequentially"),
 ]
 
 
+def _stem(word: str) -> str:
+    """Snowball (Porter 2) English stem: "paying"/"pay", "carried"/"carry", "revenues"/"revenue" meet. One
+    stemmer per thread: PyStemmer objects are not thread-safe."""
+    stemmer = getattr(_stemmers, "english", None)
+    if stemmer is None:
+        stemmer = _stemmers.english = Stemmer.Stemmer("english")
+    return stemmer.stemWord(word)
+
+
+@lru_cache(maxsize=200_000)
 def _fold(token: str) -> str:
     token = token.lower().lstrip("$").replace("’", "'")
+    if not token.isascii():  # "Itaú" / "Itau", "México" / "Mexico": accents dropped
+        token = "".join(ch for ch in unicodedata.normalize("NFKD", token) if not unicodedata.combining(ch))
+        if not token:
+            return token
     if token[0].isdigit():
         return token.replace(",", "") if re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?%?", token) else token
     if token.endswith("'s"):
         token = token[:-2]
-    # Cheap plural folding keeps "customers" and "customer" together without a stemmer.
-    if len(token) > 3 and token.endswith("s") and not token.endswith(("ss", "us", "is")):
-        token = token[:-1]
-    return token
+    token = token.replace("'", "")
+    return token if any(ch.isdigit() for ch in token) else _stem(token)
+
+
+# "Which companies...", "who...", "list...": questions whose answer gathers items, often from several documents.
+_LIST_QUESTION = re.compile(r"^\s*(who|list|name)\b|^\s*(which|what)\b(?=.*\b[a-z]{3,}[^su\W]s\b)", re.I)
+
+
+def is_list_question(question: str) -> bool:
+    return bool(_LIST_QUESTION.search(question))
+
+
+STOPWORDS = _STOPWORDS | frozenset(_stem(w) for w in _STOPWORDS)
+
+
+_UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+          "seventeen eighteen nineteen").split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_VALUE = {w: i for i, w in enumerate(_UNITS)} | {w: 20 + 10 * i for i, w in enumerate(_TENS)}
+_NUMBER_WORD = "|".join(sorted(_VALUE, key=len, reverse=True))
+_SPELLED = re.compile(
+    rf"\b(?P<int>(?:{_NUMBER_WORD})(?:[\s-]+(?:and[\s-]+)?(?:hundred|{_NUMBER_WORD}))*)"
+    rf"(?P<frac>\s+and\s+a\s+half|\s+point(?:\s+(?:{'|'.join(_UNITS[:10])}))+)?\b")
+_PERCENT = re.compile(r"(\d(?:[\d.,]*\d)?)\s*(?:percent|per cent)\b")
+
+
+def _spelled_value(match: re.Match[str]) -> str:
+    total, current = 0, 0
+    for word in re.split(r"[\s-]+", match.group("int").lower()):
+        if word == "hundred":
+            current = max(current, 1) * 100
+        elif word != "and":
+            current += _VALUE[word]
+    total += current
+    frac = (match.group("frac") or "").lower()
+    if "half" in frac:
+        return f"{total}.5"
+    if frac:
+        return f"{total}." + "".join(str(_VALUE[w]) for w in frac.split()[1:])
+    return str(total)
+
+
+def spelled_numbers_to_digits(text: str) -> str:
+    """ "four and a half percent" -> "4.5%", "seventy five million" -> "75 million" (on lowercased text):
+    transcripts of speech spell numbers out, questions and filings write digits; both sides are folded alike."""
+    return _PERCENT.sub(r"\1%", _SPELLED.sub(_spelled_value, text))
 
 
 def tokenize(text: str, drop_stopwords: bool = True) -> list[str]:
+    # Lowercase once: case-insensitive patterns cost several times more, and tokens are folded to lower anyway.
+    text = spelled_numbers_to_digits(text.lower())
     for pattern, replacement in _PHRASES:
         text = pattern.sub(replacement, text)
     tokens = (_fold(t) for t in _TOKEN.findall(text))
@@ -72,3 +143,12 @@ def number_set(text: str) -> set[str]:
         out.add(norm)
         out.add(norm.rstrip("%"))
     return out
+
+
+def mentions(text: str, name: str) -> bool:
+    """Whether `text` contains `name` as a run of words, folded alike (case, accents, possessives)."""
+    wanted = tokenize(name, drop_stopwords=False)
+    if not wanted:
+        return False
+    words = tokenize(text, drop_stopwords=False)
+    return any(words[i:i + len(wanted)] == wanted for i in range(len(words) - len(wanted) + 1))

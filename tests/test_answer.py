@@ -61,8 +61,10 @@ def test_smartmdu_list_names_all_four_with_citations(seeded: Library) -> None:
                                       "What is Apple's iPhone revenue?"])
 def test_out_of_corpus_questions_abstain(seeded: Library, question: str) -> None:
     answer = seeded.ask(question)
-    assert answer.abstained and answer.answer == ABSTAIN_MESSAGE
+    assert answer.abstained and answer.answer.startswith(ABSTAIN_MESSAGE)
     assert answer.citations == [] and not re.search(r"\d", answer.answer)
+    if "Apple" in question:  # a company the index does not hold is named, not silently swapped for another
+        assert "No indexed document is about Apple" in answer.answer
 
 
 def test_follow_up_is_rewritten_against_history(seeded: Library) -> None:

@@ -7,7 +7,6 @@ abstention precision / recall and latency."""
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import statistics
 import time
@@ -19,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rag.evaluation.metrics import flatten, retrieval_metrics
 from rag.library import Library
-from rag.models import Answer, Document, Passage, Turn
+from rag.models import Answer, Passage, Turn
 from rag.settings import PROJECT_ROOT
 
 GOLD = PROJECT_ROOT / "eval" / "gold" / "earnings.yaml"
@@ -75,15 +74,6 @@ class EarningsSuite(BaseModel):
 
 def load(path: Path = GOLD) -> EarningsSuite:
     return EarningsSuite.model_validate(yaml.safe_load(path.read_text("utf-8")))
-
-
-def documents(suite: EarningsSuite) -> list[Document]:
-    docs = []
-    for line in (PROJECT_ROOT / suite.documents).read_text("utf-8").splitlines():
-        row = json.loads(line)
-        meta = {k: v for k, v in row.items() if k not in Document.model_fields or k == "metadata"}
-        docs.append(Document(**{k: v for k, v in row.items() if k in Document.model_fields}, metadata=meta))
-    return docs
 
 
 def _judge(item: EarningsItem, answer: Answer, tickers_of: dict[str, set[str]]) -> dict[str, Any]:

@@ -32,9 +32,9 @@ def run_suite(name: str, settings: Settings, model: str | None = None, index: Pa
         elif name == "earnings":
             gold = earnings.load()
             if index is None:
-                lib.add_documents(earnings.documents(gold))
-                if gold.extra_documents:
-                    lib.add_paths([PROJECT_ROOT / gold.extra_documents])
+                ingested = lib.add_paths([PROJECT_ROOT / p for p in (gold.documents, gold.extra_documents) if p])
+                if not ingested.ok:
+                    raise BadInputError(f"earnings documents failed to load: {ingested.failed}")
             result = earnings.run(lib, gold, model=model)
         elif name == "phrasebank":
             result = phrasebank.run(lib, model=model)

@@ -11,14 +11,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from rag.chunking import split_sentences
-from rag.prompt_tags import parse_history, parse_passages, parse_tag, prompt_text
+from rag.prompt_tags import parse_history, parse_passages_with_attributes, parse_tag, prompt_text
 from rag.providers.registry import LocalCall, RegisteredModel
-from rag.text import tokenize
+from rag.text import STOPWORDS, is_list_question, spelled_numbers_to_digits, tokenize
 
 NOT_FOUND = "NOT_FOUND"
 
@@ -27,12 +27,13 @@ _FILLER = frozenset(tokenize(
     """company firm report reported say said tell according document documents note mention mentioned give
     number figure amount value total level see saw seen get got make made take took come came happen
     happened look go went add added exactly please currently latest recent recently anything something
-    provide show know large big size stock quarter year period last main biggest primary most""",
+    provide show know large big size stock quarter year period last main biggest primary most discuss discussed
+    talk talked call calls comment commented describe described compare comparison versus both each""",
     drop_stopwords=False,
 ))
 
 _SYNONYM_GROUPS = [
-    "revenue revenues sales sale topline turnover",
+    "revenue revenues sales sale sell sold selling topline turnover",
     "guidance guide guided outlook forecast forecasts expect expects expected",
     "buyback buybacks repurchase repurchases repurchased",
     "customer customers client clients provider providers operator operators carrier carriers",
@@ -51,9 +52,9 @@ for _group in _SYNONYM_GROUPS:
     for _member in _members:
         _GROUP_OF.setdefault(_member, _members[0])
 
-_LIST_QUESTION = re.compile(r"^\s*(who|list|name)\b|^\s*(which|what)\b(?=.*\b[a-z]{3,}[^su\W]s\b)", re.I)
 _QUANTITY = re.compile(r"\bhow (much|many|large|big|high|fast)\b|\b(amount|size|percentage|share of)\b", re.I)
-_METRICS = frozenset(_GROUP_OF.get(t, t) for t in tokenize("revenue rpo margin arpu eps buyback guidance"))
+_METRICS = frozenset(_GROUP_OF.get(t, t) for t in tokenize(
+    "revenue rpo margin arpu eps buyback guidance ebitda ebit income profit cash dividend capex debt"))
 # A question about one of these is only answered by a sentence that names it: a paraphrase will not do,
 # and "Calix's GAAP EPS" must not be answered with its revenue.
 _REQUIRED = _METRICS | frozenset(_GROUP_OF.get(t, t) for t in tokenize(
@@ -69,11 +70,38 @@ MIN_SENTENCE_CHARS = 25
 MIN_SENTENCE_WORDS = 7  # shorter lines are headings or labels
 
 
+# Transcript lines that carry no answer: the operator's script, safe-harbour boilerplate, hand-overs.
+_BOILERPLATE = re.compile(
+    r"ladies and gentlemen|welcome to (the|our|today)|thank you for standing by|please go ahead|next question|"
+    r"(this|the) (conference|call) (is being|will be) recorded|listen[- ]only|question[- ]and[- ]answer session|"
+    r"forward[- ]looking statements|safe harbor|turn (the call|it) (back )?over|concludes (today|our|the)|"
+    r"(thank you|thanks)( all)? for (joining|your time|your question|participating)|good (morning|afternoon|evening)",
+    re.I)
+# An analyst's question that does not end in "?" ("I'm just wondering if ... could actually build more…").
+_ASKING = re.compile(r"^\W*(i'?m|i am|i was|we were|just) (just )?(wondering|curious)|^\W*(could|can|would) you\b",
+                     re.I)
+_HEDGES = re.compile(r"\b(uh|um|you know|i mean)\b", re.I)
+# Forward-looking words: a question about guidance wants them, a question about results does not.
+_OUTLOOK = frozenset(tokenize("guidance guide outlook expect forecast target plan anticipate will project",
+                              drop_stopwords=False))
+_NOT_NAMES = frozenset(tokenize("january february march april may june july august september october november "
+                                "december covid coronavirus", drop_stopwords=False))
+_SPEAKER = re.compile(r"^\s*Speaker \d+:\s*")
+_NEGATION = frozenset("no not never without nor none".split())
+_PERIOD = re.compile(r"^(q[1-4]|h[12]|fy|(19|20)\d\d)$")
+_LIST_HEAD = re.compile(r"^\s*(?:which|what)\s+(\w+)", re.I)
+_CONTEXT = re.compile(r"\s*\(context: (.*)\)\s*$", re.S)
+_ABOUT = re.compile(r"\b(?:say|said|says|comment(?:ed)?|discuss(?:ed)?|talk(?:ed)?|note[sd]?) about (.+)$", re.I)
+
+
 @dataclass
 class Candidate:
     n: int
     text: str
     terms: set[str]
+    company: str = ""
+    order: int = 0
+    periods: set[str] = field(default_factory=set)
     coverage: float = 0.0
     cosine: float = 0.0
 
@@ -83,16 +111,11 @@ class Candidate:
 
 
 def _terms(text: str) -> set[str]:
-    return {_GROUP_OF.get(t, t) for t in map(_stem, tokenize(text))}
-
-
-def _stem(token: str) -> str:
-    """"geographically" ~ "geographic", "sequentially" ~ "sequential"; BM25 keeps them apart on purpose."""
-    if len(token) > 6 and token.endswith("ly"):
-        token = token[:-2]
-    if len(token) > 7 and token.endswith("al"):
-        token = token[:-2]
-    return token
+    """Folded terms, without those a negation directly governs ("no constraints" is no evidence of
+    constraints)."""
+    tokens = tokenize(text, drop_stopwords=False)
+    kept = [t for i, t in enumerate(tokens) if not (i and tokens[i - 1] in _NEGATION)]
+    return {_GROUP_OF.get(t, t) for t in kept if t not in STOPWORDS}
 
 
 def focus_terms(question: str) -> set[str]:
@@ -118,63 +141,145 @@ def _units(text: str) -> list[str]:
     return units
 
 
-def _candidates(passages: dict[int, str]) -> list[Candidate]:
+def _candidates(passages: dict[int, str], companies: dict[int, str],
+                titles: dict[int, str] | None = None) -> list[Candidate]:
+    """Sentences that could answer: not questions (an analyst's, in a transcript), not operator script or
+    boilerplate; speaker labels dropped; each sentence once (overlapping chunks repeat them)."""
     seen: set[str] = set()
     out = []
     for n, text in passages.items():
-        for sentence in _units(text):
+        for unit in _units(text):
+            sentence = _SPEAKER.sub("", unit)
             key = sentence.lower()
-            if key in seen:  # overlapping chunks repeat sentences
+            if key in seen or "?" in sentence or _ASKING.match(sentence) or _BOILERPLATE.search(sentence):
                 continue
             seen.add(key)
-            out.append(Candidate(n=n, text=sentence, terms=_terms(sentence)))
+            # A sentence names its period, or else is dated by its document ("MTN Ghana 2019 results call").
+            terms = _terms(sentence)
+            periods = {t for t in terms if _PERIOD.match(t)} or {
+                t for t in _terms((titles or {}).get(n, "")) if _PERIOD.match(t)}
+            out.append(Candidate(n=n, text=sentence, terms=terms, company=companies.get(n, ""), order=len(out),
+                                 periods=periods))
     return out
 
 
-def answer(question: str, passages: dict[int, str],
-           embed: Callable[[list[str]], np.ndarray] | None = None) -> str:
-    """Answer text with [n] markers, or NOT_FOUND. `passages` maps marker number -> passage text."""
-    focus = focus_terms(question)
-    candidates = _candidates(passages)
+def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]], np.ndarray] | None = None,
+           companies: dict[int, str] | None = None, titles: dict[int, str] | None = None,
+           tickers: dict[int, list[str]] | None = None) -> str:
+    """Answer text with [n] markers, or NOT_FOUND. `passages` maps marker number -> passage text; `companies`
+    marker number -> the passage's company (when known). Passages from several companies: a comparison is
+    answered with each named company's best sentence, a list gathers across companies, and every quoted
+    sentence is labelled with its company."""
+    companies = companies or {}
+    context_match = _CONTEXT.search(question)
+    asked = question[:context_match.start()] if context_match else question
+    # Who and when are settled by retrieval (the company's documents) and checked below (the period): a
+    # transcript rarely names its own company or restates the quarter in the sentence that answers.
+    ignored = {t for name in set(companies.values()) for t in _terms(name)}
+    list_head = _LIST_HEAD.match(asked) if is_list_question(asked) else None
+    if list_head:  # "which utilities ...": the category describes the companies, not the sentence
+        ignored |= _terms(list_head.group(1))
+    focus = focus_terms(asked) - ignored
+    if context_match and len(focus) < 2:  # a bare follow-up ("and RPO?") borrows the earlier question's terms
+        focus |= focus_terms(context_match.group(1)) - ignored
+    periods = {t for t in focus if _PERIOD.match(t)}
+    focus -= periods
+    candidates = _candidates(passages, companies, titles)
     if not focus or not candidates:
+        return NOT_FOUND
+    # A name the question asks about that is not one of the passages' companies ("What ARPU gain did Highline
+    # report?") must be in the sentence that answers.
+    proper = _terms(" ".join(re.findall(r"(?<!^)(?<![.?!] )\b[A-Z][a-zñéáíóú]+(?:\s+[A-Z][a-zñéáíóú]+)*", asked)))
+    required_names = {t for t in proper & focus if not _PERIOD.match(t) and t not in _NOT_NAMES}
+    # A code or acronym the question hinges on ("5G", "GMV") that no passage contains: the topic is absent.
+    codes = {t for t in focus if re.search(r"[a-z]", t) and re.search(r"\d", t)}
+    codes |= _terms(" ".join(w for w in re.findall(r"\b[A-Z]{2,}\b", asked) if w not in tickers_of(tickers)))
+    if any(not any(code in c.terms for c in candidates) for code in codes & focus):
         return NOT_FOUND
     total = len(candidates)
     # Questions about a metric, or "how much/many", are answered by a sentence with a number in it.
-    quantity = bool(_QUANTITY.search(question)
-                    or (focus & _METRICS and re.match(r"\s*(what|how)\b", question, re.I)))
+    quantity = bool(_QUANTITY.search(asked)
+                    or (focus & _METRICS and re.match(r"\s*(what|how|compare)\b", asked, re.I)))
     required = focus & _REQUIRED
+    # "What did X say about <topic>": the topic's most specific term must be in the sentence.
+    about = _ABOUT.search(asked)
     weight = {t: math.log(1 + total / (1 + sum(t in c.terms for c in candidates))) for t in focus}
+    if about:
+        topic = focus_terms(about.group(1)) & set(weight)
+        if topic:
+            required |= {max(topic, key=lambda t: weight[t])}
     denominator = sum(weight.values())
+    wants_outlook = bool(_OUTLOOK & _terms(asked))
     for c in candidates:
         c.coverage = sum(weight[t] for t in focus & c.terms) / denominator
-        if quantity and not any(ch.isdigit() for ch in c.text):
-            c.coverage *= 0.5  # "how much" is not answered by a sentence without a number
+        if quantity and not any(ch.isdigit() for ch in spelled_numbers_to_digits(c.text.lower())):
+            c.coverage *= 0.5  # "how much" is not answered by a sentence without a number (digits or words)
+        if periods and c.periods - periods and not periods & c.periods:
+            c.coverage *= 0.5  # Q3 actuals do not answer a question about Q4 (nor 2021 about 2020)
+        if wants_outlook != bool(_OUTLOOK & c.terms):
+            c.coverage *= 0.8  # guidance does not answer "what was", and results do not answer "what do they expect"
+        if len(_HEDGES.findall(c.text)) >= 3:
+            c.coverage *= 0.8  # spoken hedging ("uh, you know, um") marks an answer in passing, not the statement
     if embed is not None:
-        vectors = embed([question] + [c.text for c in candidates])
+        vectors = embed([asked] + [c.text for c in candidates])
         for c, cos in zip(candidates, vectors[1:] @ vectors[0], strict=True):
             c.cosine = float(cos)
 
     def answers(c: Candidate) -> bool:
-        if not required <= c.terms:
+        if not (required | required_names) <= c.terms:
             return False
         return c.coverage >= MIN_COVERAGE or (c.coverage >= MIN_COVERAGE_WITH_MEANING and c.cosine >= MIN_COSINE)
 
     ranked = sorted((c for c in candidates if answers(c)), key=lambda c: -c.score)
     if not ranked:
         return NOT_FOUND
-    if _LIST_QUESTION.search(question):
+    ticker_of_company = {companies.get(n, ""): tickers.get(n, []) for n in (tickers or {})} if tickers else {}
+    named = [name for name in dict.fromkeys(c.company for c in candidates)
+             if name and _names(name, asked, ticker_of_company.get(name, []))]
+    several = len({c.company for c in candidates}) > 1
+    if is_list_question(asked) and several:
+        # Across companies: each company's best sentence that is close to the best overall.
+        best = ranked[0]
+        chosen = [next(c for c in ranked if c.company == name) for name in dict.fromkeys(c.company for c in ranked)]
+        chosen = [c for c in chosen if c.coverage >= LIST_SHARE_OF_BEST * best.coverage][:MAX_LIST_ITEMS]
+    elif is_list_question(asked):
         best = ranked[0]
         # Items of a list share the question's most distinctive name (capitalised word, e.g. a product)
         # that the best item has; without names, its most distinctive term.
-        names = _terms(" ".join(re.findall(r"(?<!^)\b[A-Z][\w-]*", question.strip()))) & best.terms & focus
+        names = _terms(" ".join(re.findall(r"(?<!^)\b[A-Z][\w-]*", asked.strip()))) & best.terms & focus
         anchor = max(names or (focus & best.terms), key=lambda t: weight[t])
         chosen = [c for c in ranked if c.coverage >= LIST_SHARE_OF_BEST * best.coverage
                   and anchor in c.terms][:MAX_LIST_ITEMS]
         # Keep document order so a list reads in the order the source gives it.
-        chosen.sort(key=lambda c: candidates.index(c))
+        chosen.sort(key=lambda c: c.order)
+    elif len(named) > 1:
+        # A comparison: each named company's own best sentence, in the order the question names them.
+        chosen = [next(c for c in ranked if c.company == name) for name in named
+                  if any(c.company == name for c in ranked)]
     else:
         chosen = ranked[:1]
-    return " ".join(f"{c.text} [{c.n}]" for c in chosen)
+        # "Revenue and gross margin": a second sentence of the same company when the first leaves out a metric
+        # the question asks for and the second names it.
+        missing = required - chosen[0].terms if required else set()
+        missing |= {t for t in focus & _METRICS if t not in chosen[0].terms}
+        extra = next((c for c in ranked[1:] if c.company == chosen[0].company and missing & c.terms), None)
+        if extra is not None:
+            chosen.append(extra)
+    label = len({c.company for c in chosen}) > 1
+    return " ".join(f"{c.company}: {c.text} [{c.n}]" if label and c.company else f"{c.text} [{c.n}]"
+                    for c in chosen)
+
+
+def tickers_of(tickers: dict[int, list[str]] | None) -> set[str]:
+    return {t for ts in (tickers or {}).values() for t in ts}
+
+
+def _names(company: str, question: str, tickers: list[str]) -> bool:
+    """Whether the question names this company: its name, a word of it, or a ticker as written in capitals."""
+    name = [t for t in tokenize(company) if len(t) > 2]
+    asked = set(tokenize(question))
+    written = set(re.findall(r"\b[A-Z][A-Z0-9.]*\b", question))
+    return any(t in asked for t in name) or any(t in written for t in tickers)
 
 
 def rewrite(history: list[tuple[str, str]], followup: str) -> str:
@@ -202,7 +307,12 @@ def handle(call: LocalCall) -> str:
     if question is None:
         raise ValueError("local/extractive needs a prompt with <question> and <passages> (answer.vN)")
     embed = call.embedder.embed_batch if call.embedder is not None else None
-    return answer(question, parse_passages(prompt), embed)
+    found = parse_passages_with_attributes(prompt)
+    return answer(question, {n: text for n, (text, _) in found.items()}, embed,
+                  companies={n: attributes.get("company", "") for n, (_, attributes) in found.items()},
+                  titles={n: attributes.get("title", "") for n, (_, attributes) in found.items()},
+                  tickers={n: [t for t in attributes.get("tickers", "").split(",") if t]
+                           for n, (_, attributes) in found.items()})
 
 
 def register_models(register: Callable[[RegisteredModel], None]) -> None:
