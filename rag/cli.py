@@ -160,6 +160,11 @@ def ask(question: str,
         where = f"{c.doc_id} chars {c.start}-{c.end}" + (f", p.{c.page}" if c.page else "")
         url = f" {c.source_url}" if c.source_url else ""
         out.print(f" [{c.n}] {c.title} ({where}){url}", highlight=False)
+    if answer.abstained and answer.passages:
+        out.print("\n[bold]Closest passages[/bold] [dim](not an answer: for you to check)[/dim]")
+        for p in answer.passages[:3]:
+            out.print(f" - {p.title} ({p.doc_id} chars {p.start}-{p.end}): {' '.join(p.text.split())[:160]}",
+                      highlight=False)
     for label, values in (("removed citations", answer.removed_citations),
                           ("ungrounded numbers", answer.ungrounded_numbers)):
         if values:

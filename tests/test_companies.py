@@ -118,3 +118,14 @@ def test_list_question_gathers_several_documents(companies: Library) -> None:
 def test_metadata_company_reaches_passages_and_prompt(companies: Library, tmp_path: Path) -> None:
     [passage] = companies.search("Halloween season", k=1, mode="bm25")
     assert passage.company == "Hershey"
+
+
+def test_cli_abstention_lists_the_closest_passages(companies: Library) -> None:
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
+    result = CliRunner().invoke(app, ["ask", "How many vehicles did Tesla deliver in the fourth quarter?", "--index",
+                                      str(companies.settings.index_dir)])
+    assert result.exit_code == 0, result.output
+    assert "No indexed document is about Tesla" in result.output and "Closest passages" in result.output
