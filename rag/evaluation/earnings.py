@@ -7,7 +7,6 @@ abstention precision / recall and latency."""
 from __future__ import annotations
 
 import hashlib
-import re
 import statistics
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rag.evaluation.gold import GoldQuestion
 from rag.evaluation.metrics import flatten, retrieval_metrics
 from rag.library import Library
 from rag.models import Answer, Passage, Turn
@@ -32,17 +32,11 @@ class GoldPassage(BaseModel):
     evidence: str = Field(description="A verbatim substring of the passage that answers.")
 
 
-class EarningsItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: str
+class EarningsItem(GoldQuestion):
     kind: str
-    question: str
     companies: list[str] = Field(default_factory=list, description="Tickers of the companies asked about.")
-    facts: list[str] = Field(default_factory=list, description="Regexes that must all match the answer.")
     gold: list[GoldPassage] = Field(default_factory=list)
     history: list[Turn] = Field(default_factory=list)
-    abstain: bool = False
     absent_company: str | None = None
     absent: str | None = None
 
@@ -50,8 +44,6 @@ class EarningsItem(BaseModel):
     def _complete(self) -> EarningsItem:
         if not self.abstain and not (self.facts and self.gold):
             raise ValueError(f"{self.id}: answerable items need facts and gold passages")
-        for fact in self.facts:
-            re.compile(fact)
         return self
 
     @property
@@ -80,14 +72,14 @@ def _judge(item: EarningsItem, answer: Answer, tickers_of: dict[str, set[str]]) 
     citations = [{"n": c.n, "doc_id": c.doc_id, "span": [c.start, c.end],
                   "wrong_company": bool(item.companies) and not (tickers_of.get(c.doc_id, set()) & set(item.companies)),
                   "supports_fact": c.doc_id in {g.doc for g in item.gold}
-                  and (item.kind == "list" or any(re.search(f, c.quote, re.I) for f in item.facts))}
+                  and (item.kind == "list" or any(item.fact_matches(c.quote)))}
                  for c in answer.citations]
     base = {"id": item.id, "kind": item.kind, "split": item.split, "question": item.question,
             "should_abstain": item.abstain, "abstained": answer.abstained, "answer": answer.answer,
             "citations": citations, "latency_ms": answer.timings_ms}
     if item.abstain:
         return {**base, "ok": answer.abstained}
-    facts = {f: bool(re.search(f, answer.answer, re.I)) for f in item.facts}
+    facts = dict(zip(item.facts, item.fact_matches(answer.answer), strict=True))
     cited_docs = {c.doc_id for c in answer.citations}
     sides_cited = all(g.doc in cited_docs for g in item.gold)
     return {**base, "ok": all(facts.values()) and sides_cited and not answer.abstained, "facts": facts,
