@@ -19,7 +19,7 @@ from rag.prompt_tags import format_history
 from rag.prompts import load_prompt
 from rag.retrieve import Retrieval
 from rag.settings import Settings
-from rag.text import mentions
+from rag.text import is_subject
 
 if TYPE_CHECKING:
     from rag.embedding import Embedder
@@ -91,10 +91,11 @@ class QuestionAnswerer:
         best = max((p.dense_score or 0.0 for p in found.passages), default=0.0)
         if not found.passages or best < self.settings.retrieval.min_dense_score:
             return [], ABSTAIN_MESSAGE
-        # A name the index links to no company (e.g. "Apple's", "did Tesla") that no passage even mentions: the
-        # question is about something the documents do not cover. A name the passages do mention (a customer in
-        # a customer map) is left to the model, which must then quote the passage that names it.
-        absent = [name for name in found.unknown if not any(mentions(p.text, name) for p in found.passages)]
+        # A name the index links to no company (e.g. "Apple's", "did Tesla") that no passage has as the subject of
+        # a sentence: the question is about something the documents do not cover ("with the Apple launch" in
+        # ZAGG's call says nothing of Apple's revenue). A name a passage does speak about ("Highline reported
+        # ...", a customer in a customer map) is left to the model, which must quote that passage.
+        absent = [name for name in found.unknown if not any(is_subject(p.text, name) for p in found.passages)]
         if absent:
             return found.passages, f"{ABSTAIN_MESSAGE} No indexed document is about {' or '.join(absent)}."
         return found.passages, None

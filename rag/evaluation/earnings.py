@@ -69,8 +69,11 @@ def load(path: Path = GOLD) -> EarningsSuite:
 
 
 def _judge(item: EarningsItem, answer: Answer, tickers_of: dict[str, set[str]]) -> dict[str, Any]:
+    # A list question names no company (its `companies` are the expected answers), so only questions that name
+    # companies can cite a wrong one.
+    named = set(item.companies) if item.kind != "list" else set()
     citations = [{"n": c.n, "doc_id": c.doc_id, "span": [c.start, c.end],
-                  "wrong_company": bool(item.companies) and not (tickers_of.get(c.doc_id, set()) & set(item.companies)),
+                  "wrong_company": bool(named) and not (tickers_of.get(c.doc_id, set()) & named),
                   "supports_fact": c.doc_id in {g.doc for g in item.gold}
                   and (item.kind == "list" or any(item.fact_matches(c.quote)))}
                  for c in answer.citations]
