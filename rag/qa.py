@@ -77,22 +77,24 @@ class QuestionAnswerer:
         The deltas are raw model output: markers are only validated in the final Answer."""
         question = self.check_question(question)
         self.require_index()
-        model = model or self.settings.llm.model
-        llm.check_model(model, "answer")
-        if history:
-            llm.check_model(model, "rewrite")
+        # Both calls are checked before any work, so a misconfigured model is a 400 before retrieval or streaming.
+        answer_call = llm.prepare(self.settings.llm, "answer", model)
+        rewrite_call = llm.prepare(self.settings.llm, "rewrite", model) if history else None
         template = load_prompt(self.settings.prompts_dir, self.settings.llm.answer_prompt)
-        embedder = self.embedder() if llm.is_offline(model) else None
+        offline = llm.is_offline(answer_call.model) or (rewrite_call is not None and llm.is_offline(rewrite_call.model))
+        embedder = self.embedder() if offline else None
         timings: dict[str, float] = {}
         standalone = question
         if history:
             rewrite = load_prompt(self.settings.prompts_dir, self.settings.llm.rewrite_prompt).messages(
                 history=format_history(list(history)), question=question)
             started = time.perf_counter()
-            standalone = (await llm.acomplete(rewrite, self.settings.llm, "rewrite", model, embedder)).strip() \
-                or question
+            reply = await llm.acomplete(rewrite, self.settings.llm, "rewrite", model, embedder)
+            # The rewritten question is the reply's first line: chatty models add an explanation after it.
+            standalone = next((line.strip() for line in reply.splitlines() if line.strip()), "") or question
             timings["rewrite"] = _ms(started)
         passages = await asyncio.to_thread(self._retrieve, standalone, k, filters, timings)
+        model = answer_call.model
         if passages is None:
             yield abstention(question, standalone, [], model, template, timings)
             return

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from rag.cli import app as cli_app
-from rag.errors import MalformedOutputError
+from rag.errors import ConfigError, MalformedOutputError
 from rag.library import Library
 from rag.models import Document
 from rag.providers.finance_sentiment import FinanceSentimentClassifier, load_head
@@ -191,6 +191,16 @@ def test_non_retryable_error_fails_once_and_the_job_continues(corpus: Library) -
         job = asyncio.run(corpus.prepare_rescore(RescoreRequest(model="fake/m", concurrency=1,
                                                                 filters={"tickers": ["ACME"]})).run())
     assert job.failed == 1 and job.scored == 1 and len(fake.calls) == 2
+
+
+def test_config_error_stops_the_job_instead_of_failing_every_document(corpus: Library) -> None:
+    denied = litellm.AuthenticationError("Invalid API Key", llm_provider="fake", model="fake/m")
+    with scripted_provider([denied, VERDICT]) as fake:
+        run = corpus.prepare_rescore(RescoreRequest(model="fake/m", concurrency=1))
+        with pytest.raises(ConfigError, match="Hint: "):
+            asyncio.run(run.run())
+    assert len(fake.calls) == 1  # not retried, and no other document tried
+    assert corpus.job(run.job.id).status == "failed"
 
 
 @pytest.mark.slow

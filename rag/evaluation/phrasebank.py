@@ -21,7 +21,6 @@ from rag.prompts import load_prompt
 from rag.providers.finance_sentiment import MODEL_NAME, FinanceSentimentClassifier, load_head
 from rag.qa import run_sync
 from rag.sentiment.scoring import label_for, score_document, scorer_version
-from rag.sentiment.service import sentiment_model
 from rag.settings import PROJECT_ROOT
 
 DATA_DIR = PROJECT_ROOT / "eval" / "data" / "financial_phrasebank"
@@ -102,7 +101,7 @@ def run(lib: Library, model: str | None = None, split: Split = "test") -> dict[s
     default is measured at sentence level (argmax of its classifier); other models through the sentiment prompt."""
     rows = [r for r in load() if r.split == split]
     texts = [r.text for r in rows]
-    model = llm.check_model(sentiment_model(lib.settings, model), "sentiment")
+    model = llm.prepare(lib.settings.llm, "sentiment", model).model
     started = time.perf_counter()
     if model == MODEL_NAME:  # measured per sentence, where its classifier works
         probs = FinanceSentimentClassifier(load_head(), lib.embedder.embed_batch).probabilities(texts)
