@@ -139,7 +139,7 @@ class LLMSettings(BaseModel):
         default_factory=TaskLLMSettings, description="Follow-up rewriting model (RAG_LLM__REWRITE__*).")
     sentiment: TaskLLMSettings = Field(
         default_factory=TaskLLMSettings, description="Sentiment model (RAG_LLM__SENTIMENT__*).")
-    answer_prompt: str = Field("answer.v1", description="Prompt template (prompts/NAME.md) for answers.")
+    answer_prompt: str = Field("answer.v2", description="Prompt template (prompts/NAME.md) for answers.")
     rewrite_prompt: str = Field("rewrite.v1", description="Prompt template for rewriting follow-up questions.")
 
 

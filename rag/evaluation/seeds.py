@@ -30,7 +30,8 @@ def _judge(item: GoldItem, answer: Answer) -> dict[str, Any]:
         "ok": ok, "facts": dict(zip(item.facts, matches, strict=True)), "facts_cited": all(facts_cited),
         "citations": [{"n": c.n, "doc_id": c.doc_id, "span": [c.start, c.end], "supports_fact": s}
                       for c, s in zip(answer.citations, precise, strict=True)],
-        "ungrounded_numbers": answer.ungrounded_numbers, "answer": answer.answer,
+        "ungrounded_numbers": answer.ungrounded_numbers, "uncited": answer.uncited,
+        "unsupported": [u.sentence for u in answer.unsupported], "answer": answer.answer,
     }
 
 
@@ -69,8 +70,10 @@ def run(lib: Library, suite: GoldSuite, k: int = 5, model: str | None = None) ->
     abstained = [r for r in results if r["abstained"]]
     metrics = {
         "fact_accuracy": share([r["ok"] for r in answered]),
-        "citation_precision": share([c["supports_fact"] for c in all_citations]),
-        "grounding": share([not r["ungrounded_numbers"] for r in answered]),
+        # Over zero citations precision is 0, not 1: an answer that cites nothing supports nothing.
+        "citation_precision": share([c["supports_fact"] for c in all_citations]) if all_citations else 0.0,
+        # Grounded: every number in a passage its sentence cites, every claim cited, every cited claim supported.
+        "grounding": share([not (r["ungrounded_numbers"] or r["uncited"] or r["unsupported"]) for r in answered]),
         "abstention_recall": share([r["abstained"] for r in results if r["should_abstain"]]),
         "abstention_precision": share([r["should_abstain"] for r in abstained]),
         "latency_ms_p50": round(statistics.median(latencies), 1),
