@@ -5,13 +5,14 @@ wrapper for callers without an event loop."""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rag import llm
-from rag.answer import abstention, answer_messages, check_answer
+from rag.answer import AnswerChecker, abstention, answer_messages
 from rag.errors import BadInputError
 from rag.models import Answer, Passage, SearchFilters, Turn
 from rag.prompt_tags import format_history
@@ -27,6 +28,12 @@ Search = Callable[[str, int | None, SearchFilters | None], list[Passage]]
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
+
+
+def _pieces(text: str) -> list[str]:
+    """Checked text as word-sized deltas (each word with the whitespace before it), so clients render it as it
+    comes; concatenated they are the text."""
+    return [p for p in re.split(r"(?<=\s)(?=\S)", text) if p]
 
 
 _loop: asyncio.AbstractEventLoop | None = None
@@ -73,8 +80,11 @@ class QuestionAnswerer:
     async def astream(self, question: str, history: Sequence[Turn] = (), k: int | None = None,
                       filters: SearchFilters | None = None, model: str | None = None,
                       stream: bool = True) -> AsyncIterator[str | Answer]:
-        """Yields answer text deltas as the model produces them (only when `stream`), then the checked Answer.
-        The deltas are raw model output: markers are only validated in the final Answer."""
+        """Yields the answer's checked text in pieces (only when `stream`), then the checked Answer. Nothing the
+        checks would change is shown: each sentence is released once it is complete and checked (markers pointing
+        at no passage removed) and the answer is known not to be an abstention, so the pieces, concatenated, are
+        exactly `Answer.answer` (the abstention message on abstention). Flags (uncited, unsupported, ungrounded)
+        ride in the Answer; the flagged sentences are shown."""
         question = self.check_question(question)
         self.require_index()
         # Both calls are checked before any work, so a misconfigured model is a 400 before retrieval or streaming.
@@ -96,20 +106,27 @@ class QuestionAnswerer:
         passages = await asyncio.to_thread(self._retrieve, standalone, k, filters, timings)
         model = answer_call.model
         if passages is None:
-            yield abstention(question, standalone, [], model, template, timings)
+            answer = abstention(question, standalone, [], model, template, timings)
+            if stream:
+                for piece in _pieces(answer.answer):
+                    yield piece
+            yield answer
             return
         started = time.perf_counter()
         messages = answer_messages(template, standalone, passages)
+        checker = AnswerChecker(passages, template)
         if stream:
-            parts: list[str] = []
             async for delta in llm.astream(messages, self.settings.llm, "answer", model, embedder):
-                parts.append(delta)
-                yield delta
-            raw = "".join(parts)
+                for piece in _pieces(checker.feed(delta)):
+                    yield piece
         else:
-            raw = await llm.acomplete(messages, self.settings.llm, "answer", model, embedder)
+            checker.feed(await llm.acomplete(messages, self.settings.llm, "answer", model, embedder))
+        tail = checker.finish()
         timings["llm"] = _ms(started)
-        yield check_answer(question, standalone, raw, passages, model, template, timings)
+        if stream:
+            for piece in _pieces(tail):
+                yield piece
+        yield checker.result(question, standalone, model, timings)
 
     async def aask(self, question: str, history: Sequence[Turn] = (), k: int | None = None,
                    filters: SearchFilters | None = None, model: str | None = None) -> Answer:

@@ -4,6 +4,9 @@ the prompt is malformed, and streaming never shows text the checks change."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 
 from rag.answer import ABSTAIN_MESSAGE, AnswerChecker, check_answer, split_sentences
@@ -13,7 +16,7 @@ from rag.models import Answer, Passage
 from rag.prompts import load_prompt
 from rag.settings import LLMSettings
 from tests.conftest import client_for
-from tests.fakes import ECHO, fake_openai_server
+from tests.fakes import ECHO, fake_openai_server, scripted_provider
 
 QUESTION = "What was Calix's Q4 revenue?"
 TEMPLATE = load_prompt(None, "answer.v2")
@@ -136,6 +139,25 @@ def test_sentences_split_the_same_on_any_prefix() -> None:
     assert whole[0] == "Calix, Inc. reported Q4 revenue of $206 million, up 2.6% [1][7]."
 
 
+def _stream(lib: Library, question: str, model: str | None = None) -> tuple[list[str], Answer]:
+    async def collect() -> list:
+        return [e async for e in lib.astream_ask(question, model=model)]
+
+    events = asyncio.run(collect())
+    assert isinstance(events[-1], Answer) and all(isinstance(e, str) for e in events[:-1])
+    return events[:-1], events[-1]
+
+
+def test_library_stream_never_shows_removed_markers_or_a_retracted_abstention(seeded: Library) -> None:
+    with scripted_provider(["Q4 revenue was $206 million [1][7]. EBITDA was $999 million [9]."]):
+        deltas, answer = _stream(seeded, QUESTION, "fake/model")
+    assert "".join(deltas) == answer.answer and answer.removed_citations == [7, 9]
+    assert not any("[7]" in d or "[9]" in d for d in deltas)
+    with scripted_provider(["The passages do not contain information about a dividend."]):
+        deltas, answer = _stream(seeded, "What dividend does Calix pay?", "fake/model")
+    assert answer.abstained and "".join(deltas) == ABSTAIN_MESSAGE
+
+
 # ---- through a scripted OpenAI-compatible server ----------------------------------------------------------------
 def _server_library(seeded: Library, api_base: str) -> Library:
     return Library(seeded.settings.model_copy(update={"llm": LLMSettings(
@@ -157,4 +179,21 @@ def test_server_echoing_the_prompt_is_a_502_not_an_answer(seeded: Library) -> No
     with fake_openai_server(ECHO) as (base, received), client_for(_server_library(seeded, base)) as client:
         r = client.post("/v1/ask", json={"question": QUESTION})
         assert r.status_code == 502 and "reproduced the prompt" in r.json()["error"]["message"]
-    assert len(received) == 1
+        r = client.post("/v1/ask", json={"question": QUESTION, "stream": True})
+        assert r.status_code == 502
+    assert len(received) == 2
+
+
+def test_openai_compatible_stream_content_is_the_checked_content(seeded: Library) -> None:
+    reply = "Q4 revenue was $206 million [1][7]. Gross margin hit a record 55.5% [1]."
+    messages = [{"role": "user", "content": QUESTION}]
+    with fake_openai_server(reply) as (base, _), client_for(_server_library(seeded, base)) as client:
+        whole = client.post("/v1/chat/completions", json={"model": "rag", "messages": messages}).json()
+        with client.stream("POST", "/v1/chat/completions",
+                           json={"model": "rag", "messages": messages, "stream": True}) as r:
+            chunks = [json.loads(line[6:]) for line in r.iter_lines()
+                      if line.startswith("data: ") and line != "data: [DONE]"]
+    streamed = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+    assert streamed == whole["choices"][0]["message"]["content"]
+    assert "[7]" not in streamed and "Sources:" in streamed and whole["removed_citations"] == [7]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and chunks[0]["model"] == "openai/local"

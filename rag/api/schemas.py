@@ -23,7 +23,8 @@ class AskRequest(Strict):
     k: int | None = Field(None, ge=1, le=50, description="Passages given to the model.")
     model: str | None = Field(None, description="litellm model string; default from settings.",
                               examples=["local/extractive"])
-    stream: bool = Field(False, description="Stream tokens and then the final answer as Server-Sent Events.")
+    stream: bool = Field(False, description="Server-Sent Events: the checked answer text a sentence at a time "
+                         "(`token`), then the Answer (`answer`).")
 
 
 class SearchRequest(Strict):
