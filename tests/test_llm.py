@@ -216,3 +216,14 @@ def test_translated_missing_credentials_is_a_config_error() -> None:
     error = llm._translate(exc, llm.resolve(local("http://127.0.0.1:1/v1"), "answer"))
     assert isinstance(error, ConfigError) and "RAG_LLM__API_KEY=dummy" in str(error)
 
+
+
+def test_http_stalled_model_is_a_504_within_the_deadline(seeded: Library) -> None:
+    with fake_openai_server(["warm-up", Stall()]) as (base, _):
+        lib = Library(seeded.settings.model_copy(update={"llm": local(base, timeout=1.0)}), embedder=seeded.embedder)
+        assert complete(local(base)) == "warm-up"  # litellm's first call imports modules on the loop thread
+        with client_for(lib) as client:
+            started = time.perf_counter()
+            r = client.post("/v1/ask", json={"question": QUESTION})
+            assert r.status_code == 504 and "1 s deadline" in r.json()["error"]["message"]
+            assert time.perf_counter() - started < 3
