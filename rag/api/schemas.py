@@ -67,7 +67,9 @@ class Health(BaseModel):
     generation: int | None = None
     documents: int = 0
     chunks: int = 0
-    model: str
+    model: str = Field(description="The answer model.")
+    models: dict[str, str] = Field(default_factory=dict, description="The model of each task (answer, rewrite, "
+                                   "sentiment) as configured.")
     embedding_model: str
 
 
