@@ -168,7 +168,12 @@ def ask(question: str,
     for label, values in (("removed citations", answer.removed_citations),
                           ("ungrounded numbers", answer.ungrounded_numbers)):
         if values:
-            err.print(f"[yellow]warning:[/yellow] {label}: {', '.join(map(str, values))}")
+            err.print(f"[yellow]warning:[/yellow] {label}: {', '.join(map(str, values))}", highlight=False)
+    for sentence in answer.uncited:
+        err.print(f"[yellow]warning:[/yellow] uncited: {sentence}", highlight=False)
+    for item in answer.unsupported:
+        err.print(f"[yellow]warning:[/yellow] not in [{']['.join(map(str, item.citations))}]: "
+                  f"{', '.join(item.missing)} ({item.sentence})", highlight=False)
 
 
 @app.command("docs")

@@ -15,6 +15,12 @@ class BadInputError(RagError):
     exit_code = 2
 
 
+class ConfigError(BadInputError):
+    """The model cannot be called as configured: no credentials, an unknown provider or model name, a model asked
+    for a task it does not do, a prompt over its context window. A retry cannot help; the message ends with a hint
+    naming the setting to change. Batch jobs stop on it instead of failing every document the same way."""
+
+
 class DocumentTooLargeError(BadInputError):
     http_status = 413
 

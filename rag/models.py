@@ -137,6 +137,12 @@ class Turn(BaseModel):
     content: str
 
 
+class UnsupportedSentence(BaseModel):
+    sentence: str
+    citations: list[int] = Field(description="The markers the sentence was checked against.")
+    missing: list[str] = Field(description="Its names and terms found in none of those passages.")
+
+
 class Answer(BaseModel):
     question: str
     standalone_question: str = Field(description="The question after rewriting against the history.")
@@ -154,10 +160,17 @@ class Answer(BaseModel):
     prompt_hash: str
     removed_citations: list[int] = Field(default_factory=list, description="Markers pointing at no passage.")
     ungrounded_numbers: list[str] = Field(
-        default_factory=list, description="Numbers in the answer found in none of its cited passages."
-    )
+        default_factory=list, description="Numbers not found in the passages cited for their sentence (numbers of "
+        "uncited sentences included).")
+    uncited: list[str] = Field(
+        default_factory=list, description="Sentences that state something with no valid citation: no marker of "
+        "their own and none later on their line.")
+    unsupported: list[UnsupportedSentence] = Field(
+        default_factory=list, description="Cited sentences whose names or most of whose terms are not in the "
+        "passages they cite.")
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
     @property
     def flagged(self) -> bool:
-        return bool(self.removed_citations or self.ungrounded_numbers)
+        """True when a check found something: the answer is shown, but the flagged parts are not grounded."""
+        return bool(self.removed_citations or self.ungrounded_numbers or self.uncited or self.unsupported)

@@ -165,6 +165,8 @@ def test_reads_can_require_a_key(seeded: Library) -> None:
 def test_health_metrics_and_docs(client: TestClient) -> None:
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["documents"] == 2 and health["chunks"] > 0
+    assert health["models"] == {"answer": "local/extractive", "rewrite": "local/extractive",
+                                "sentiment": "local/finance-sentiment"}
     client.post("/v1/ask", json={"question": "What was Calix's Q4 revenue?"})
     metrics = client.get("/metrics").text
     assert 'rag_http_requests_total{method="POST",route="/v1/ask",status="200"}' in metrics

@@ -23,7 +23,8 @@ class AskRequest(Strict):
     k: int | None = Field(None, ge=1, le=50, description="Passages given to the model.")
     model: str | None = Field(None, description="litellm model string; default from settings.",
                               examples=["local/extractive"])
-    stream: bool = Field(False, description="Stream tokens and then the final answer as Server-Sent Events.")
+    stream: bool = Field(False, description="Server-Sent Events: the checked answer text a sentence at a time "
+                         "(`token`), then the Answer (`answer`).")
 
 
 class SearchRequest(Strict):
@@ -66,7 +67,9 @@ class Health(BaseModel):
     generation: int | None = None
     documents: int = 0
     chunks: int = 0
-    model: str
+    model: str = Field(description="The answer model.")
+    models: dict[str, str] = Field(default_factory=dict, description="The model of each task (answer, rewrite, "
+                                   "sentiment) as configured.")
     embedding_model: str
 
 

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rag.evaluation.gold import GoldQuestion
-from rag.evaluation.metrics import flatten, retrieval_metrics
+from rag.evaluation.metrics import ask_or_failure, failed_item, flatten, retrieval_metrics
 from rag.library import Library
 from rag.models import Answer, Passage, Turn
 from rag.settings import PROJECT_ROOT
@@ -113,10 +113,11 @@ def run(lib: Library, suite: EarningsSuite, k: int = 5, model: str | None = None
     results, latencies, standalone = [], [], {}
     for item in suite.items:
         started = time.perf_counter()
-        answer = lib.ask(item.question, history=item.history, model=model)
+        answer, error = ask_or_failure(lib, item.question, item.history, model)
         latencies.append((time.perf_counter() - started) * 1000)
-        standalone[item.id] = answer.standalone_question
-        results.append(_judge(item, answer, tickers_of))
+        standalone[item.id] = answer.standalone_question if answer else item.question
+        results.append(_judge(item, answer, tickers_of) if answer else failed_item(
+            item.id, item.question, item.abstain, error or "no answer", kind=item.kind, split=item.split))
     metrics: dict[str, float] = {}
     retrieval: dict[str, dict[str, float]] = {}
     for split in ("dev", "test"):
