@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter
 from sse_starlette.sse import EventSourceResponse
 
-from rag.api.deps import LibraryDep, MetricsDep, ReadAuth
+from rag.api.deps import LibraryDep, MetricsDep, ReadAuth, check_model
 from rag.api.schemas import AskRequest, ErrorBody
 from rag.errors import RagError
 from rag.models import Answer
@@ -21,6 +21,7 @@ async def ask(body: AskRequest, library: LibraryDep, metrics: MetricsDep) -> Ans
     """Retrieves passages, asks the model, checks citations and numbers. With `stream=true` the response
     is `text/event-stream`: `token` events carry raw text deltas, then one `answer` event carries the
     checked Answer JSON (or an `error` event)."""
+    check_model(library.settings, body.model)
     if not body.stream:
         answer = await library.aask(body.question, body.history, body.k, body.filters, body.model)
         metrics.observe_answer(answer.model, answer.timings_ms)
