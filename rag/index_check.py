@@ -212,7 +212,10 @@ def fallback_snapshot(store: IndexStore, damaged_gen: int | None, reason: str) -
     if found is None:
         raise IndexDamagedError(f"{reason}; no intact older generation to fall back to: re-ingest the documents")
     snapshot, _ = found
-    loss = _describe_loss(damaged_gen, snapshot.generation, _lost_documents(store, damaged_gen, snapshot))
+    if damaged_gen is None and snapshot.generation == max(generation_numbers(store.root)):
+        loss = "it is the newest generation on disk, so nothing is missing"
+    else:
+        loss = _describe_loss(damaged_gen, snapshot.generation, _lost_documents(store, damaged_gen, snapshot))
     snapshot.fallback_note = (f"serving generation {snapshot.generation} because {reason.split(';')[0]}; {loss}; "
                               "run `rag index repair` to make this permanent")
     log.warning("%s", snapshot.fallback_note)

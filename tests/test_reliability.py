@@ -358,6 +358,7 @@ def test_damaged_manifest_falls_back_and_repairs(two_generations: Library) -> No
     (root / "manifest.json").write_text('{"format_version": 2, "embedding')
     lib = Library(two_generations.settings, embedder=two_generations.embedder)
     assert lib.stats()["generation"] == 2  # generation 2 itself is intact; its own manifest copy names it
+    assert "nothing is missing" in lib.stats()["fallback"]
     assert not check_index(lib.store).ok
     report = lib.repair_index()
     assert report.repaired and report.to_generation == 2 and report.lost_documents == []
@@ -374,6 +375,7 @@ def test_damage_without_fallback_is_503_with_a_reason(seeded_copy: Library) -> N
             assert r.status_code == 503, r.text
             assert "vectors.faiss" in r.json()["error"]["message"]
             _clean(r)
+        assert c.get("/metrics").status_code == 200
         r = c.post("/v1/documents", json=NEW_DOC, headers=AUTH)  # a write on top of damage is refused
         assert r.status_code == 503
     with pytest.raises(IndexDamagedError, match="no intact generation"):

@@ -99,7 +99,10 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
     settings = library.settings
 
     def index_size() -> float:
-        return float(library.stats()["chunks"]) if library.exists() else 0.0  # type: ignore[arg-type]
+        try:
+            return float(library.stats()["chunks"]) if library.exists() else 0.0  # type: ignore[arg-type]
+        except RagError:
+            return float("nan")  # a damaged index must not turn /metrics into a 500; /health says why
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
