@@ -118,7 +118,8 @@ def load_markdown(path: Path, data: bytes, meta: dict[str, Any]) -> list[Documen
         try:
             front = yaml.safe_load(match.group(1)) or {}
         except yaml.YAMLError as exc:
-            raise BadInputError(f"{path}: invalid front matter: {exc}") from exc
+            # One line: YAML errors quote the offending lines with carets.
+            raise BadInputError(f"{path}: invalid front matter: {' '.join(str(exc).split())}") from None
         if isinstance(front, dict):
             meta = {**front, **meta}
         # Blank out the front matter instead of cutting it so offsets still index the file as stored.

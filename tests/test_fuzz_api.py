@@ -144,3 +144,27 @@ def test_zzz_fuzz_summary() -> None:
     total = sum(SEEN.values())
     print(f"fuzz: {total} requests, statuses {dict(sorted(SEEN.items()))}")
     assert not [s for s in SEEN if s >= 500]
+
+
+# ---- loaders: any bytes and any metadata are a Document or a BadInputError, nothing else ----------------------
+@FUZZ
+@given(suffix=st.sampled_from([".txt", ".md", ".html", ".jsonl", ".pdf"]), data=st.one_of(
+    st.binary(max_size=400), st.text(max_size=200).map(str.encode),
+    st.sampled_from([b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\ntrailer\n<< /Root 1 0 R >>",
+                     b"---\nid: [1, 2]\ntickers: {a: 1}\n---\ntext", b'{"text": "x", "id": null}\n{"text": 5}'])),
+    meta=st.dictionaries(st.sampled_from(["id", "title", "tickers", "ticker", "date", "url", "doc_type", "other"]),
+                         json_values, max_size=4))
+def test_loaders_load_or_refuse_cleanly(suffix: str, data: bytes, meta: dict) -> None:
+    from pathlib import Path
+
+    from rag.errors import BadInputError
+    from rag.loaders import load_file
+    from rag.models import is_safe_id
+
+    try:
+        documents = load_file(Path(f"upload{suffix}"), 1_000_000, data=data, meta=meta)
+    except BadInputError as exc:
+        assert "\n" not in str(exc)
+        return
+    for doc in documents:
+        assert is_safe_id(doc.id) and all(isinstance(t, str) for t in doc.tickers)
