@@ -73,6 +73,9 @@ class Library:
             ) from None
         key = (st.st_ino, st.st_mtime_ns)
         with self._snapshot_lock:
+            if key != self._snapshot_key:
+                # A new manifest (a repair, then a write) may reuse a generation number seen damaged before.
+                self._damaged.clear()
             if self._snapshot is not None and self._snapshot.damaged:
                 self._damaged[self._snapshot.generation] = self._snapshot.damaged
             if self._snapshot is None or key != self._snapshot_key or self._snapshot.damaged:

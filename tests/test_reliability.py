@@ -351,6 +351,12 @@ def test_damage_found_at_first_search_falls_back(two_generations: Library, name:
     assert "generation 1" in lib.stats()["fallback"]
     with pytest.raises(NotFoundError):
         lib.get_document("acme-q3")  # generation 1 does not have it
+    # Another process repairs and writes (a new generation 2): this reader follows, not stuck on the fallback.
+    other = Library(two_generations.settings, embedder=two_generations.embedder)
+    other.repair_index()
+    assert other.add_text(NEW_DOC["text"], NEW_DOC["id"]).generation == 2
+    assert lib.get_document("acme-q3").id == "acme-q3" and lib.stats()["fallback"] is None
+    assert lib.search("Acme Q3 revenue", k=1)[0].doc_id == "acme-q3"
 
 
 def test_damaged_manifest_falls_back_and_repairs(two_generations: Library) -> None:
