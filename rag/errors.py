@@ -34,6 +34,28 @@ class IndexMissingError(NotFoundError):
     """No index has been built at the configured location yet."""
 
 
+class IndexDamagedError(RagError):
+    """A file of the index generation is missing, truncated or unreadable. Served as 503: the data may come back
+    (`rag index repair` falls back to the newest intact generation), the request itself was fine."""
+
+    http_status = 503
+    exit_code = 6
+
+
+class StorageFullError(RagError):
+    """The disk filled up during a write; the write was abandoned and the index left as it was."""
+
+    http_status = 507
+    exit_code = 7
+
+
+class ModelNotAllowedError(BadInputError):
+    """An HTTP caller asked for a model outside the server's allow-list (it would be called with the server's
+    own provider credentials)."""
+
+    http_status = 403
+
+
 class IndexMismatchError(RagError):
     """The index was built with another embedding model than the one configured."""
 

@@ -184,7 +184,20 @@ class ServerSettings(BaseModel):
     api_keys: list[SecretStr] = Field(default_factory=list, description="Bearer keys accepted for writes.")
     auth_disabled: bool = Field(False, description="Explicitly allow writes without a key (warned at startup).")
     auth_reads: bool = Field(False, description="Require a key for reads too.")
-    max_upload_bytes: int = Field(10_000_000, ge=1, description="Largest accepted request/upload body.")
+    max_upload_bytes: int = Field(
+        10_000_000, ge=1, description="Largest accepted request/upload body, counted on the stream (chunked bodies "
+        "included), not only from Content-Length.")
+    max_ingest_chunks: int = Field(
+        2000, ge=1, description="Most chunks one HTTP upload may produce; larger documents get 413 before any "
+        "embedding. Bounds one request's work (on 2 cores ~40 chunks/s embed, so 2000 is ~1 min); use `rag ingest` "
+        "for bigger documents.")
+    allowed_models: list[str] | None = Field(
+        None, description="Models HTTP callers may pick with `model` (ask, chat, sentiment, rescore); anything else "
+        "is 403, since the server calls it with its own credentials. Default: only the configured ones "
+        "(llm.model, sentiment.model, and the offline defaults). [\"*\"] allows any.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS (e.g. [\"https://app.example\"]); empty: CORS "
+        "off, no Access-Control headers.")
 
 
 class Settings(BaseSettings):

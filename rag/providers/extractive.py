@@ -89,7 +89,8 @@ _NOT_NAMES = frozenset(tokenize("january february march april may june july augu
                                 "december covid coronavirus", drop_stopwords=False))
 _SPEAKER = re.compile(r"^\s*Speaker \d+:\s*")
 _NEGATION = frozenset("no not never without nor none".split())
-_PERIOD = re.compile(r"^(q[1-4]|h[12]|fy|(19|20)\d\d)$")
+# Period labels as folded: q3, h1, fy, a year, or a fiscal year written as one word (fy2018, fy22).
+_PERIOD = re.compile(r"^(q[1-4]|h[12]|fy|fy(19|20)?\d\d|(19|20)\d\d)$")
 _LIST_HEAD = re.compile(r"^\s*(?:which|what)\s+(\w+)", re.I)
 _CONTEXT = re.compile(r"\s*\(context: (.*)\)\s*$", re.S)
 _ABOUT = re.compile(r"\b(?:say|said|says|comment(?:ed)?|discuss(?:ed)?|talk(?:ed)?|note[sd]?) about (.+)$", re.I)
@@ -117,6 +118,17 @@ def _terms(text: str) -> set[str]:
     tokens = tokenize(text, drop_stopwords=False)
     kept = [t for i, t in enumerate(tokens) if not (i and tokens[i - 1] in _NEGATION)]
     return {_GROUP_OF.get(t, t) for t in kept if t not in STOPWORDS}
+
+
+def _periods(terms: set[str]) -> set[str]:
+    """The period labels among `terms`, a fiscal year also as its calendar year ("fy2018" and "2018", "fy22" and
+    "2022"), so a question about FY2018 meets a page that says 2018."""
+    found = {t for t in terms if _PERIOD.match(t)}
+    for t in list(found):
+        year = re.fullmatch(r"fy((?:19|20)?\d\d)", t)
+        if year:
+            found.add(year.group(1) if len(year.group(1)) == 4 else "20" + year.group(1))
+    return found
 
 
 def focus_terms(question: str) -> set[str]:
@@ -157,8 +169,7 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
             seen.add(key)
             # A sentence names its period, or else is dated by its document ("MTN Ghana 2019 results call").
             terms = _terms(sentence)
-            periods = {t for t in terms if _PERIOD.match(t)} or {
-                t for t in _terms((titles or {}).get(n, "")) if _PERIOD.match(t)}
+            periods = _periods(terms) or _periods(_terms((titles or {}).get(n, "")))
             out.append(Candidate(n=n, text=sentence, terms=terms, company=companies.get(n, ""), order=len(out),
                                  periods=periods))
     return out
@@ -183,8 +194,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     focus = focus_terms(asked) - ignored
     if context_match and len(focus) < 2:  # a bare follow-up ("and RPO?") borrows the earlier question's terms
         focus |= focus_terms(context_match.group(1)) - ignored
-    periods = {t for t in focus if _PERIOD.match(t)}
-    focus -= periods
+    periods = _periods(focus)
+    focus -= {t for t in focus if _PERIOD.match(t)}
     candidates = _candidates(passages, companies, titles)
     if not focus or not candidates:
         return NOT_FOUND
@@ -192,10 +203,9 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     # report?") must be in the sentence that answers.
     proper = _terms(" ".join(re.findall(r"(?<!^)(?<![.?!] )\b[A-Z][a-zñéáíóú]+(?:\s+[A-Z][a-zñéáíóú]+)*", asked)))
     required_names = {t for t in proper & focus if not _PERIOD.match(t) and t not in _NOT_NAMES}
-    # A code or acronym the question hinges on ("5G", "GMV") that no passage contains: the topic is absent.
+    # A code the question hinges on ("5G") that no passage contains: the topic is absent.
     codes = {t for t in focus if re.search(r"[a-z]", t) and re.search(r"\d", t)}
-    codes |= _terms(" ".join(w for w in re.findall(r"\b[A-Z]{2,}\b", asked) if w not in tickers_of(tickers)))
-    if any(not any(code in c.terms for c in candidates) for code in codes & focus):
+    if any(not any(code in c.terms for c in candidates) for code in codes):
         return NOT_FOUND
     total = len(candidates)
     # Questions about a metric, or "how much/many", are answered by a sentence with a number in it.
@@ -269,10 +279,6 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     label = len({c.company for c in chosen}) > 1
     return " ".join(f"{c.company}: {c.text} [{c.n}]" if label and c.company else f"{c.text} [{c.n}]"
                     for c in chosen)
-
-
-def tickers_of(tickers: dict[int, list[str]] | None) -> set[str]:
-    return {t for ts in (tickers or {}).values() for t in ts}
 
 
 def _names(company: str, question: str, tickers: list[str]) -> bool:

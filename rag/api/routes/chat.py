@@ -15,7 +15,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from rag import llm
-from rag.api.deps import LibraryDep, MetricsDep, ReadAuth
+from rag.api.deps import LibraryDep, MetricsDep, ReadAuth, check_model
 from rag.api.schemas import ChatCompletionRequest, ErrorBody
 from rag.errors import BadInputError, RagError
 from rag.models import Answer, Turn
@@ -50,6 +50,7 @@ def _extras(answer: Answer) -> dict[str, Any]:
              summary="OpenAI-compatible chat completions grounded in the index")
 async def chat_completions(body: ChatCompletionRequest, library: LibraryDep, metrics: MetricsDep) -> Any:
     question, history, model = _split(body)
+    check_model(library.settings, model)
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     if not body.stream:
