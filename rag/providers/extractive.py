@@ -221,8 +221,12 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             required |= {max(topic, key=lambda t: weight[t])}
     denominator = sum(weight.values())
     wants_outlook = bool(_OUTLOOK & _terms(asked))
+    # "Revenue and gross margin": each metric may come from its own sentence, so a sentence is judged on the
+    # metrics it states, and the answer adds a sentence for a metric the first leaves out (below).
+    asked_metrics = required & _METRICS if len(required & _METRICS) > 1 else set()
     for c in candidates:
-        c.coverage = sum(weight[t] for t in focus & c.terms) / denominator
+        left_out = asked_metrics - c.terms if asked_metrics & c.terms else set()
+        c.coverage = sum(weight[t] for t in focus & c.terms) / (denominator - sum(weight[t] for t in left_out))
         if quantity and not any(ch.isdigit() for ch in spelled_numbers_to_digits(c.text.lower())):
             c.coverage *= 0.5  # "how much" is not answered by a sentence without a number (digits or words)
         if periods and c.periods - periods and not periods & c.periods:
@@ -237,7 +241,9 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             c.cosine = float(cos)
 
     def answers(c: Candidate) -> bool:
-        if not (required | required_names) <= c.terms:
+        if not ((required - asked_metrics) | required_names) <= c.terms:
+            return False
+        if asked_metrics and not asked_metrics & c.terms:
             return False
         return c.coverage >= MIN_COVERAGE or (c.coverage >= MIN_COVERAGE_WITH_MEANING and c.cosine >= MIN_COSINE)
 
