@@ -16,7 +16,7 @@ _STOPWORDS = frozenset(
     """a an and are as at be but by for if in into is it no not of on or such that the their then there
     these they this to was will with what which who whom whose when where why how much many did does do
     doe has have had its it's i me my we our you your he she him her them than so any all about from
-    out over can could would should may might also just been being were per vs via during while""".split()
+    out over can could would should may might also just been being were per vs via during while between among""".split()
 )
 
 # Numbers ($206, 2.6%, 1,600); then runs of letters and digits, so period and product labels stay whole (Q3, H1,

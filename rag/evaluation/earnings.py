@@ -128,6 +128,7 @@ def run(lib: Library, suite: EarningsSuite, k: int = 5, model: str | None = None
             (standalone[i.id], [lambda p, i=i, g=g: i.is_gold(g, p) for g in i.gold]) for i in answerable], k)
         retrieval.update({f"{split}_{mode}": values for mode, values in found.items()})
     metrics.update(flatten(retrieval))
+    metrics["failed_items"] = sum("error" in r for r in results)
     metrics["latency_ms_p50"] = round(statistics.median(latencies), 1)
     metrics["latency_ms_p95"] = round(sorted(latencies)[max(0, int(len(latencies) * 0.95) - 1)], 1)
     return {"suite": suite.suite, "questions": len(suite.items), "metrics": metrics, "retrieval": retrieval,

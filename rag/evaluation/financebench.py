@@ -98,6 +98,9 @@ def run(lib: Library, questions: list[Question], k: int = 5, model: str | None =
     with_figure = [r for r in results if r["figure_match"] is not None]
     metrics: dict[str, float] = {
         "figure_match": sum(bool(r["figure_match"]) for r in with_figure) / len(with_figure),
+        # The figure stated AND the gold page cited: a figure quoted from another company's filing is no answer.
+        "figure_match_cited": sum(bool(r["figure_match"]) and r["gold_page_cited"] for r in with_figure)
+        / len(with_figure),
         "gold_page_cited": sum(r["gold_page_cited"] for r in results) / len(results),
         "abstention_rate": sum(r["abstained"] for r in results) / len(results),
         "failed_items": sum("error" in r for r in results),

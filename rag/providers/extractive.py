@@ -90,7 +90,9 @@ _NOT_NAMES = frozenset(tokenize("january february march april may june july augu
 _SPEAKER = re.compile(r"^\s*Speaker \d+:\s*")
 _NEGATION = frozenset("no not never without nor none".split())
 # Period labels as folded: q3, h1, fy, a year, or a fiscal year written as one word (fy2018, fy22).
-_PERIOD = re.compile(r"^(q[1-4]|h[12]|fy|fy(19|20)?\d\d|(19|20)\d\d)$")
+# Years are 1990-2039 only: "1,906" folds to 1906 and is an amount, not a year.
+# Labels may combine: "fy2023q1", "q1fy22".
+_PERIOD = re.compile(r"^(?=.)(q[1-4]|h[12])?(fy)?(199\d|20[0-3]\d|(?<=fy)\d\d)?(q[1-4]|h[12])?$")
 _LIST_HEAD = re.compile(r"^\s*(?:which|what)\s+(\w+)", re.I)
 _CONTEXT = re.compile(r"\s*\(context: (.*)\)\s*$", re.S)
 _ABOUT = re.compile(r"\b(?:say|said|says|comment(?:ed)?|discuss(?:ed)?|talk(?:ed)?|note[sd]?) about (.+)$", re.I)
@@ -121,13 +123,19 @@ def _terms(text: str) -> set[str]:
 
 
 def _periods(terms: set[str]) -> set[str]:
-    """The period labels among `terms`, a fiscal year also as its calendar year ("fy2018" and "2018", "fy22" and
-    "2022"), so a question about FY2018 meets a page that says 2018."""
-    found = {t for t in terms if _PERIOD.match(t)}
-    for t in list(found):
-        year = re.fullmatch(r"fy((?:19|20)?\d\d)", t)
-        if year:
-            found.add(year.group(1) if len(year.group(1)) == 4 else "20" + year.group(1))
+    """The period labels among `terms`, a combined label also as its parts and a fiscal year also as its calendar
+    year ("fy2023q1" -> q1, 2023; "fy22" -> 2022), so a question about FY2018 meets a page that says 2018."""
+    found: set[str] = set()
+    for t in terms:
+        match = _PERIOD.match(t)
+        if match:
+            found.add(t)
+            quarter = match.group(1) or match.group(4)
+            year = match.group(3)
+            if quarter and t != quarter:
+                found.add(quarter)
+            if year:
+                found.add(year if len(year) == 4 else "20" + year)
     return found
 
 
@@ -202,7 +210,10 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     # A name the question asks about that is not one of the passages' companies ("What ARPU gain did Highline
     # report?") must be in the sentence that answers.
     proper = _terms(" ".join(re.findall(r"(?<!^)(?<![.?!] )\b[A-Z][a-zñéáíóú]+(?:\s+[A-Z][a-zñéáíóú]+)*", asked)))
-    required_names = {t for t in proper & focus if not _PERIOD.match(t) and t not in _NOT_NAMES}
+    words = re.findall(r"[A-Za-z]+", asked)
+    title_case = sum(w[0].isupper() for w in words) > 0.4 * len(words)  # "What Was AMCOR's Adjusted EBITDA"
+    required_names = set() if title_case else {t for t in proper & focus if not _PERIOD.match(t)
+                                                 and t not in _NOT_NAMES}
     # A code the question hinges on ("5G") that no passage contains: the topic is absent.
     codes = {t for t in focus if re.search(r"[a-z]", t) and re.search(r"\d", t)}
     if any(not any(code in c.terms for c in candidates) for code in codes):
