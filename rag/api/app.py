@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rag import __version__
 from rag.api.metrics import Metrics
 from rag.api.routes import ask, chat, documents, health, search, sentiment
+from rag.api.routes import models as model_list
 from rag.errors import RagError
 from rag.library import Library
 from rag.offline import use_offline_environment
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
     app.state.jobs = set()
     for module in (ask, chat, search, documents, sentiment, health):
         app.include_router(module.router)
+    app.include_router(model_list.router)
 
     @app.exception_handler(RagError)
     async def rag_error(_: Request, exc: RagError) -> JSONResponse:
