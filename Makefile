@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install demo test test-fast eval bench lint
+.PHONY: install browser web-test demo test test-fast eval bench lint
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -15,7 +15,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) browser
+
+# Debian's chromium + chromedriver for the chat page's browser test (tests/test_web.py). Only when missing: ~100 s
+# the first time here (apt-get update + install), instant after. Not fatal: without root or apt the browser
+# tests skip, saying why.
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	  echo "warning: chromium/chromium-driver not installed; tests/test_web.py's browser tests will skip" >&2
+
+# The chat page and API docs in headless Chromium (also part of make test).
+web-test: install
+	$(VENV)/bin/python -m pytest -q tests/test_web.py
 
 demo: install
 	$(VENV)/bin/rag ingest seeds

@@ -39,7 +39,8 @@ def test_wheel_installs_and_answers_outside_the_checkout(tmp_path: Path, embedde
     wheel = next((tmp_path / "dist").glob("rag-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"rag/prompt_templates/answer.v1.md", "rag/data/finance_sentiment_head.json",
-            "rag/web/vendor/swagger-ui/swagger-ui-bundle.js", "rag/web/vendor/redoc/redoc.standalone.js"} <= names
+            "rag/web/vendor/swagger-ui/swagger-ui-bundle.js", "rag/web/vendor/redoc/redoc.standalone.js",
+            "rag/web/index.html", "rag/web/app.js"} <= names
 
     # A fresh venv that sees the dependencies already installed here but not this checkout: a .pth line adds
     # this venv's site-packages as a plain path (its own .pth files, among them the editable install's, are

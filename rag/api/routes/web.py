@@ -1,4 +1,4 @@
-"""What a browser gets: static files at `/static` and the API docs (Swagger UI at
+"""What a browser gets: the chat page at `/`, its static files at `/static`, and the API docs (Swagger UI at
 /docs, ReDoc at /redoc) built from assets shipped inside the package (rag/web/vendor, see
 scripts/vendor-web-assets.sh), so they work offline and send readers to no CDN."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 # Package data (pyproject: tool.setuptools.package-data), so an installed wheel serves the same files.
@@ -26,6 +26,11 @@ def static_files() -> StaticFiles:
 def _static(request: Request, path: str) -> str:
     # root_path: behind a proxy that mounts the app under a prefix, links must carry it.
     return f"{request.scope.get('root_path', '')}{STATIC_PREFIX}/{path}"
+
+
+@router.get("/")
+def chat_page() -> FileResponse:
+    return FileResponse(WEB_DIR / "index.html", media_type="text/html")
 
 
 @router.get("/docs")
