@@ -184,6 +184,8 @@ def test_chat_page_answers_cites_and_follows_up_in_chromium(browser, seeded: Lib
         follow = ask("and how much of that is current?")
         assert follow.get_attribute("data-state") == "done" and "$121 million" in follow.text
         browser.save_screenshot(str(tmp_path / "chat-follow-up.png"))
+        refused = ask("x" * 2001)  # a 400 from /v1/ask is shown in place of that answer
+        assert refused.get_attribute("data-state") == "error" and "longer than 2000" in refused.text
         assert not _outside_requests(browser, base)
 
 

@@ -237,12 +237,12 @@
     const turn = el("li", { class: "turn" }, el("p", { class: "question" }, question), answerBox);
     $("turns").append(turn);
     turn.scrollIntoView({ block: "end" });
-    const response = await fetch("v1/ask", {
-      method: "POST",
-      headers: headers({ "Content-Type": "application/json", Accept: "text/event-stream" }),
-      body: JSON.stringify({ question, history: state.history.slice(-MAX_HISTORY_TURNS), stream: true }),
-    });
     try {
+      const response = await fetch("v1/ask", {
+        method: "POST",
+        headers: headers({ "Content-Type": "application/json", Accept: "text/event-stream" }),
+        body: JSON.stringify({ question, history: state.history.slice(-MAX_HISTORY_TURNS), stream: true }),
+      });
       if (!response.ok) throw new Error(await errorText(response));
       let raw = "";
       for await (const event of serverEvents(response)) {
