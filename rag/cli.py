@@ -173,7 +173,12 @@ def _print_answer(answer: Answer) -> None:
     for label, values in (("removed citations", answer.removed_citations),
                           ("ungrounded numbers", answer.ungrounded_numbers)):
         if values:
-            err.print(f"[yellow]warning:[/yellow] {label}: {', '.join(map(str, values))}")
+            err.print(f"[yellow]warning:[/yellow] {label}: {', '.join(map(str, values))}", highlight=False)
+    for sentence in answer.uncited:
+        err.print(f"[yellow]warning:[/yellow] uncited: {sentence}", highlight=False)
+    for item in answer.unsupported:
+        err.print(f"[yellow]warning:[/yellow] not in [{']['.join(map(str, item.citations))}]: "
+                  f"{', '.join(item.missing)} ({item.sentence})", highlight=False)
 
 
 @app.command()
@@ -371,6 +376,42 @@ def run_eval(suite: Annotated[str, typer.Option(help="seeds, earnings, phraseban
         err.print(f"[red]below threshold:[/red] {failure}", highlight=False)
     if failures:
         raise typer.Exit(1)
+
+
+index_app = typer.Typer(help="Verify and repair the on-disk index.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+
+@index_app.command("check")
+def index_check(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """Verify every file of every kept generation (SQLite, FAISS and BM25 open, and their chunk counts and ids
+    agree). Exits 6 when the current generation or the manifest is damaged."""
+    lib = _library(index)
+    with _errors():
+        report = lib.check_index()
+    if as_json:
+        out.print_json(report.model_dump_json())
+    else:
+        from rag.index_check import summary
+
+        out.print(summary(report), highlight=False)
+    if not report.ok:
+        err.print("[red]damaged:[/red] run `rag index repair` to fall back to the newest intact generation",
+                  highlight=False)
+        raise typer.Exit(6)
+
+
+@index_app.command("repair")
+def index_repair(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """Point the index at the newest intact generation when the current one is damaged, and say which documents
+    that loses (re-ingest them). The damaged folder is kept as .damaged-gen-N-TIME."""
+    lib = _library(index)
+    with _errors():
+        report = lib.repair_index()
+    if as_json:
+        out.print_json(report.model_dump_json())
+    else:
+        out.print(report.message, highlight=False)
 
 
 @app.command()

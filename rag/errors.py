@@ -15,6 +15,12 @@ class BadInputError(RagError):
     exit_code = 2
 
 
+class ConfigError(BadInputError):
+    """The model cannot be called as configured: no credentials, an unknown provider or model name, a model asked
+    for a task it does not do, a prompt over its context window. A retry cannot help; the message ends with a hint
+    naming the setting to change. Batch jobs stop on it instead of failing every document the same way."""
+
+
 class DocumentTooLargeError(BadInputError):
     http_status = 413
 
@@ -26,6 +32,28 @@ class NotFoundError(RagError):
 
 class IndexMissingError(NotFoundError):
     """No index has been built at the configured location yet."""
+
+
+class IndexDamagedError(RagError):
+    """A file of the index generation is missing, truncated or unreadable. Served as 503: the data may come back
+    (`rag index repair` falls back to the newest intact generation), the request itself was fine."""
+
+    http_status = 503
+    exit_code = 6
+
+
+class StorageFullError(RagError):
+    """The disk filled up during a write; the write was abandoned and the index left as it was."""
+
+    http_status = 507
+    exit_code = 7
+
+
+class ModelNotAllowedError(BadInputError):
+    """An HTTP caller asked for a model outside the server's allow-list (it would be called with the server's
+    own provider credentials)."""
+
+    http_status = 403
 
 
 class IndexMismatchError(RagError):

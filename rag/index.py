@@ -16,8 +16,10 @@ hold the generation they opened, so nobody ever sees a half-written index.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -29,12 +31,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from rag.chunking import context_line, index_text
 from rag.entities import EntityIndex, entity_words
 from rag.entities import build as build_entities
-from rag.errors import IndexMismatchError, IndexMissingError, NotFoundError
+from rag.errors import IndexDamagedError, IndexMismatchError, IndexMissingError, NotFoundError, StorageFullError
 from rag.models import Chunk, Document, DocumentInfo, SearchFilters
 from rag.settings import AnnSettings
 from rag.text import tokenize
@@ -44,6 +46,8 @@ if TYPE_CHECKING:
 
 # faiss and bm25s (which pulls in scipy) cost ~0.5 s to import; listing, getting and deleting documents need
 # neither, so they are imported where vectors or BM25 state are first touched.
+
+log = logging.getLogger("rag")
 
 # 2: each chunk is embedded and BM25-indexed with its document's context line (rag.chunking.context_line).
 FORMAT_VERSION = 2
@@ -121,6 +125,32 @@ def _gen_dir(root: Path, generation: int) -> Path:
     return root / f"gen-{generation:06d}"
 
 
+def generation_numbers(root: Path) -> list[int]:
+    """Generation folders on disk, newest first."""
+    numbers = []
+    for folder in root.glob("gen-*"):
+        suffix = folder.name.removeprefix("gen-")
+        if suffix.isdigit() and folder.is_dir():
+            numbers.append(int(suffix))
+    return sorted(numbers, reverse=True)
+
+
+def damaged(generation: int, what: str, exc: BaseException | None = None) -> IndexDamagedError:
+    """A damage error naming the generation and file but no absolute path (messages reach HTTP callers), nor the
+    library's own message (faiss puts its source paths in it)."""
+    cause = f" ({type(exc).__name__})" if exc is not None else ""
+    return IndexDamagedError(f"index generation {generation} is damaged: {what}{cause}; run `rag index check` "
+                             "and `rag index repair`")
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    # faiss reports write failures as RuntimeError with strerror text; SQLite as "database or disk is full".
+    return isinstance(exc, RuntimeError | sqlite3.Error) and ("No space left" in text or "disk is full" in text)
+
+
 def _doc_from_row(row: sqlite3.Row) -> Document:
     return Document(
         id=row["id"], text=row["text"], title=row["title"], tickers=json.loads(row["tickers"]),
@@ -138,18 +168,44 @@ class Snapshot:
         self.generation = manifest.generation
         self.folder = _gen_dir(root, manifest.generation)
         self._ann = ann
-        self._db = sqlite3.connect(f"file:{self.folder / 'store.sqlite'}?mode=ro", uri=True,
-                                   check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
+        # Set when a file of this generation turns out damaged (possibly only at first search, since vectors and
+        # BM25 load lazily); Library then falls back to an older intact generation.
+        self.damaged: str | None = None
+        # Set on a snapshot served instead of a damaged newer generation: what readers are missing.
+        self.fallback_note: str | None = None
         self._lock = threading.Lock()
         self._load_lock = threading.Lock()
+        store = self.folder / "store.sqlite"
+        try:
+            if not store.is_file() or store.stat().st_size == 0:
+                raise damaged(self.generation, "store.sqlite is missing or empty")
+            self._db = sqlite3.connect(f"file:{store}?mode=ro", uri=True, check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("SELECT count(*) FROM documents").fetchone()  # fails fast on a broken header/schema
+        except sqlite3.Error as exc:
+            raise damaged(self.generation, "store.sqlite is unreadable", exc) from None
+
+    def _mark_damaged(self, error: IndexDamagedError) -> IndexDamagedError:
+        self.damaged = str(error)
+        return error
 
     @cached_property
     def _dense(self) -> dict[str, Any]:
+        try:
+            return self._load_dense()
+        except IndexDamagedError as exc:
+            raise self._mark_damaged(exc) from None
+        except Exception as exc:  # noqa: BLE001  # faiss raises RuntimeError, numpy ValueError/EOFError...
+            raise self._mark_damaged(damaged(self.generation, "vectors.faiss is unreadable", exc)) from None
+
+    def _load_dense(self) -> dict[str, Any]:
         import faiss
 
         with self._load_lock:
             index = faiss.read_index(str(self.folder / "vectors.faiss"))
+            if index.ntotal != self.counts()["chunks"] or index.d != self.manifest.dim:
+                raise damaged(self.generation, f"vectors.faiss holds {index.ntotal} {index.d}-d vectors for "
+                              f"{self.counts()['chunks']} chunks")
             ids = faiss.vector_to_array(index.id_map).astype(np.int64)
             order = np.argsort(ids)
             hnsw = None
@@ -164,13 +220,27 @@ class Snapshot:
 
     @cached_property
     def _lexical(self) -> tuple[np.ndarray, Any]:
+        try:
+            return self._load_lexical()
+        except IndexDamagedError as exc:
+            raise self._mark_damaged(exc) from None
+        except Exception as exc:  # noqa: BLE001  # np.load: ValueError/EOFError; bm25s: json/numpy errors
+            raise self._mark_damaged(damaged(self.generation, "the BM25 state is unreadable", exc)) from None
+
+    def _load_lexical(self) -> tuple[np.ndarray, Any]:
         with self._load_lock:
-            rowids = np.load(self.folder / "bm25_rowids.npy")
+            rowids = np.load(self.folder / "bm25_rowids.npy", allow_pickle=False)
+            chunks = self.counts()["chunks"]
+            if rowids.ndim != 1 or len(rowids) != chunks:
+                raise damaged(self.generation, f"bm25_rowids.npy lists {rowids.size} chunks, the store {chunks}")
             if not len(rowids):
                 return rowids, None
             import bm25s
 
-            return rowids, bm25s.BM25.load(str(self.folder / "bm25"))
+            bm25 = bm25s.BM25.load(str(self.folder / "bm25"))
+            if int(bm25.scores.get("num_docs", len(rowids))) != len(rowids):
+                raise damaged(self.generation, "bm25/ indexes another number of chunks than the store")
+            return rowids, bm25
 
     @cached_property
     def entities(self) -> EntityIndex:
@@ -218,7 +288,11 @@ class Snapshot:
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return self._db.execute(sql, params).fetchall()
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as exc:
+                # A truncated file passes the open-time check and fails on the first page it lacks.
+                raise self._mark_damaged(damaged(self.generation, "store.sqlite is unreadable", exc)) from None
 
     def sample_vectors(self, n: int) -> tuple[list[str], np.ndarray]:
         """Texts and stored vectors of up to n chunks spread over the index (backend agreement checks)."""
@@ -365,9 +439,12 @@ class IndexStore:
 
     def read_manifest(self) -> Manifest | None:
         try:
-            manifest = Manifest.model_validate_json(self.manifest_path.read_text("utf-8"))
+            manifest = Manifest.model_validate_json(self.manifest_path.read_bytes())
         except FileNotFoundError:
             return None
+        except (OSError, ValidationError) as exc:
+            raise IndexDamagedError(f"index manifest.json is unreadable ({type(exc).__name__}); run `rag index "
+                                    "check` and `rag index repair`") from None
         if manifest.format_version != FORMAT_VERSION:
             raise IndexMismatchError(
                 f"index at {self.root} has format {manifest.format_version}, this rag reads {FORMAT_VERSION}: "
@@ -415,16 +492,25 @@ class IndexStore:
             target = _gen_dir(self.root, new_gen)
             staging = self.root / f".staging-{new_gen:06d}-{os.getpid()}"
             self._remove_stale(staging.parent)
-            staging.mkdir()
+            manifest = Manifest(
+                embedding_model=self.embedding_model, embedding_backend=current.embedding_backend if current else
+                backend, dim=dim, generation=new_gen, updated_at=datetime.now(UTC).isoformat(timespec="seconds"))
             try:
+                staging.mkdir()
                 self._build(staging, current, upserts, deletes, dim)
+                # A copy inside the generation lets `rag index repair` rebuild a lost or damaged root manifest.
+                (staging / "manifest.json").write_text(manifest.model_dump_json(indent=2), "utf-8")
                 _fsync_tree(staging)
                 if target.exists():  # left over by a crash after rename, before the manifest switch
                     shutil.rmtree(target)
                 os.rename(staging, target)
-                self._publish(new_gen, current.embedding_backend if current else backend, dim)
-            except BaseException:
+                self.publish(manifest)
+            except BaseException as exc:
                 shutil.rmtree(staging, ignore_errors=True)
+                if _is_disk_full(exc):
+                    raise StorageFullError(f"no space left on the device of the index while writing generation "
+                                           f"{new_gen}; nothing was written, generation "
+                                           f"{current.generation if current else 0} is unchanged") from None
                 raise
             self._prune(new_gen)
             return new_gen
@@ -438,11 +524,7 @@ class IndexStore:
         db = sqlite3.connect(db_path)
         try:
             if current is not None:
-                src = sqlite3.connect(f"file:{_gen_dir(self.root, current.generation) / 'store.sqlite'}?mode=ro",
-                                      uri=True)
-                src.backup(db)
-                src.close()
-                vectors = faiss.read_index(str(_gen_dir(self.root, current.generation) / "vectors.faiss"))
+                vectors = self._read_current(current, db)
             else:
                 vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
             db.executescript(_SCHEMA)
@@ -493,11 +575,33 @@ class IndexStore:
             bm25.index([tokenize(r[1]) or ["\u2205"] for r in rows], show_progress=False)
             bm25.save(str(folder / "bm25"))
 
-    def _publish(self, generation: int, backend: str, dim: int) -> None:
-        manifest = Manifest(
-            embedding_model=self.embedding_model, embedding_backend=backend, dim=dim, generation=generation,
-            updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        )
+    def _read_current(self, current: Manifest, db: sqlite3.Connection) -> faiss.IndexIDMap2:
+        """Copy the current generation's store into `db` and return its vectors; a damaged generation is refused
+        (a write on top of it would carry the damage forward)."""
+        import faiss
+
+        folder = _gen_dir(self.root, current.generation)
+        try:
+            src = sqlite3.connect(f"file:{folder / 'store.sqlite'}?mode=ro", uri=True)
+            try:
+                src.backup(db)
+            finally:
+                src.close()
+        except sqlite3.Error as exc:
+            if _is_disk_full(exc):
+                raise
+            raise damaged(current.generation, "store.sqlite is unreadable", exc) from None
+        try:
+            vectors = faiss.read_index(str(folder / "vectors.faiss"))
+        except RuntimeError as exc:
+            raise damaged(current.generation, "vectors.faiss is unreadable", exc) from None
+        chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        if vectors.ntotal != chunks:
+            raise damaged(current.generation, f"vectors.faiss holds {vectors.ntotal} vectors for {chunks} chunks")
+        return vectors
+
+    def publish(self, manifest: Manifest) -> None:
+        """Point the index at `manifest.generation` (atomic replace, fsynced)."""
         tmp = self.root / f".manifest.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(manifest.model_dump_json(indent=2))
@@ -507,9 +611,32 @@ class IndexStore:
         _fsync_dir(self.root)
 
     def _remove_stale(self, root: Path) -> None:
-        """Staging folders of writers that crashed (we hold the lock, so none is live)."""
+        """Staging folders and manifest temp files of writers that crashed (we hold the lock, so none is live)."""
         for stale in root.glob(".staging-*"):
             shutil.rmtree(stale, ignore_errors=True)
+        for stale in root.glob(".manifest.*.tmp"):
+            stale.unlink(missing_ok=True)
+
+    def remove_stale(self) -> bool:
+        """Clean up after crashed writers now (at server start, `rag index check`) instead of at the next write.
+        Skipped, returning False, while a writer holds the lock."""
+        if not self.root.is_dir():
+            return True
+        with open(self.root / ".write.lock", "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            try:
+                self._remove_stale(self.root)
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        return True
+
+    @contextlib.contextmanager
+    def write_lock(self) -> Iterator[None]:
+        with self._write_lock():
+            yield
 
     def _prune(self, current: int) -> None:
         # Readers that already opened an older generation keep working: its files are loaded in memory

@@ -12,10 +12,10 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from rag.chunking import chunk_document, context_line, index_text
-from rag.errors import BadInputError
+from rag.errors import BadInputError, DocumentTooLargeError
 from rag.index import DocumentUpsert, IndexStore
 from rag.loaders import LoadFailure, iter_files, load_file
-from rag.models import Chunk, Document, sha256_hex
+from rag.models import DOC_ID_PATTERN, Chunk, Document, is_safe_id, sha256_hex
 from rag.settings import Settings
 
 if TYPE_CHECKING:
@@ -61,6 +61,8 @@ class Ingestor:
                 report.failed.append(LoadFailure(path=str(path), error=str(exc)))
             except OSError as exc:
                 report.failed.append(LoadFailure(path=str(path), error=f"{path}: {exc.strerror}"))
+            except Exception as exc:  # noqa: BLE001  # one bad file must not abort the rest of the folder
+                report.failed.append(LoadFailure(path=str(path), error=f"{path}: unreadable ({type(exc).__name__})"))
         seen: dict[str, str] = {}
         unique: list[Document] = []
         for doc in documents:
@@ -72,29 +74,44 @@ class Ingestor:
             unique.append(doc)
         return self.add_documents(unique, progress=progress, report=report)
 
-    def add_upload(self, filename: str, data: bytes, meta: dict[str, Any] | None = None) -> IngestReport:
+    def add_upload(self, filename: str, data: bytes, meta: dict[str, Any] | None = None,
+                   max_chunks: int | None = None) -> IngestReport:
         """Index uploaded bytes; the file name picks the format and is the default id."""
         name = Path(filename).name
         if not name or name in (".", ".."):
             raise BadInputError("an uploaded file needs a file name with an extension, e.g. note.txt")
-        return self.add_documents(load_file(Path(name), self.settings.max_file_bytes, data=data, meta=meta))
+        return self.add_documents(load_file(Path(name), self.settings.max_file_bytes, data=data, meta=meta),
+                                  max_chunks=max_chunks)
 
-    def add_text(self, text: str, doc_id: str | None = None, **meta: Any) -> IngestReport:
+    def add_text(self, text: str, doc_id: str | None = None, max_chunks: int | None = None,
+                 **meta: Any) -> IngestReport:
         """Index one document given as text; without an id, one is derived from its content."""
         doc_id = doc_id or f"doc-{sha256_hex(text)[:16]}"
+        if not is_safe_id(doc_id):
+            raise BadInputError(f"id must match {DOC_ID_PATTERN} (letters, digits, . _ : -), got {doc_id[:80]!r}")
         try:
             document = Document(id=doc_id, text=text, title=meta.pop("title", None) or text.strip()[:80], **meta)
         except ValidationError as exc:
-            raise BadInputError(f"bad document: {exc.errors()[0]['msg']}") from exc
+            first = exc.errors()[0]
+            raise BadInputError(f"bad document: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
         if not text.strip():
             raise BadInputError("document text is empty")
-        return self.add_documents([document])
+        return self.add_documents([document], max_chunks=max_chunks)
 
     def add_documents(self, documents: Iterable[Document], progress: ProgressCallback | None = None,
-                      report: IngestReport | None = None) -> IngestReport:
+                      report: IngestReport | None = None, max_chunks: int | None = None) -> IngestReport:
+        """`max_chunks` bounds the work of one call (HTTP uploads): over it, DocumentTooLargeError before any
+        embedding."""
         started = time.perf_counter()
         report = report or IngestReport()
         documents = list(documents)
+        if max_chunks is not None:
+            # A cheap bound first: chunks hold at least target_chars - overlap_chars new characters each (a chunk
+            # ends at a sentence, so a bit less; 2x margin), so far longer texts need not even be chunked.
+            stride = max(1, self.settings.chunking.target_chars - self.settings.chunking.overlap_chars)
+            if sum(len(d.text) for d in documents) > 2 * max_chunks * stride:
+                raise DocumentTooLargeError(
+                    f"document is too long for one upload (over {max_chunks} chunks, RAG_SERVER__MAX_INGEST_CHUNKS)")
         existing = self.existing()
         embedder = self.embedder()
         upserts: list[DocumentUpsert] = []
@@ -124,6 +141,9 @@ class Ingestor:
                 context = context_line(doc.title, doc.tickers, doc.metadata)
                 reserved = embedder.count_tokens([context])[0] if context else 0
                 chunks = chunk_document(doc, self.settings.chunking, embedder.count_tokens, reserved)
+                if max_chunks is not None and report.chunks + len(chunks) > max_chunks:
+                    raise DocumentTooLargeError(f"document makes {report.chunks + len(chunks)} chunks; one upload "
+                                                f"may make {max_chunks} (RAG_SERVER__MAX_INGEST_CHUNKS)")
                 pending.append((doc, chunks, context))
                 pending_chunks += len(chunks)
                 (report.updated if doc.id in existing else report.added).append(doc.id)
@@ -133,7 +153,9 @@ class Ingestor:
             if progress:
                 progress(done, len(documents))
         flush()
-        if upserts or not self.store.manifest_path.exists():
+        # Nothing to write, no generation: in particular a first ingest where every file failed leaves no empty
+        # index behind (which would hide the "run rag ingest" hint).
+        if upserts:
             report.generation = self.store.write(upserts, dim=embedder.dim, backend=embedder.backend)
         report.seconds = time.perf_counter() - started
         return report

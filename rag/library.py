@@ -13,9 +13,11 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from rag import index_check
 from rag.embedding import Embedder
-from rag.errors import BadInputError, IndexMismatchError, IndexMissingError
+from rag.errors import BadInputError, IndexDamagedError, IndexMismatchError, IndexMissingError
 from rag.index import IndexStore, Snapshot
+from rag.index_check import IndexCheck, RepairReport
 from rag.ingest import Ingestor, IngestReport, ProgressCallback
 from rag.models import Answer, Document, DocumentInfo, Passage, SearchFilters, Turn
 from rag.qa import QuestionAnswerer
@@ -41,6 +43,7 @@ class Library:
         self._snapshot: Snapshot | None = None
         self._snapshot_key: tuple[int, int] | None = None
         self._snapshot_lock = threading.Lock()
+        self._damaged: dict[int, str] = {}  # generation -> why, once seen damaged by this process
         self._agreed_backends: set[str] = set()
         self.ingestor = Ingestor(self.settings, self.store, lambda: self.embedder,
                                  lambda: self.snapshot().content_hashes() if self.exists() else {})
@@ -70,10 +73,44 @@ class Library:
             ) from None
         key = (st.st_ino, st.st_mtime_ns)
         with self._snapshot_lock:
-            if self._snapshot is None or key != self._snapshot_key:
-                self._snapshot = self.store.open()
+            if key != self._snapshot_key:
+                # A new manifest (a repair, then a write) may reuse a generation number seen damaged before.
+                self._damaged.clear()
+            if self._snapshot is not None and self._snapshot.damaged:
+                self._damaged[self._snapshot.generation] = self._snapshot.damaged
+            if self._snapshot is None or key != self._snapshot_key or self._snapshot.damaged:
+                self._snapshot = self._open()
                 self._snapshot_key = key
             return self._snapshot
+
+    def load_index(self) -> Snapshot:
+        """Open the current generation and load its vectors and BM25 state now rather than at the first search
+        (the server does this at start). Damage found here falls back as it would at search time."""
+        for _ in range(2):
+            snapshot = self.snapshot()
+            try:
+                _ = snapshot.vectors, snapshot.bm25_rowids
+                return snapshot
+            except IndexDamagedError:
+                continue  # the snapshot marked itself damaged; the next snapshot() is the fallback
+        return self.snapshot()
+
+    def _open(self) -> Snapshot:
+        """The current generation, or, when it (or the manifest) is damaged, the newest intact older one with a
+        `fallback_note` saying what is missing. IndexDamagedError when no generation is intact."""
+        try:
+            snapshot = self.store.open()
+        except IndexDamagedError as exc:
+            manifest_gen = None
+            reason = str(exc)
+        else:
+            if snapshot.generation not in self._damaged:
+                return snapshot
+            snapshot.close()
+            manifest_gen, reason = snapshot.generation, self._damaged[snapshot.generation]
+        if manifest_gen is None and "manifest" not in reason:
+            manifest_gen = self.store.read_manifest().generation  # type: ignore[union-attr]  # it was readable
+        return index_check.fallback_snapshot(self.store, manifest_gen, reason)
 
     def _searchable(self) -> Snapshot:
         """The snapshot, once the configured backend is known to reproduce its vectors: an index built by another
@@ -100,11 +137,13 @@ class Library:
     def add_paths(self, paths: Sequence[Path], progress: ProgressCallback | None = None) -> IngestReport:
         return self.ingestor.add_paths(paths, progress)
 
-    def add_upload(self, filename: str, data: bytes, meta: dict[str, Any] | None = None) -> IngestReport:
-        return self.ingestor.add_upload(filename, data, meta)
+    def add_upload(self, filename: str, data: bytes, meta: dict[str, Any] | None = None,
+                   max_chunks: int | None = None) -> IngestReport:
+        return self.ingestor.add_upload(filename, data, meta, max_chunks=max_chunks)
 
-    def add_text(self, text: str, doc_id: str | None = None, **meta: Any) -> IngestReport:
-        return self.ingestor.add_text(text, doc_id, **meta)
+    def add_text(self, text: str, doc_id: str | None = None, max_chunks: int | None = None,
+                 **meta: Any) -> IngestReport:
+        return self.ingestor.add_text(text, doc_id, max_chunks=max_chunks, **meta)
 
     def add_documents(self, documents: Sequence[Document], progress: ProgressCallback | None = None) -> IngestReport:
         return self.ingestor.add_documents(documents, progress)
@@ -123,7 +162,17 @@ class Library:
     def stats(self) -> dict[str, object]:
         snap = self.snapshot()
         return {**snap.counts(), "generation": snap.generation, "embedding_model": snap.manifest.embedding_model,
-                "dim": snap.manifest.dim}
+                "dim": snap.manifest.dim, "fallback": snap.fallback_note}
+
+    def check_index(self) -> IndexCheck:
+        """Verify every file of every generation on disk (counts agree across SQLite, FAISS and BM25)."""
+        return index_check.check_index(self.store)
+
+    def repair_index(self) -> RepairReport:
+        """Point the index back at the newest intact generation if the current one is damaged."""
+        report = index_check.repair_index(self.store)
+        self._damaged.clear()
+        return report
 
     def search(self, query: str, k: int | None = None, filters: SearchFilters | None = None,
                mode: Mode = "hybrid") -> list[Passage]:
@@ -134,8 +183,17 @@ class Library:
         """Passages plus what the query was understood to be about (linked companies, unknown names)."""
         if not query.strip():
             raise BadInputError("query is empty")
-        return retrieve(self._searchable(), self.embedder, query, self.settings.retrieval, k=k, filters=filters,
-                        mode=mode)
+        if len(query) > self.settings.max_question_chars:
+            raise BadInputError(f"query is longer than {self.settings.max_question_chars} characters "
+                                "(RAG_MAX_QUESTION_CHARS)")
+        try:
+            return retrieve(self._searchable(), self.embedder, query, self.settings.retrieval, k=k,
+                            filters=filters, mode=mode)
+        except IndexDamagedError:
+            # Vectors and BM25 load on first search, so damage can surface only now; the snapshot marked itself
+            # damaged, and one retry runs on the fallback generation (or raises the damage again).
+            return retrieve(self._searchable(), self.embedder, query, self.settings.retrieval, k=k,
+                            filters=filters, mode=mode)
 
     # ---- answering ------------------------------------------------------------------------------
     def ask(self, question: str, history: Sequence[Turn] = (), k: int | None = None,

@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from rag.errors import BadInputError, DocumentTooLargeError
-from rag.models import Document, PageSpan
+from rag.models import DOC_ID_PATTERN, Document, PageSpan, is_safe_id, safe_id
 
 SIDECAR_SUFFIX = ".meta.json"
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
@@ -37,17 +37,34 @@ def _decode(data: bytes, path: Path) -> str:
 
 
 def _normalise_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """Metadata from sidecars, front matter, records or an upload's `metadata` field, checked strictly: a value of
+    the wrong type is a BadInputError naming the field, never coerced (`[null, 1]` is not the tickers NONE, 1)."""
     out: dict[str, Any] = {k: v for k, v in meta.items() if k in _META_FIELDS}
     if "ticker" in out:
         out.setdefault("tickers", out.pop("ticker"))
     if isinstance(out.get("tickers"), str):
         out["tickers"] = [t.strip() for t in re.split(r"[,\s]+", out["tickers"]) if t.strip()]
     if "tickers" in out:
-        out["tickers"] = [str(t).upper() for t in out["tickers"]]
+        tickers = out["tickers"]
+        if tickers is None:
+            tickers = []
+        if not isinstance(tickers, list) or not all(isinstance(t, str) and t.strip() for t in tickers):
+            raise BadInputError("metadata 'tickers' must be a list of non-empty strings or a comma-separated string")
+        out["tickers"] = [t.strip().upper() for t in tickers]
     if "url" in out:
         out.setdefault("source_url", out.pop("url"))
+    for field in ("title", "source_url", "doc_type"):
+        if out.get(field) is not None and not isinstance(out[field], str):
+            raise BadInputError(f"metadata {field!r} must be a string")
     if out.get("id") is not None:
-        out["id"] = str(out["id"])
+        doc_id = out["id"]
+        # Integer ids (row numbers in a feed) are common and unambiguous; anything else must be a string.
+        if isinstance(doc_id, int) and not isinstance(doc_id, bool):
+            doc_id = str(doc_id)
+        if not isinstance(doc_id, str) or not is_safe_id(doc_id):
+            raise BadInputError(f"metadata 'id' must be a string matching {DOC_ID_PATTERN} (letters, digits, "
+                                ". _ : -), got {str(doc_id)[:80]!r}")
+        out["id"] = doc_id
     out["metadata"] = {k: v for k, v in meta.items() if k not in _META_FIELDS and k != "text"}
     return out
 
@@ -61,14 +78,20 @@ def _first_line_title(text: str) -> str:
 
 
 def _build(path: Path, text: str, meta: dict[str, Any], **extra: Any) -> Document:
-    fields = {"id": path.stem, "title": _first_line_title(text), "path": str(path), **_normalise_meta(meta)}
+    try:
+        normalised = _normalise_meta(meta)
+    except BadInputError as exc:
+        raise BadInputError(f"{path.name}: {exc}") from None
+    fields = {"id": safe_id(path.stem), "title": _first_line_title(text), "path": str(path), **normalised}
     fields.update(extra)
     if not text.strip():
         raise BadInputError(f"{path}: no text content")
     try:
         return Document(text=text, **fields)
     except ValidationError as exc:
-        raise BadInputError(f"{path}: bad metadata: {exc.errors()[0]['msg']}") from exc
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise BadInputError(f"{path.name}: bad metadata: {where}: {first['msg']}") from None
 
 
 def _sidecar(path: Path) -> dict[str, Any]:
@@ -95,7 +118,8 @@ def load_markdown(path: Path, data: bytes, meta: dict[str, Any]) -> list[Documen
         try:
             front = yaml.safe_load(match.group(1)) or {}
         except yaml.YAMLError as exc:
-            raise BadInputError(f"{path}: invalid front matter: {exc}") from exc
+            # One line: YAML errors quote the offending lines with carets.
+            raise BadInputError(f"{path}: invalid front matter: {' '.join(str(exc).split())}") from None
         if isinstance(front, dict):
             meta = {**front, **meta}
         # Blank out the front matter instead of cutting it so offsets still index the file as stored.
@@ -122,13 +146,21 @@ def load_pdf(path: Path, data: bytes, meta: dict[str, Any]) -> list[Document]:
     import io
 
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import LimitReachedError, PdfReadError
 
     try:
         reader = PdfReader(io.BytesIO(data))
         page_texts = [page.extract_text() or "" for page in reader.pages]
+    except LimitReachedError as exc:
+        # pypdf's own bounds on decompressed streams, operators and page trees: the file is a decompression bomb
+        # or pathological, not a document we should try harder on.
+        raise BadInputError(f"{path.name}: PDF exceeds a safety limit ({exc})") from None
     except (PdfReadError, ValueError, KeyError) as exc:
-        raise BadInputError(f"{path}: unreadable PDF: {exc}") from exc
+        raise BadInputError(f"{path.name}: unreadable PDF: {exc}") from None
+    except (RecursionError, MemoryError):
+        raise BadInputError(f"{path.name}: PDF structure is too deep or too large to read") from None
+    except Exception as exc:  # noqa: BLE001  # malformed PDFs raise anything from pypdf's internals
+        raise BadInputError(f"{path.name}: unreadable PDF ({type(exc).__name__})") from None
     parts: list[str] = []
     pages: list[PageSpan] = []
     offset = 0
@@ -153,8 +185,11 @@ def load_jsonl(path: Path, data: bytes, meta: dict[str, Any]) -> list[Document]:
             raise BadInputError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from exc
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise BadInputError(f"{path}:{lineno}: each line needs a string field 'text'")
-        fields = {**{k: v for k, v in meta.items() if k != "id"}, "id": f"{path.stem}-{lineno}", **record}
-        docs.append(_build(path, record["text"], fields))
+        fields = {**{k: v for k, v in meta.items() if k != "id"}, "id": f"{safe_id(path.stem)}-{lineno}", **record}
+        try:
+            docs.append(_build(path, record["text"], fields))
+        except BadInputError as exc:
+            raise BadInputError(f"{path.name}:{lineno}: {str(exc).removeprefix(path.name + ': ')}") from None
     if not docs:
         raise BadInputError(f"{path}: no records")
     return docs
@@ -175,6 +210,8 @@ def load_file(path: Path, max_bytes: int, data: bytes | None = None,
               meta: dict[str, Any] | None = None) -> list[Document]:
     """Load a file, or uploaded bytes named `path`, into Documents; raises BadInputError.
     Metadata: `meta` over the file's sidecar (files on disk only) over what the file itself says."""
+    if data is None and not path.exists():
+        raise BadInputError(f"{path}: no such file or folder")
     loader = LOADERS.get(path.suffix.lower())
     if loader is None:
         raise BadInputError(f"{path}: unsupported file type {path.suffix or '(none)'!r}; "

@@ -4,10 +4,38 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import date as Date
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+# Document ids travel in URL paths (/v1/documents/{id}) and file names, so new ids use a safe alphabet: letters,
+# digits and . _ : - , starting with a letter, digit or _ (so never "." or ".."), at most 200 characters.
+DOC_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._:-]{0,199}$"
+_DOC_ID = re.compile(DOC_ID_PATTERN)
+_UNSAFE_RUN = re.compile(r"[^A-Za-z0-9._:-]+")
+
+
+def is_safe_id(value: str) -> bool:
+    return bool(_DOC_ID.match(value))
+
+
+def safe_id(raw: str) -> str:
+    """An id in the safe alphabet derived from a file name stem ("Q4 report (final)" -> "Q4-report-final")."""
+    cleaned = _UNSAFE_RUN.sub("-", raw).strip("-.:")[:200]
+    return cleaned if is_safe_id(cleaned) else f"doc-{sha256_hex(raw)[:16]}"
+
+
+def _no_number_date(value: Any) -> Any:
+    # pydantic's lax mode reads a number as a Unix timestamp (0 -> 1970-01-01): for a filing date that is always a
+    # mistake, so only ISO strings and date objects are accepted.
+    if isinstance(value, int | float):
+        raise ValueError("a date must be an ISO string (YYYY-MM-DD), not a number")
+    return value
+
+
+IsoDate = Annotated[Date, BeforeValidator(_no_number_date)]
 
 
 def sha256_hex(*parts: str) -> str:
@@ -31,7 +59,7 @@ class Document(BaseModel):
     text: str
     title: str = ""
     tickers: list[str] = Field(default_factory=list)
-    date: Date | None = None
+    date: IsoDate | None = None
     source_url: str | None = None
     doc_type: str | None = None
     path: str | None = None
@@ -103,11 +131,11 @@ class Passage(BaseModel):
 class SearchFilters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    tickers: list[str] | None = None
-    doc_types: list[str] | None = None
-    date_from: Date | None = None
-    date_to: Date | None = None
-    doc_ids: list[str] | None = None
+    tickers: list[str] | None = Field(None, max_length=100)
+    doc_types: list[str] | None = Field(None, max_length=100)
+    date_from: IsoDate | None = None
+    date_to: IsoDate | None = None
+    doc_ids: list[str] | None = Field(None, max_length=1000)
 
     def is_empty(self) -> bool:
         return not any(v for v in self.model_dump().values())
@@ -137,6 +165,12 @@ class Turn(BaseModel):
     content: str
 
 
+class UnsupportedSentence(BaseModel):
+    sentence: str
+    citations: list[int] = Field(description="The markers the sentence was checked against.")
+    missing: list[str] = Field(description="Its names and terms found in none of those passages.")
+
+
 class Answer(BaseModel):
     question: str
     standalone_question: str = Field(description="The question after rewriting against the history.")
@@ -154,10 +188,17 @@ class Answer(BaseModel):
     prompt_hash: str
     removed_citations: list[int] = Field(default_factory=list, description="Markers pointing at no passage.")
     ungrounded_numbers: list[str] = Field(
-        default_factory=list, description="Numbers in the answer found in none of its cited passages."
-    )
+        default_factory=list, description="Numbers not found in the passages cited for their sentence (numbers of "
+        "uncited sentences included).")
+    uncited: list[str] = Field(
+        default_factory=list, description="Sentences that state something with no valid citation: no marker of "
+        "their own and none later on their line.")
+    unsupported: list[UnsupportedSentence] = Field(
+        default_factory=list, description="Cited sentences whose names or most of whose terms are not in the "
+        "passages they cite.")
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
     @property
     def flagged(self) -> bool:
-        return bool(self.removed_citations or self.ungrounded_numbers)
+        """True when a check found something: the answer is shown, but the flagged parts are not grounded."""
+        return bool(self.removed_citations or self.ungrounded_numbers or self.uncited or self.unsupported)

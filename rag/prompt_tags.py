@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 from rag.models import Passage, Turn
 
+# Any tag a prompt renders. A reply containing one reproduces the prompt instead of answering it.
+_MARKUP = re.compile(r'</?(?:passages|question|history|followup|document)>|<passage id="|<document id="')
 _PASSAGE = re.compile(r'<passage id="(\d+)"([^>]*)>\n?(.*?)\n?</passage>', re.DOTALL)
 _ATTRIBUTE = re.compile(r'(\w+)="([^"]*)"')
 # A document's own bracketed numbers ("see [2]") would read as citation markers in an answer that quotes them.
@@ -59,3 +61,7 @@ def parse_passages_with_attributes(text: str) -> dict[int, tuple[str, dict[str, 
 
 def parse_history(text: str) -> list[tuple[str, str]]:
     return [(m.group(1), m.group(2)) for m in _TURN.finditer(text)]
+
+
+def has_prompt_markup(text: str) -> bool:
+    return _MARKUP.search(text) is not None

@@ -6,20 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rag import llm
-from rag.answer import ABSTAIN_MESSAGE, abstention, answer_messages, check_answer
+from rag.answer import ABSTAIN_MESSAGE, AnswerChecker, abstention, answer_messages
 from rag.errors import BadInputError
 from rag.models import Answer, Passage, SearchFilters, Turn
 from rag.prompt_tags import format_history
 from rag.prompts import load_prompt
 from rag.retrieve import Retrieval
 from rag.settings import Settings
-from rag.text import mentions
+from rag.text import is_subject
 
 if TYPE_CHECKING:
     from rag.embedding import Embedder
@@ -30,6 +31,12 @@ Search = Callable[[str, int | None, SearchFilters | None], Retrieval]
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
+
+
+def _pieces(text: str) -> list[str]:
+    """Checked text as word-sized deltas (each word with the whitespace before it), so clients render it as it
+    comes; concatenated they are the text."""
+    return [p for p in re.split(r"(?<=\s)(?=\S)", text) if p]
 
 
 _loop: asyncio.AbstractEventLoop | None = None
@@ -91,10 +98,11 @@ class QuestionAnswerer:
         best = max((p.dense_score or 0.0 for p in found.passages), default=0.0)
         if not found.passages or best < self.settings.retrieval.min_dense_score:
             return [], ABSTAIN_MESSAGE
-        # A name the index links to no company (e.g. "Apple's", "did Tesla") that no passage even mentions: the
-        # question is about something the documents do not cover. A name the passages do mention (a customer in
-        # a customer map) is left to the model, which must then quote the passage that names it.
-        absent = [name for name in found.unknown if not any(mentions(p.text, name) for p in found.passages)]
+        # A name the index links to no company (e.g. "Apple's", "did Tesla") that no passage has as the subject of
+        # a sentence: the question is about something the documents do not cover ("with the Apple launch" in
+        # ZAGG's call says nothing of Apple's revenue). A name a passage does speak about ("Highline reported
+        # ...", a customer in a customer map) is left to the model, which must quote that passage.
+        absent = [name for name in found.unknown if not any(is_subject(p.text, name) for p in found.passages)]
         if absent:
             return found.passages, f"{ABSTAIN_MESSAGE} No indexed document is about {' or '.join(absent)}."
         return found.passages, None
@@ -102,41 +110,53 @@ class QuestionAnswerer:
     async def astream(self, question: str, history: Sequence[Turn] = (), k: int | None = None,
                       filters: SearchFilters | None = None, model: str | None = None,
                       stream: bool = True) -> AsyncIterator[str | Answer]:
-        """Yields answer text deltas as the model produces them (only when `stream`), then the checked Answer.
-        The deltas are raw model output: markers are only validated in the final Answer."""
+        """Yields the answer's checked text in pieces (only when `stream`), then the checked Answer. Nothing the
+        checks would change is shown: each sentence is released once it is complete and checked (markers pointing
+        at no passage removed) and the answer is known not to be an abstention, so the pieces, concatenated, are
+        exactly `Answer.answer` (the abstention message on abstention). Flags (uncited, unsupported, ungrounded)
+        ride in the Answer; the flagged sentences are shown."""
         question = self.check_question(question)
         self.require_index()
-        model = model or self.settings.llm.model
-        llm.check_model(model, "answer")
-        if history:
-            llm.check_model(model, "rewrite")
+        # Both calls are checked before any work, so a misconfigured model is a 400 before retrieval or streaming.
+        answer_call = llm.prepare(self.settings.llm, "answer", model)
+        rewrite_call = llm.prepare(self.settings.llm, "rewrite", model) if history else None
         template = load_prompt(self.settings.prompts_dir, self.settings.llm.answer_prompt)
-        embedder = self.embedder() if llm.is_offline(model) else None
+        offline = llm.is_offline(answer_call.model) or (rewrite_call is not None and llm.is_offline(rewrite_call.model))
+        embedder = self.embedder() if offline else None
         timings: dict[str, float] = {}
         standalone = question
         if history:
             rewrite = load_prompt(self.settings.prompts_dir, self.settings.llm.rewrite_prompt).messages(
                 history=format_history(list(history)), question=question)
             started = time.perf_counter()
-            standalone = (await llm.acomplete(rewrite, self.settings.llm, "rewrite", model, embedder)).strip() \
-                or question
+            reply = await llm.acomplete(rewrite, self.settings.llm, "rewrite", model, embedder)
+            # The rewritten question is the reply's first line: chatty models add an explanation after it.
+            standalone = next((line.strip() for line in reply.splitlines() if line.strip()), "") or question
             timings["rewrite"] = _ms(started)
         passages, reason = await asyncio.to_thread(self._retrieve, standalone, k, filters, timings)
+        model = answer_call.model
         if reason is not None:
-            yield abstention(question, standalone, passages, model, template, timings, reason)
+            answer = abstention(question, standalone, passages, model, template, timings, reason)
+            if stream:
+                for piece in _pieces(answer.answer):
+                    yield piece
+            yield answer
             return
         started = time.perf_counter()
         messages = answer_messages(template, standalone, passages)
+        checker = AnswerChecker(passages, template)
         if stream:
-            parts: list[str] = []
             async for delta in llm.astream(messages, self.settings.llm, "answer", model, embedder):
-                parts.append(delta)
-                yield delta
-            raw = "".join(parts)
+                for piece in _pieces(checker.feed(delta)):
+                    yield piece
         else:
-            raw = await llm.acomplete(messages, self.settings.llm, "answer", model, embedder)
+            checker.feed(await llm.acomplete(messages, self.settings.llm, "answer", model, embedder))
+        tail = checker.finish()
         timings["llm"] = _ms(started)
-        yield check_answer(question, standalone, raw, passages, model, template, timings)
+        if stream:
+            for piece in _pieces(tail):
+                yield piece
+        yield checker.result(question, standalone, model, timings)
 
     async def aask(self, question: str, history: Sequence[Turn] = (), k: int | None = None,
                    filters: SearchFilters | None = None, model: str | None = None) -> Answer:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The source checkout (eval/, bench/, seeds/ live there). An installed package has no checkout: its defaults
@@ -95,27 +95,70 @@ class RetrievalSettings(BaseModel):
         "hold (while other documents have candidates).")
 
 
+class TaskLLMSettings(BaseModel):
+    """One task's model and how to call it. Every field left unset falls back to the same field of RAG_LLM__*,
+    then to the task's built-in default (rag.llm.TASK_DEFAULTS) — except api_base and api_key, which belong to
+    the model they are configured with: a task that names its own model gets only its own api_base/api_key."""
+
+    model: str | None = Field(
+        None, description="litellm model for this task. Unset: RAG_LLM__MODEL, or, when that model cannot do this "
+        "task (the default local/extractive cannot score sentiment), the offline model registered for it.")
+    api_base: str | None = Field(
+        None, description="Base URL for this task's model (e.g. a local OpenAI-compatible server).")
+    api_key: SecretStr | None = Field(
+        None, description="API key for this task's model; any non-empty value for a local server without auth.")
+    timeout: float | None = Field(
+        None, gt=0, description="Hard wall-clock deadline in seconds for one call, litellm's retries included.")
+    num_retries: int | None = Field(
+        None, ge=0, description="Retries on rate limits, 5xx, connection errors and per-request timeouts.")
+    temperature: float | None = Field(None, ge=0, le=2, description="Sampling temperature.")
+    max_tokens: int | None = Field(None, ge=1, description="Upper bound on the reply's length in tokens.")
+    stop: list[str] | None = Field(
+        None, description="Stop sequences (JSON list); [] for none. Dropped for models litellm knows reject them.")
+
+
 class LLMSettings(BaseModel):
+    """Defaults for every task (RAG_LLM__MODEL, RAG_LLM__API_BASE...) plus one group per task
+    (RAG_LLM__ANSWER__*, RAG_LLM__REWRITE__*, RAG_LLM__SENTIMENT__*) overriding them. rag.llm.resolve turns
+    them into the settings of one call."""
+
     model: str = Field(
         "local/extractive",
-        description="litellm model string. Default: the offline extractive provider shipped with rag "
-        "(not a generative model). E.g. openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, ollama/llama3.",
+        description="litellm model string, the default for every task. Default: the offline extractive provider "
+        "shipped with rag (not a generative model). E.g. openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, "
+        "ollama/llama3, or openai/NAME with api_base for an OpenAI-compatible server (llama.cpp, vLLM).",
     )
-    api_base: str | None = Field(None, description="Base URL for OpenAI-compatible or self-hosted servers.")
-    api_key: SecretStr | None = Field(None, description="API key passed to litellm (else its usual env vars).")
-    timeout: float = Field(60.0, gt=0, description="Seconds per LLM call.")
-    num_retries: int = Field(2, ge=0, description="Retries on transient provider errors.")
+    api_base: str | None = Field(
+        None, description="Base URL for OpenAI-compatible or self-hosted servers, e.g. http://127.0.0.1:8080/v1. "
+        "Used only with RAG_LLM__MODEL, never with another model.")
+    api_key: SecretStr | None = Field(
+        None, description="API key for RAG_LLM__MODEL (else litellm's usual env vars, e.g. OPENAI_API_KEY). A local "
+        "OpenAI-compatible server needs any non-empty value: RAG_LLM__API_KEY=dummy.")
+    timeout: float = Field(
+        60.0, gt=0, description="Hard wall-clock deadline in seconds for one model call, retries included.")
+    num_retries: int = Field(
+        2, ge=0, description="Retries (with backoff, within the deadline) on rate limits, 5xx, connection errors and "
+        "per-request timeouts; never on configuration errors.")
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
-    max_tokens: int = Field(512, ge=16, description="Upper bound on answer length.")
-    answer_prompt: str = Field("answer.v1", description="Prompt template (prompts/NAME.md) for answers.")
+    max_tokens: int | None = Field(
+        None, ge=1, description="Upper bound on a reply's length in tokens (default per task: answer 512, rewrite "
+        "128, sentiment 512).")
+    stop: list[str] | None = Field(None, description="Stop sequences for every task (JSON list; default none).")
+    answer: TaskLLMSettings = Field(default_factory=TaskLLMSettings, description="Answer model (RAG_LLM__ANSWER__*).")
+    rewrite: TaskLLMSettings = Field(
+        default_factory=TaskLLMSettings, description="Follow-up rewriting model (RAG_LLM__REWRITE__*).")
+    sentiment: TaskLLMSettings = Field(
+        default_factory=TaskLLMSettings, description="Sentiment model (RAG_LLM__SENTIMENT__*).")
+    answer_prompt: str = Field("answer.v2", description="Prompt template (prompts/NAME.md) for answers.")
     rewrite_prompt: str = Field("rewrite.v1", description="Prompt template for rewriting follow-up questions.")
 
 
 class SentimentSettings(BaseModel):
     model: str | None = Field(
         None,
-        description="litellm model for sentiment. Default: the answer model (llm.model); when that is the offline "
-        "local/extractive, the offline classifier local/finance-sentiment (trained on Financial PhraseBank, "
+        description="Deprecated alias of RAG_LLM__SENTIMENT__MODEL, used when that is unset (it brings no "
+        "api_base/api_key: set RAG_LLM__SENTIMENT__API_BASE/API_KEY with it). Unset: RAG_LLM__MODEL when it can "
+        "score, else the offline classifier local/finance-sentiment (trained on Financial PhraseBank, "
         "non-commercial).",
     )
     prompt: str = Field("sentiment.v1", description="Prompt template (prompts/NAME.md) for document sentiment.")
@@ -135,14 +178,26 @@ class SentimentSettings(BaseModel):
     )
 
 
-
 class ServerSettings(BaseModel):
     host: str = Field("127.0.0.1", description="Bind address for `rag serve`.")
     port: int = Field(8000, ge=1, le=65535, description="Port for `rag serve`.")
     api_keys: list[SecretStr] = Field(default_factory=list, description="Bearer keys accepted for writes.")
     auth_disabled: bool = Field(False, description="Explicitly allow writes without a key (warned at startup).")
     auth_reads: bool = Field(False, description="Require a key for reads too.")
-    max_upload_bytes: int = Field(10_000_000, ge=1, description="Largest accepted request/upload body.")
+    max_upload_bytes: int = Field(
+        10_000_000, ge=1, description="Largest accepted request/upload body, counted on the stream (chunked bodies "
+        "included), not only from Content-Length.")
+    max_ingest_chunks: int = Field(
+        2000, ge=1, description="Most chunks one HTTP upload may produce; larger documents get 413 before any "
+        "embedding. Bounds one request's work (on 2 cores ~40 chunks/s embed, so 2000 is ~1 min); use `rag ingest` "
+        "for bigger documents.")
+    allowed_models: list[str] | None = Field(
+        None, description="Models HTTP callers may pick with `model` (ask, chat, sentiment, rescore); anything else "
+        "is 403, since the server calls it with its own credentials. Default: only the configured ones "
+        "(llm.model, sentiment.model, and the offline defaults). [\"*\"] allows any.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS (e.g. [\"https://app.example\"]); empty: CORS "
+        "off, no Access-Control headers.")
 
 
 class Settings(BaseSettings):
@@ -159,7 +214,16 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings, description="Embedding model.")
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings, description="Chunking.")
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Retrieval.")
-    llm: LLMSettings = Field(default_factory=LLMSettings, description="Answer model.")
+    llm: LLMSettings = Field(default_factory=LLMSettings, description="Models per task and how to call them.")
     sentiment: SentimentSettings = Field(default_factory=SentimentSettings, description="Sentiment scoring.")
     server: ServerSettings = Field(default_factory=ServerSettings, description="HTTP server.")
+
+    @model_validator(mode="after")
+    def _migrate_sentiment_model(self) -> Settings:
+        """RAG_SENTIMENT__MODEL predates the per-task groups; it fills RAG_LLM__SENTIMENT__MODEL when that is unset,
+        so the model is read from one place (rag.llm.resolve)."""
+        if self.sentiment.model and not self.llm.sentiment.model:
+            self.llm = self.llm.model_copy(update={
+                "sentiment": self.llm.sentiment.model_copy(update={"model": self.sentiment.model})})
+        return self
 

@@ -145,10 +145,13 @@ def number_set(text: str) -> set[str]:
     return out
 
 
-def mentions(text: str, name: str) -> bool:
-    """Whether `text` contains `name` as a run of words, folded alike (case, accents, possessives)."""
+def is_subject(text: str, name: str) -> bool:
+    """Whether a sentence (or line) of `text` begins with `name`, folded alike (case, accents, possessives)."""
     wanted = tokenize(name, drop_stopwords=False)
     if not wanted:
         return False
-    words = tokenize(text, drop_stopwords=False)
-    return any(words[i:i + len(wanted)] == wanted for i in range(len(words) - len(wanted) + 1))
+    for line in re.split(r"(?<=[.!?])\s+|\n+", text):
+        words = tokenize(line.lstrip(" \t•·-*"), drop_stopwords=False)
+        if words[:len(wanted)] == wanted:
+            return True
+    return False

@@ -4,16 +4,19 @@ HTTP server on loopback, like a real provider."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from rag.providers import registry
 from rag.providers.registry import LocalCall, RegisteredModel
@@ -60,23 +63,92 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Status:
+    """An HTTP error reply, e.g. Status(429) or Status(400, "the request exceeds the available context size")."""
+
+    code: int
+    message: str = "upstream broke"
+
+
+@dataclass(frozen=True)
+class Stall:
+    """Hold the request open until the client gives up (or `seconds` pass); `after` is streamed first."""
+
+    seconds: float = 30.0
+    after: str = ""
+
+
+ECHO = object()  # reply with the prompt itself, as a model without its chat template does
+
+
+class Received(dict):
+    """One request body as received, with its Authorization header."""
+
+    authorization: str | None = None
+
+
+def _echo(body: dict[str, Any]) -> str:
+    return "\n".join(str(m.get("content") or "") for m in body["messages"])
+
+
+def _apply_stop(content: str, stop: Any) -> str:
+    """Cut at the first stop sequence, as llama.cpp and OpenAI do."""
+    for s in [stop] if isinstance(stop, str) else (stop or []):
+        if s in content:
+            content = content[:content.index(s)]
+    return content
+
+
 @contextmanager
-def fake_openai_server(content: str, status: int = 200) -> Iterator[tuple[str, list[dict]]]:
-    """An OpenAI-compatible /v1/chat/completions on loopback; yields (api_base, received requests)."""
+def fake_openai_server(content: Any = "", status: int = 200,
+                       api_key: str | None = None) -> Iterator[tuple[str, list[Received]]]:
+    """A scripted OpenAI-compatible /v1/chat/completions on loopback, like llama.cpp's server; yields (api_base,
+    received requests). `content` is one reply or a list of them, consumed one per request (the last repeats):
+    a string, ECHO, Status(...) or Stall(...). With `api_key`, requests without that bearer key get a 401.
+    Honours `stop` and `stream` as real servers do."""
+    script = list(content) if isinstance(content, list) else [content if status == 200 else Status(status)]
     app = FastAPI()
-    received: list[dict] = []
+    received: list[Received] = []
 
     @app.post("/v1/chat/completions")
-    async def chat(request: Request) -> JSONResponse:
-        body = await request.json()
+    async def chat(request: Request) -> Any:
+        body = Received(await request.json())
+        body.authorization = request.headers.get("authorization")
         received.append(body)
-        if status != 200:
-            return JSONResponse({"error": {"message": "upstream broke", "type": "server_error"}}, status_code=status)
-        return JSONResponse({
-            "id": "chatcmpl-1", "object": "chat.completion", "created": int(time.time()), "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
-        })
+        if api_key is not None and body.authorization != f"Bearer {api_key}":
+            return JSONResponse({"error": {"message": "Invalid API Key", "type": "authentication_error"}},
+                                status_code=401)
+        reply = script.pop(0) if len(script) > 1 else script[0]
+        if isinstance(reply, Status):
+            return JSONResponse({"error": {"message": reply.message, "type": "server_error"}}, status_code=reply.code)
+        if isinstance(reply, Stall) and not body.get("stream"):
+            await _stall(request, reply.seconds)
+            return JSONResponse({"error": {"message": "stalled"}}, status_code=500)
+        text = _echo(body) if reply is ECHO else reply.after if isinstance(reply, Stall) else reply
+        text = _apply_stop(text, body.get("stop"))
+        base = {"id": "chatcmpl-1", "created": int(time.time()), "model": body["model"]}
+        if not body.get("stream"):
+            return JSONResponse({
+                **base, "object": "chat.completion",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+            })
+
+        async def events() -> AsyncIterator[str]:
+            words = text.split(" ")
+            for i, word in enumerate(words):
+                delta = {"content": word if i == len(words) - 1 else word + " "}
+                yield "data: " + json.dumps({**base, "object": "chat.completion.chunk", "choices": [
+                    {"index": 0, "delta": delta, "finish_reason": None}]}) + "\n\n"
+            if isinstance(reply, Stall):
+                await _stall(request, reply.seconds)
+                return
+            yield "data: " + json.dumps({**base, "object": "chat.completion.chunk", "choices": [
+                {"index": 0, "delta": {}, "finish_reason": "stop"}]}) + "\n\n"
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -91,3 +163,10 @@ def fake_openai_server(content: str, status: int = 200) -> Iterator[tuple[str, l
     finally:
         server.should_exit = True
         thread.join(5)
+
+
+async def _stall(request: Request, seconds: float) -> None:
+    """Wait until the client disconnects, so a stalled request ends with the test that made it."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not await request.is_disconnected():
+        await asyncio.sleep(0.05)

@@ -86,9 +86,9 @@ def test_bad_ask_requests_are_json_4xx(client: TestClient, payload: dict, status
     assert needle in r.json()["error"]["message"]
 
 
-def test_provider_failure_is_502_without_stack_trace(client: TestClient) -> None:
-    with scripted_provider([RuntimeError("upstream exploded")]):
-        r = client.post("/v1/ask", json={"question": "What was Calix's Q4 revenue?", "model": "fake/x"})
+def test_provider_failure_is_502_without_stack_trace(seeded: Library) -> None:
+    with scripted_provider([RuntimeError("upstream exploded")]), client_for(seeded, allowed_models=["fake/x"]) as c:
+        r = c.post("/v1/ask", json={"question": "What was Calix's Q4 revenue?", "model": "fake/x"})
     assert r.status_code == 502
     assert "upstream exploded" in r.json()["error"]["message"] and "Traceback" not in r.text
 
@@ -165,6 +165,8 @@ def test_reads_can_require_a_key(seeded: Library) -> None:
 def test_health_metrics_and_docs(client: TestClient) -> None:
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["documents"] == 2 and health["chunks"] > 0
+    assert health["models"] == {"answer": "local/extractive", "rewrite": "local/extractive",
+                                "sentiment": "local/finance-sentiment"}
     client.post("/v1/ask", json={"question": "What was Calix's Q4 revenue?"})
     metrics = client.get("/metrics").text
     assert 'rag_http_requests_total{method="POST",route="/v1/ask",status="200"}' in metrics

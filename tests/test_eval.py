@@ -12,12 +12,17 @@ import pytest
 from pydantic import ValidationError
 
 from rag.evaluation import financebench, phrasebank
+from rag.evaluation.gate import run_gate
 from rag.evaluation.gold import GoldItem, load_suite
-from rag.evaluation.report import check_thresholds
+from rag.evaluation.report import check_thresholds, markdown
 from rag.evaluation.seeds import run
 from rag.library import Library
-from rag.settings import PROJECT_ROOT
-from tests.conftest import SEEDS
+from rag.providers import registry
+from rag.providers.registry import LocalCall, RegisteredModel
+from rag.qa import run_sync
+from rag.settings import PROJECT_ROOT, LLMSettings, TaskLLMSettings
+from tests.conftest import SEED_NOTE, SEEDS
+from tests.test_sentiment import fast_retries
 
 
 def test_gold_suite_is_complete() -> None:
@@ -100,3 +105,61 @@ def test_financebench_suite_on_a_small_subset(empty_library: Library) -> None:
     assert report["questions"] == 4 and set(report["retrieval"]) == {"bm25", "dense", "hybrid"}
     # With only the gold pages indexed, every question finds one of its pages.
     assert report["metrics"]["retrieval_hybrid_recall@5"] == 1.0
+
+
+def _flaky_model(call: LocalCall) -> str:
+    """Answers without citations, fails on revenue questions, returns no JSON for sentiment."""
+    if call.task == "sentiment":
+        return "I would say it is fairly positive overall."
+    if "revenue" in call.messages[-1]["content"].split("<question>")[-1].lower():
+        raise RuntimeError("upstream down")
+    return "Calix pays a generous dividend every quarter."
+
+
+@pytest.fixture
+def flaky_model():
+    registry.register(RegisteredModel(name="fake/flaky", tasks=frozenset(registry.TASKS), handler=_flaky_model,
+                                      offline=False))
+    yield "fake/flaky"
+    registry.unregister("fake/flaky")
+
+
+def test_failed_items_are_recorded_and_uncited_answers_are_ungrounded(seeded_copy: Library, flaky_model: str) -> None:
+    suite = load_suite(PROJECT_ROOT / "eval" / "gold" / "seeds.yaml")
+    subset = suite.model_copy(update={"items": [i for i in suite.items if i.id in {"rev-q4", "smartmdu", "ceo"}]})
+    report = run(fast_retries(seeded_copy), subset, model=flaky_model)
+    results = {r["id"]: r for r in report["results"]}
+    assert results["rev-q4"]["error"].startswith("ProviderError") and not results["rev-q4"]["ok"]
+    assert results["smartmdu"]["uncited"] == ["Calix pays a generous dividend every quarter."]
+    metrics = report["metrics"]
+    assert metrics["failed_items"] == 1 and metrics["grounding"] == 0.0 and metrics["citation_precision"] == 0.0
+    assert metrics["fact_accuracy"] == 0.0 and metrics["abstention_recall"] == 0.0
+    # The sentiment model's malformed output is a recorded failure too; its metrics stay unmeasured (gate fails).
+    assert metrics["sentiment_failures"] == 1 and "sentiment_mae" not in metrics
+    assert "no JSON object in the model output" in results[f"sentiment-{SEED_NOTE}"]["error"]
+    assert "error: ProviderError" in markdown({**report, "model": flaky_model}, {}, [])
+
+
+def test_report_names_the_model_behind_every_metric(seeded_copy: Library, flaky_model: str, tmp_path: Path) -> None:
+    settings = seeded_copy.settings.model_copy(update={"llm": LLMSettings(answer=TaskLLMSettings(model=flaky_model))})
+    failures = run_gate("seeds", settings, None, tmp_path, PROJECT_ROOT / "eval" / "thresholds.yaml", None,
+                        seeded_copy.settings.index_dir)
+    report = json.loads((tmp_path / "seeds" / "report.json").read_text())
+    assert report["models"]["answer"] == flaky_model and report["models"]["sentiment"] == "local/finance-sentiment"
+    assert report["metric_models"]["fact_accuracy"] == flaky_model
+    assert report["metric_models"]["sentiment_mae"] == "local/finance-sentiment"
+    assert report["metric_models"]["retrieval_hybrid_mrr"].startswith("sentence-transformers/all-MiniLM-L6-v2")
+    md = (tmp_path / "seeds" / "report.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| sentiment_mae |"))
+    assert row.endswith("| local/finance-sentiment |")
+    assert any(f.startswith("seeds: grounding") for f in failures)  # uncited answers fail the grounding gate
+    summary = (tmp_path / "report.md").read_text()
+    assert f"| seeds | fact_accuracy | 0.000 | >= 0.85 | {flaky_model} |" in summary
+
+
+def test_phrasebank_records_sentences_a_model_could_not_score(empty_library: Library, flaky_model: str) -> None:
+    errors: dict[int, str] = {}
+    labels = run_sync(phrasebank._model_labels(fast_retries(empty_library), flaky_model,
+                                               ["Profit rose 5%.", "Sales fell."], errors))
+    assert labels == [phrasebank.FAILED] * 2 and sorted(errors) == [0, 1]
+    assert all("no JSON object" in e for e in errors.values())

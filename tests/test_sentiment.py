@@ -21,15 +21,15 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from rag.cli import app as cli_app
-from rag.errors import MalformedOutputError
+from rag.errors import ConfigError, MalformedOutputError
 from rag.library import Library
 from rag.models import Document
 from rag.providers.finance_sentiment import FinanceSentimentClassifier, load_head
 from rag.sentiment.batch import RescoreRequest
 from rag.sentiment.scoring import DocumentSentiment, label_for, parse_verdict, rollup
-from rag.settings import PROJECT_ROOT, SentimentSettings
+from rag.settings import PROJECT_ROOT, LLMSettings, SentimentSettings, TaskLLMSettings
 from tests.conftest import AUTH, SEED_MAP, SEED_NOTE, client_for
-from tests.fakes import scripted_provider
+from tests.fakes import Status, fake_openai_server, scripted_provider
 
 VERDICT = '{"score": -0.4, "confidence": 0.7, "evidence": [1, 2], "rationale": "margins fell"}'
 NEWS = [
@@ -191,6 +191,29 @@ def test_non_retryable_error_fails_once_and_the_job_continues(corpus: Library) -
         job = asyncio.run(corpus.prepare_rescore(RescoreRequest(model="fake/m", concurrency=1,
                                                                 filters={"tickers": ["ACME"]})).run())
     assert job.failed == 1 and job.scored == 1 and len(fake.calls) == 2
+
+
+def test_config_error_stops_the_job_instead_of_failing_every_document(corpus: Library) -> None:
+    denied = litellm.AuthenticationError("Invalid API Key", llm_provider="fake", model="fake/m")
+    with scripted_provider([denied, VERDICT]) as fake:
+        run = corpus.prepare_rescore(RescoreRequest(model="fake/m", concurrency=1))
+        with pytest.raises(ConfigError, match="Hint: "):
+            asyncio.run(run.run())
+    assert len(fake.calls) == 1  # not retried, and no other document tried
+    assert corpus.job(run.job.id).status == "failed"
+
+
+def test_sentiment_has_its_own_server_and_repairs_malformed_json_over_http(corpus: Library) -> None:
+    """Issue 13, item 4: sentiment borrowed the answer model's api_base/api_key."""
+    with fake_openai_server("Revenue was $206 million [1].") as (answer_base, answers), \
+            fake_openai_server(["I think it is positive", Status(429), VERDICT]) as (sentiment_base, scores):
+        scorer = TaskLLMSettings(model="openai/scorer", api_base=sentiment_base, api_key="s")
+        llm_settings = LLMSettings(model="openai/answerer", api_base=answer_base, api_key="a", sentiment=scorer)
+        lib = Library(corpus.settings.model_copy(update={"llm": llm_settings}), embedder=corpus.embedder)
+        scored = asyncio.run(lib.adocument_sentiment("bolt-1"))
+    assert scored.model == "openai/scorer" and scored.score == -0.4 and answers == []
+    assert [r["model"] for r in scores] == ["scorer"] * 3 and scores[0].authorization == "Bearer s"
+    assert "not usable" in scores[1]["messages"][-1]["content"]  # the repair turn, retried after the 429
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ PACKAGE = PROJECT_ROOT / "rag"
 LAYERS = [
     ["rag", "rag.settings", "rag.models", "rag.errors", "rag.text", "rag.offline", "rag.prompts", "rag.prompt_tags"],
     ["rag.embedding", "rag.chunking", "rag.loaders", "rag.entities", "rag.index", "rag.providers"],
-    ["rag.retrieve", "rag.llm"],
+    ["rag.retrieve", "rag.llm", "rag.index_check"],
     ["rag.answer", "rag.ingest", "rag.sentiment.scoring", "rag.sentiment.store"],
     ["rag.qa", "rag.sentiment.batch", "rag.sentiment.service", "rag.sentiment"],
     ["rag.library"],
@@ -185,3 +185,23 @@ def test_prompt_names_cannot_leave_the_prompts_folder() -> None:
             load_prompt(None, name)
     assert load_prompt(None, "answer.v1").hash
     assert (SEEDS.parent / "prompts").resolve() == (PACKAGE / "prompt_templates").resolve()
+
+
+def test_every_setting_has_a_description() -> None:
+    """Settings are the documentation of RAG_* variables (STYLE.md 11)."""
+    from pydantic import BaseModel
+
+    from rag.settings import Settings
+
+    missing = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, info in model.model_fields.items():
+            if not (info.description or "").strip():
+                missing.append(prefix + name.upper())
+            annotation = info.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation, f"{prefix}{name.upper()}__")
+
+    walk(Settings, "RAG_")
+    assert not missing, missing

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -32,10 +32,19 @@ def _error(status: int, kind: str, message: str, **extra: object) -> JSONRespons
     return JSONResponse({"error": {"type": kind, "message": message, **extra}}, status_code=status)
 
 
+class BodyTooLarge(HTTPException):
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"request body exceeds {max_bytes} bytes")
+
+
 class LimitsAndMetrics:
-    """Refuses oversized bodies up front and records per-route counts and latency. Plain ASGI rather than
+    """Refuses oversized bodies and records per-route counts and latency. Plain ASGI rather than
     @app.middleware("http"), whose BaseHTTPMiddleware re-wraps every request and response (it cost ~1 ms per
-    request in bench/http_service.py)."""
+    request in bench/http_service.py).
+
+    The size limit is checked twice: from Content-Length before the app runs, and on the body as it streams in,
+    since a chunked request has no Content-Length (an 11 MB chunked JSON body was stored before this). Going over
+    raises an HTTPException(413) from `receive`, which FastAPI and the routes pass through to the error handler."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics, max_bytes: int) -> None:
         self.app = app
@@ -49,10 +58,23 @@ class LimitsAndMetrics:
         started = time.perf_counter()
         status = [500]
 
+        response_started = [False]
+
         async def send_status(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+                response_started[0] = True
             await send(message)
+
+        received = [0]
+
+        async def receive_counted() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                received[0] += len(message.get("body", b""))
+                if received[0] > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
 
         length = dict(scope["headers"]).get(b"content-length", b"")
         try:
@@ -60,7 +82,11 @@ class LimitsAndMetrics:
                 await _error(413, "too_large", f"request body exceeds {self.max_bytes} bytes")(
                     scope, receive, send_status)
             else:
-                await self.app(scope, receive, send_status)
+                await self.app(scope, receive_counted, send_status)
+        except BodyTooLarge as exc:
+            # Raised outside a route's handlers (e.g. while a streaming response reads on): answer if we still can.
+            if status[0] == 500 and not response_started[0]:
+                await _error(413, "too_large", str(exc.detail))(scope, receive, send_status)
         finally:
             # The router records the matched route in the scope; unmatched paths share one label.
             label = getattr(scope.get("route"), "path", "unmatched")
@@ -74,7 +100,10 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
     settings = library.settings
 
     def index_size() -> float:
-        return float(library.stats()["chunks"]) if library.exists() else 0.0  # type: ignore[arg-type]
+        try:
+            return float(library.stats()["chunks"]) if library.exists() else 0.0  # type: ignore[arg-type]
+        except RagError:
+            return float("nan")  # a damaged index must not turn /metrics into a 500; /health says why
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -86,7 +115,12 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
         # Load the model and the index now, not on the first request.
         await run_in_threadpool(lambda: library.embedder)
         if library.exists():
-            await run_in_threadpool(library.snapshot)
+            await run_in_threadpool(library.store.remove_stale)  # staging folders of writers that crashed
+            try:
+                await run_in_threadpool(library.load_index)
+            except RagError as exc:
+                # Serve anyway: /health and every index route answer 503 with the reason until it is repaired.
+                log.error("index not usable: %s", exc)
         yield
         # Running rescore jobs are journaled as interrupted; rerunning the same rescore resumes them.
         for task in list(app.state.jobs):
@@ -130,5 +164,50 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
         log.exception("unhandled error")
         return _error(500, "internal_error", "internal error; see the server log")
 
+    _document_errors(app)
+    if settings.server.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=settings.server.cors_origins, allow_credentials=False,
+                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"])
+    # Added last, so outermost: it also counts preflight requests and bodies of every route.
     app.add_middleware(LimitsAndMetrics, metrics=app.state.metrics, max_bytes=settings.server.max_upload_bytes)
     return app
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Add the error responses every route can return to the OpenAPI spec (routes list their specific ones), as
+    ErrorBody, which is what the handlers above send (FastAPI's default 422 schema is not)."""
+    generate = app.openapi
+
+    def entry(description: str) -> dict[str, object]:
+        return {"description": description,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+
+    common = {
+        "400": entry("Bad input (the message says which)."),
+        "401": entry("Missing or invalid API key (writes; reads too with RAG_SERVER__AUTH_READS)."),
+        "403": entry("A `model` outside RAG_SERVER__ALLOWED_MODELS."),
+        "404": entry("No such document, ticker, job, or no index yet."),
+        "503": entry("The index is damaged and no older generation is intact; the message names the file."),
+        "507": entry("The disk filled up during a write; the index is unchanged."),
+    }
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        for path, operations in schema["paths"].items():
+            for method, op in operations.items():
+                responses = op.setdefault("responses", {})
+                if path.startswith("/v1/"):
+                    for code, body in common.items():
+                        if code != "507" or method in ("post", "delete"):
+                            responses.setdefault(code, body)
+                if method == "post":
+                    responses.setdefault("413", entry("Body over RAG_SERVER__MAX_UPLOAD_BYTES (or an upload over "
+                                                      "RAG_SERVER__MAX_INGEST_CHUNKS)."))
+                responses["422"] = entry("The request does not match the schema.")
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the spec

@@ -3,12 +3,15 @@ rejected so a typo in a request is an error, not a silently ignored option."""
 
 from __future__ import annotations
 
-from datetime import date as Date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from rag.models import Passage, SearchFilters, Turn
+from rag.models import DOC_ID_PATTERN, IsoDate, Passage, SearchFilters, Turn
+
+# Hard caps at the schema, before any work; the configured max_question_chars (2000 by default) is checked by the
+# library for the CLI too. These only stop megabyte strings from reaching it.
+MAX_TEXT_FIELD = 100_000
 
 
 class Strict(BaseModel):
@@ -16,19 +19,22 @@ class Strict(BaseModel):
 
 
 class AskRequest(Strict):
-    question: str = Field(min_length=1, description="The analyst's question.",
+    question: str = Field(min_length=1, max_length=MAX_TEXT_FIELD, description="The analyst's question.",
                           examples=["What was Calix's Q4 revenue?"])
-    history: list[Turn] = Field(default_factory=list, description="Earlier turns, oldest first.")
+    history: list[Turn] = Field(default_factory=list, max_length=50, description="Earlier turns, oldest first.")
     filters: SearchFilters | None = Field(None, description="Restrict retrieval by ticker, doc type, date, id.")
-    k: int | None = Field(None, ge=1, le=50, description="Passages given to the model.")
-    model: str | None = Field(None, description="litellm model string; default from settings.",
+    k: StrictInt | None = Field(None, ge=1, le=50, description="Passages given to the model.")
+    model: str | None = Field(None, max_length=200, description="litellm model string, one of the server's "
+                              "RAG_SERVER__ALLOWED_MODELS (403 otherwise); default from settings.",
                               examples=["local/extractive"])
-    stream: bool = Field(False, description="Stream tokens and then the final answer as Server-Sent Events.")
+    stream: StrictBool = Field(False, description="Server-Sent Events: the checked answer text a sentence at a "
+                               "time (`token`), then the Answer (`answer`).")
 
 
 class SearchRequest(Strict):
-    query: str = Field(min_length=1, examples=["Which customer saw ARPU rise 17%?"])
-    k: int = Field(5, ge=1, le=100)
+    query: str = Field(min_length=1, max_length=MAX_TEXT_FIELD, examples=["Which customer saw ARPU rise 17%?"],
+                       description="At most RAG_MAX_QUESTION_CHARS characters (400 beyond).")
+    k: StrictInt = Field(5, ge=1, le=100)
     filters: SearchFilters | None = None
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
 
@@ -42,10 +48,11 @@ class DocumentIn(Strict):
     `metadata` JSON instead)."""
 
     text: str = Field(min_length=1)
-    id: str | None = Field(None, description="Default: derived from the title or a content hash.")
-    title: str | None = None
-    tickers: list[str] = Field(default_factory=list)
-    date: Date | None = None
+    id: str | None = Field(None, pattern=DOC_ID_PATTERN, description="Letters, digits and . _ : - (at most 200, "
+                           "starting with a letter, digit or _). Default: derived from a content hash.")
+    title: str | None = Field(None, max_length=1000)
+    tickers: list[str] = Field(default_factory=list, max_length=100)
+    date: IsoDate | None = None
     source_url: str | None = None
     doc_type: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -60,14 +67,21 @@ class IngestResponse(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok", "empty"]
+    """Index details (counts, models, fallback note) are left out when reads need a key and none was sent; the
+    index's absolute path is never shown."""
+
+    status: Literal["ok", "empty", "degraded"] = Field(
+        description="degraded: the current generation is damaged and an older intact one is served (see note).")
     index_loaded: bool
-    index_dir: str
+    index_name: str | None = Field(None, description="Last folder name of the index directory.")
     generation: int | None = None
-    documents: int = 0
-    chunks: int = 0
-    model: str
-    embedding_model: str
+    documents: int | None = None
+    chunks: int | None = None
+    model: str | None = Field(None, description="The answer model.")
+    models: dict[str, str] | None = Field(None, description="The model of each task (answer, rewrite, sentiment) "
+                                          "as configured.")
+    embedding_model: str | None = None
+    note: str | None = Field(None, description="What a degraded index is missing, and how to repair it.")
 
 
 class ChatMessage(BaseModel):
@@ -87,10 +101,11 @@ class ChatCompletionRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    model: str = Field("rag", description="'rag' (or any name without a '/') uses the configured model; "
-                       "a litellm string such as 'openai/gpt-4o-mini' picks that model.")
-    messages: list[ChatMessage] = Field(min_length=1)
-    stream: bool = False
+    model: str = Field("rag", max_length=200, description="'rag' (or any name without a '/') uses the configured "
+                       "model; a litellm string such as 'openai/gpt-4o-mini' picks that model if it is in "
+                       "RAG_SERVER__ALLOWED_MODELS (403 otherwise).")
+    messages: list[ChatMessage] = Field(min_length=1, max_length=100)
+    stream: StrictBool = False
 
 
 class ErrorBody(BaseModel):

@@ -7,7 +7,6 @@ abstention precision / recall and latency."""
 from __future__ import annotations
 
 import hashlib
-import re
 import statistics
 import time
 from pathlib import Path
@@ -16,7 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rag.evaluation.metrics import flatten, retrieval_metrics
+from rag.evaluation.gold import GoldQuestion
+from rag.evaluation.metrics import ask_or_failure, failed_item, flatten, retrieval_metrics
 from rag.library import Library
 from rag.models import Answer, Passage, Turn
 from rag.settings import PROJECT_ROOT
@@ -32,17 +32,11 @@ class GoldPassage(BaseModel):
     evidence: str = Field(description="A verbatim substring of the passage that answers.")
 
 
-class EarningsItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: str
+class EarningsItem(GoldQuestion):
     kind: str
-    question: str
     companies: list[str] = Field(default_factory=list, description="Tickers of the companies asked about.")
-    facts: list[str] = Field(default_factory=list, description="Regexes that must all match the answer.")
     gold: list[GoldPassage] = Field(default_factory=list)
     history: list[Turn] = Field(default_factory=list)
-    abstain: bool = False
     absent_company: str | None = None
     absent: str | None = None
 
@@ -50,8 +44,6 @@ class EarningsItem(BaseModel):
     def _complete(self) -> EarningsItem:
         if not self.abstain and not (self.facts and self.gold):
             raise ValueError(f"{self.id}: answerable items need facts and gold passages")
-        for fact in self.facts:
-            re.compile(fact)
         return self
 
     @property
@@ -77,17 +69,20 @@ def load(path: Path = GOLD) -> EarningsSuite:
 
 
 def _judge(item: EarningsItem, answer: Answer, tickers_of: dict[str, set[str]]) -> dict[str, Any]:
+    # A list question names no company (its `companies` are the expected answers), so only questions that name
+    # companies can cite a wrong one.
+    named = set(item.companies) if item.kind != "list" else set()
     citations = [{"n": c.n, "doc_id": c.doc_id, "span": [c.start, c.end],
-                  "wrong_company": bool(item.companies) and not (tickers_of.get(c.doc_id, set()) & set(item.companies)),
+                  "wrong_company": bool(named) and not (tickers_of.get(c.doc_id, set()) & named),
                   "supports_fact": c.doc_id in {g.doc for g in item.gold}
-                  and (item.kind == "list" or any(re.search(f, c.quote, re.I) for f in item.facts))}
+                  and (item.kind == "list" or any(item.fact_matches(c.quote)))}
                  for c in answer.citations]
     base = {"id": item.id, "kind": item.kind, "split": item.split, "question": item.question,
             "should_abstain": item.abstain, "abstained": answer.abstained, "answer": answer.answer,
             "citations": citations, "latency_ms": answer.timings_ms}
     if item.abstain:
         return {**base, "ok": answer.abstained}
-    facts = {f: bool(re.search(f, answer.answer, re.I)) for f in item.facts}
+    facts = dict(zip(item.facts, item.fact_matches(answer.answer), strict=True))
     cited_docs = {c.doc_id for c in answer.citations}
     sides_cited = all(g.doc in cited_docs for g in item.gold)
     return {**base, "ok": all(facts.values()) and sides_cited and not answer.abstained, "facts": facts,
@@ -118,10 +113,11 @@ def run(lib: Library, suite: EarningsSuite, k: int = 5, model: str | None = None
     results, latencies, standalone = [], [], {}
     for item in suite.items:
         started = time.perf_counter()
-        answer = lib.ask(item.question, history=item.history, model=model)
+        answer, error = ask_or_failure(lib, item.question, item.history, model)
         latencies.append((time.perf_counter() - started) * 1000)
-        standalone[item.id] = answer.standalone_question
-        results.append(_judge(item, answer, tickers_of))
+        standalone[item.id] = answer.standalone_question if answer else item.question
+        results.append(_judge(item, answer, tickers_of) if answer else failed_item(
+            item.id, item.question, item.abstain, error or "no answer", kind=item.kind, split=item.split))
     metrics: dict[str, float] = {}
     retrieval: dict[str, dict[str, float]] = {}
     for split in ("dev", "test"):

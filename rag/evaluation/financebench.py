@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from rag.evaluation.metrics import flatten, retrieval_metrics
+from rag.evaluation.metrics import ask_or_failure, failed_item, flatten, retrieval_metrics
 from rag.library import Library
 from rag.models import Document
 from rag.settings import PROJECT_ROOT
@@ -81,8 +81,12 @@ def run(lib: Library, questions: list[Question], k: int = 5, model: str | None =
     latencies = []
     for q in questions:
         started = time.perf_counter()
-        answer = lib.ask(q.question, model=model)
+        answer, error = ask_or_failure(lib, q.question, model=model)
         latencies.append((time.perf_counter() - started) * 1000)
+        if answer is None:
+            results.append(failed_item(q.id, q.question, False, error or "no answer", question_type=q.question_type,
+                                       expected=q.answer[:300], figure_match=False, gold_page_cited=False))
+            continue
         matched = figure_match(q.answer, answer.answer)
         cited = any(c.doc_id in q.pages for c in answer.citations)
         results.append({"id": q.id, "question": q.question, "question_type": q.question_type,
@@ -96,6 +100,7 @@ def run(lib: Library, questions: list[Question], k: int = 5, model: str | None =
         "figure_match": sum(bool(r["figure_match"]) for r in with_figure) / len(with_figure),
         "gold_page_cited": sum(r["gold_page_cited"] for r in results) / len(results),
         "abstention_rate": sum(r["abstained"] for r in results) / len(results),
+        "failed_items": sum("error" in r for r in results),
         "latency_ms_p50": round(statistics.median(latencies), 1),
     }
     metrics.update(flatten(retrieval))

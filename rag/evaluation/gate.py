@@ -29,7 +29,9 @@ def run_gate(suite: str, settings: Settings, model: str | None, report_dir: Path
             metric(name, key, value)
     table = reporting.summary_table(reports, bounds)
     gate = "PASS" if not failures else "FAIL:\n" + "\n".join(f"- {f}" for f in failures)
-    reporting.write(report_dir, {"suites": {r["suite"]: {"model": r["model"], "metrics": r["metrics"]}
+    reporting.write(report_dir, {"suites": {r["suite"]: {"model": r["model"], "models": r.get("models", {}),
+                                                         "metric_models": r.get("metric_models", {}),
+                                                         "metrics": r["metrics"]}
                                             for r in reports}, "failures": failures},
                     f"# Eval summary\n\n{table}\n## Gate\n\n{gate}\n")
     if readme is not None:

@@ -9,26 +9,35 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
-class GoldItem(BaseModel):
+class GoldQuestion(BaseModel):
+    """What every suite's gold item has: a question, the facts a right answer states, or an abstention."""
+
     model_config = ConfigDict(extra="forbid")
 
     id: str
     question: str
     facts: list[str] = Field(default_factory=list, description="Regexes that must all match the answer.")
-    doc: str | None = Field(None, description="Document the facts must be cited from.")
-    evidence: str | None = Field(None, description="Substring of the gold passage (retrieval metrics).")
     abstain: bool = False
 
     @model_validator(mode="after")
-    def _complete(self) -> GoldItem:
-        if not self.abstain and not (self.facts and self.doc and self.evidence):
-            raise ValueError(f"{self.id}: answerable items need facts, doc and evidence")
+    def _facts_compile(self) -> GoldQuestion:
         for fact in self.facts:
             re.compile(fact)
         return self
 
     def fact_matches(self, text: str) -> list[bool]:
         return [bool(re.search(f, text, re.IGNORECASE)) for f in self.facts]
+
+
+class GoldItem(GoldQuestion):
+    doc: str | None = Field(None, description="Document the facts must be cited from.")
+    evidence: str | None = Field(None, description="Substring of the gold passage (retrieval metrics).")
+
+    @model_validator(mode="after")
+    def _complete(self) -> GoldItem:
+        if not self.abstain and not (self.facts and self.doc and self.evidence):
+            raise ValueError(f"{self.id}: answerable items need facts, doc and evidence")
+        return self
 
 
 class SentimentGold(BaseModel):

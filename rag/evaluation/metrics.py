@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
+from rag.errors import ConfigError, RagError
 from rag.library import Library
-from rag.models import Passage
+from rag.models import Answer, Passage, Turn
 
 IsGold = Callable[[Passage], bool]
 
@@ -28,3 +30,23 @@ def retrieval_metrics(lib: Library, queries: list[tuple[str, list[IsGold]]], k: 
 
 def flatten(retrieval: dict[str, dict[str, float]]) -> dict[str, float]:
     return {f"retrieval_{mode}_{name}": value for mode, values in retrieval.items() for name, value in values.items()}
+
+
+def ask_or_failure(lib: Library, question: str, history: Sequence[Turn] = (),
+                   model: str | None = None) -> tuple[Answer | None, str | None]:
+    """The answer, or the error that took its place: one failed item (provider down after retries, malformed or
+    echoed output, a prompt over the context) is a recorded failure, not the end of the run. A configuration error
+    (no key, unknown model) would fail every item alike, so it stops the run (exit 2)."""
+    try:
+        return lib.ask(question, history=history, model=model), None
+    except ConfigError:
+        raise
+    except RagError as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def failed_item(item_id: str, question: str, should_abstain: bool, error: str, **extra: Any) -> dict[str, Any]:
+    """A report row for an item whose call failed: not ok, no answer, no citations, the error."""
+    return {"id": item_id, "question": question, "should_abstain": should_abstain, "abstained": False, "ok": False,
+            "answer": "", "error": error, "citations": [], "ungrounded_numbers": [], "uncited": [],
+            "unsupported": [], **extra}

@@ -15,17 +15,18 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from rag import llm
+from rag.errors import ConfigError, RagError
 from rag.library import Library
 from rag.models import Chunk, Document
 from rag.prompts import load_prompt
 from rag.providers.finance_sentiment import MODEL_NAME, FinanceSentimentClassifier, load_head
 from rag.qa import run_sync
 from rag.sentiment.scoring import label_for, score_document, scorer_version
-from rag.sentiment.service import sentiment_model
 from rag.settings import PROJECT_ROOT
 
 DATA_DIR = PROJECT_ROOT / "eval" / "data" / "financial_phrasebank"
 LABELS = ("negative", "neutral", "positive")
+FAILED = "failed"  # the prediction of a sentence the model could not score: wrong for every gold label
 Split = Literal["train", "dev", "test"]
 
 
@@ -79,8 +80,9 @@ def band(score: float) -> str:
     return label_for(score).split()[-1]
 
 
-async def _model_labels(lib: Library, model: str, texts: list[str]) -> list[str]:
-    """Each sentence as a one-passage document through the sentiment prompt (any litellm model)."""
+async def _model_labels(lib: Library, model: str, texts: list[str], errors: dict[int, str]) -> list[str]:
+    """Each sentence as a one-passage document through the sentiment prompt (any litellm model); a sentence that
+    could not be scored gets FAILED and its error in `errors`."""
     template = load_prompt(lib.settings.prompts_dir, lib.settings.sentiment.prompt)
     version = scorer_version(model)
     embedder = lib.embedder if llm.is_offline(model) else None
@@ -90,8 +92,14 @@ async def _model_labels(lib: Library, model: str, texts: list[str]) -> list[str]
         doc = Document(id=f"phrasebank-{i}", text=text, title="news sentence")
         chunk = Chunk(id=f"phrasebank-{i}-0", doc_id=doc.id, ordinal=0, start=0, end=len(text), text=text)
         async with gate:
-            scored = await score_document(doc, [chunk], template, model, version, lib.settings.llm,
-                                          lib.settings.sentiment, embedder=embedder)
+            try:
+                scored = await score_document(doc, [chunk], template, model, version, lib.settings.llm,
+                                              lib.settings.sentiment, embedder=embedder)
+            except ConfigError:
+                raise
+            except RagError as exc:  # recorded as a wrong prediction with its error, not the end of the run
+                errors[i] = f"{type(exc).__name__}: {exc}"
+                return FAILED
         return band(scored.score)
 
     return list(await asyncio.gather(*(one(i, t) for i, t in enumerate(texts))))
@@ -102,13 +110,14 @@ def run(lib: Library, model: str | None = None, split: Split = "test") -> dict[s
     default is measured at sentence level (argmax of its classifier); other models through the sentiment prompt."""
     rows = [r for r in load() if r.split == split]
     texts = [r.text for r in rows]
-    model = llm.check_model(sentiment_model(lib.settings, model), "sentiment")
+    model = llm.prepare(lib.settings.llm, "sentiment", model).model
     started = time.perf_counter()
+    errors: dict[int, str] = {}
     if model == MODEL_NAME:  # measured per sentence, where its classifier works
         probs = FinanceSentimentClassifier(load_head(), lib.embedder.embed_batch).probabilities(texts)
         predicted = [LABELS[i] for i in probs.argmax(axis=1)]
     else:
-        predicted = run_sync(_model_labels(lib, model, texts))
+        predicted = run_sync(_model_labels(lib, model, texts, errors))
     ms_per_sentence = (time.perf_counter() - started) * 1000 / len(rows)
     gold = [r.label for r in rows]
     agree = [i for i, r in enumerate(rows) if r.all_agree]
@@ -120,10 +129,10 @@ def run(lib: Library, model: str | None = None, split: Split = "test") -> dict[s
         "accuracy": accuracy(list(range(len(rows)))), "macro_f1": macro_f1(gold, predicted),
         "all_agree_accuracy": accuracy(agree),
         "all_agree_macro_f1": macro_f1([gold[i] for i in agree], [predicted[i] for i in agree]),
-        "sentences": len(rows), "latency_ms_per_sentence": round(ms_per_sentence, 2),
+        "sentences": len(rows), "failed_items": len(errors), "latency_ms_per_sentence": round(ms_per_sentence, 2),
     }
     results = [{"id": f"{split}-{i}", "question": r.text, "ok": r.label == p, "should_abstain": False,
-                "abstained": False, "expected": r.label, "answer": p} for i, (r, p) in enumerate(zip(rows, predicted,
-                                                                                                     strict=True))]
+                "abstained": False, "expected": r.label, "answer": p, **({"error": errors[i]} if i in errors else {})}
+               for i, (r, p) in enumerate(zip(rows, predicted, strict=True))]
     return {"suite": "phrasebank", "questions": len(rows), "metrics": metrics, "results": results,
             "model": model}

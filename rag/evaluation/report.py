@@ -29,19 +29,25 @@ def load_thresholds(path: Path) -> dict[str, dict[str, dict[str, float]]]:
     return yaml.safe_load(Path(path).read_text("utf-8")) or {}
 
 
-def _metric_rows(metrics: dict[str, Any], thresholds: dict[str, dict[str, float]]) -> list[tuple[str, str, str]]:
+def _metric_rows(report: dict[str, Any],
+                 thresholds: dict[str, dict[str, float]]) -> list[tuple[str, str, str, str]]:
+    """(metric, value, bound, model that produced it) per metric."""
     rows = []
-    for name, value in metrics.items():
+    by_metric = report.get("metric_models", {})
+    for name, value in report["metrics"].items():
         bound = thresholds.get(name, {})
         limit = f">= {bound['min']}" if "min" in bound else (f"<= {bound['max']}" if "max" in bound else "")
-        rows.append((name, f"{value:.3f}" if isinstance(value, float) else str(value), limit))
+        rows.append((name, f"{value:.3f}" if isinstance(value, float) else str(value), limit,
+                     by_metric.get(name, report.get("model", ""))))
     return rows
 
 
 def markdown(report: dict[str, Any], thresholds: dict[str, dict[str, float]], failures: list[str]) -> str:
-    lines = [f"# Eval report: {report['suite']} ({report['questions']} items, model {report['model']})", "",
-             "| metric | value | threshold |", "|---|---|---|"]
-    lines += [f"| {name} | {value} | {limit} |" for name, value, limit in _metric_rows(report["metrics"], thresholds)]
+    models = ", ".join(f"{role} {name}" for role, name in report.get("models", {"model": report["model"]}).items())
+    lines = [f"# Eval report: {report['suite']} ({report['questions']} items; {models})", "",
+             "| metric | value | threshold | model |", "|---|---|---|---|"]
+    lines += [f"| {name} | {value} | {limit} | {model} |"
+              for name, value, limit, model in _metric_rows(report, thresholds)]
     if report.get("retrieval"):
         columns = list(next(iter(report["retrieval"].values())))
         lines += ["", "## Retrieval baselines", "", "| mode | " + " | ".join(columns) + " |",
@@ -52,20 +58,20 @@ def markdown(report: dict[str, Any], thresholds: dict[str, dict[str, float]], fa
     lines += ["", f"## Failed items ({len(failed)}{', first 50 shown' if len(failed) > 50 else ''})", ""]
     for r in failed[:50]:
         expected = r.get("expected") or ("abstain" if r["should_abstain"] else ", ".join(r.get("facts", {})))
+        got = f"error: {r['error'][:400]}" if r.get("error") else f"answer: {r['answer'][:400]}"
         lines.append(f"- **{r['id']}** {r['question'][:300]}\n  - expected: {expected}\n"
-                     f"  - answer: {r['answer'][:400]}\n  - citations: {r.get('citations', [])}")
+                     f"  - {got}\n  - citations: {r.get('citations', [])}")
     lines += ["", "## Gate", "", "PASS" if not failures else "FAIL:\n" + "\n".join(f"- {f}" for f in failures)]
     return "\n".join(lines) + "\n"
 
 
 def summary_table(reports: list[dict[str, Any]], thresholds: dict[str, dict[str, dict[str, float]]]) -> str:
     """One Markdown table over every suite (README and report.md)."""
-    lines = ["| suite | metric | value | gate |", "|---|---|---|---|"]
+    lines = ["| suite | metric | value | gate | model |", "|---|---|---|---|---|"]
     for report in reports:
-        for name, value, limit in _metric_rows(report["metrics"], thresholds.get(report["suite"], {})):
-            lines.append(f"| {report['suite']} | {name} | {value} | {limit} |")
-    models = ", ".join(sorted({f"{r['suite']}: {r['model']}" for r in reports}))
-    return "\n".join(lines) + f"\n\nModels: {models}.\n"
+        for name, value, limit, model in _metric_rows(report, thresholds.get(report["suite"], {})):
+            lines.append(f"| {report['suite']} | {name} | {value} | {limit} | {model} |")
+    return "\n".join(lines) + "\n"
 
 
 def update_readme(readme: Path, table: str) -> None:

@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from rag import llm
 from rag.errors import BadInputError
 from rag.evaluation import earnings, financebench, phrasebank, seeds
 from rag.evaluation.gold import load_suite
@@ -43,5 +44,31 @@ def run_suite(name: str, settings: Settings, model: str | None = None, index: Pa
             if index is None:
                 lib.add_documents(documents)
             result = financebench.run(lib, questions, model=model)
-    result.setdefault("model", model or settings.llm.model)
+    models = models_used(name, settings, model)
+    result["models"] = models
+    result["metric_models"] = {metric: models[metric_role(name, metric)] for metric in result["metrics"]}
+    # The suite's headline model: what answered, or, for the sentiment-only suite, what scored.
+    result["model"] = models["sentiment" if name == "phrasebank" else "answer"]
     return result
+
+
+def models_used(suite: str, settings: Settings, model: str | None) -> dict[str, str]:
+    """The model behind each role of a suite's metrics; `model` (`rag eval --model`) overrides every task."""
+    embedding = f"{settings.embedding.model_name} ({settings.embedding.backend})"
+    sentiment = llm.resolve(settings.llm, "sentiment", model).model
+    if suite == "phrasebank":
+        return {"sentiment": sentiment}
+    models = {"answer": llm.resolve(settings.llm, "answer", model).model, "embedding": embedding}
+    if suite == "earnings":  # follow-up questions are rewritten first
+        models["rewrite"] = llm.resolve(settings.llm, "rewrite", model).model
+    if suite == "seeds":
+        models["sentiment"] = sentiment
+    return models
+
+
+def metric_role(suite: str, metric: str) -> str:
+    if suite == "phrasebank" or metric.startswith("sentiment_"):
+        return "sentiment"
+    if metric.startswith("retrieval_"):
+        return "embedding"
+    return "answer"

@@ -75,7 +75,8 @@ _BOILERPLATE = re.compile(
     r"ladies and gentlemen|welcome to (the|our|today)|thank you for standing by|please go ahead|next question|"
     r"(this|the) (conference|call) (is being|will be) recorded|listen[- ]only|question[- ]and[- ]answer session|"
     r"forward[- ]looking statements|safe harbor|turn (the call|it) (back )?over|concludes (today|our|the)|"
-    r"(thank you|thanks)( all)? for (joining|your time|your question|participating)|good (morning|afternoon|evening)",
+    r"(thank you|thanks)( all)? for (joining|your time|your question|participating)|good (morning|afternoon|evening)|"
+    r"risks and uncertainties|actual results (may|could|might) differ|reconciliations? (of|to|between)",
     re.I)
 # An analyst's question that does not end in "?" ("I'm just wondering if ... could actually build more…").
 _ASKING = re.compile(r"^\W*(i'?m|i am|i was|we were|just) (just )?(wondering|curious)|^\W*(could|can|would) you\b",
@@ -88,7 +89,8 @@ _NOT_NAMES = frozenset(tokenize("january february march april may june july augu
                                 "december covid coronavirus", drop_stopwords=False))
 _SPEAKER = re.compile(r"^\s*Speaker \d+:\s*")
 _NEGATION = frozenset("no not never without nor none".split())
-_PERIOD = re.compile(r"^(q[1-4]|h[12]|fy|(19|20)\d\d)$")
+# Period labels as folded: q3, h1, fy, a year, or a fiscal year written as one word (fy2018, fy22).
+_PERIOD = re.compile(r"^(q[1-4]|h[12]|fy|fy(19|20)?\d\d|(19|20)\d\d)$")
 _LIST_HEAD = re.compile(r"^\s*(?:which|what)\s+(\w+)", re.I)
 _CONTEXT = re.compile(r"\s*\(context: (.*)\)\s*$", re.S)
 _ABOUT = re.compile(r"\b(?:say|said|says|comment(?:ed)?|discuss(?:ed)?|talk(?:ed)?|note[sd]?) about (.+)$", re.I)
@@ -116,6 +118,17 @@ def _terms(text: str) -> set[str]:
     tokens = tokenize(text, drop_stopwords=False)
     kept = [t for i, t in enumerate(tokens) if not (i and tokens[i - 1] in _NEGATION)]
     return {_GROUP_OF.get(t, t) for t in kept if t not in STOPWORDS}
+
+
+def _periods(terms: set[str]) -> set[str]:
+    """The period labels among `terms`, a fiscal year also as its calendar year ("fy2018" and "2018", "fy22" and
+    "2022"), so a question about FY2018 meets a page that says 2018."""
+    found = {t for t in terms if _PERIOD.match(t)}
+    for t in list(found):
+        year = re.fullmatch(r"fy((?:19|20)?\d\d)", t)
+        if year:
+            found.add(year.group(1) if len(year.group(1)) == 4 else "20" + year.group(1))
+    return found
 
 
 def focus_terms(question: str) -> set[str]:
@@ -156,8 +169,7 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
             seen.add(key)
             # A sentence names its period, or else is dated by its document ("MTN Ghana 2019 results call").
             terms = _terms(sentence)
-            periods = {t for t in terms if _PERIOD.match(t)} or {
-                t for t in _terms((titles or {}).get(n, "")) if _PERIOD.match(t)}
+            periods = _periods(terms) or _periods(_terms((titles or {}).get(n, "")))
             out.append(Candidate(n=n, text=sentence, terms=terms, company=companies.get(n, ""), order=len(out),
                                  periods=periods))
     return out
@@ -182,8 +194,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     focus = focus_terms(asked) - ignored
     if context_match and len(focus) < 2:  # a bare follow-up ("and RPO?") borrows the earlier question's terms
         focus |= focus_terms(context_match.group(1)) - ignored
-    periods = {t for t in focus if _PERIOD.match(t)}
-    focus -= periods
+    periods = _periods(focus)
+    focus -= {t for t in focus if _PERIOD.match(t)}
     candidates = _candidates(passages, companies, titles)
     if not focus or not candidates:
         return NOT_FOUND
@@ -191,10 +203,9 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     # report?") must be in the sentence that answers.
     proper = _terms(" ".join(re.findall(r"(?<!^)(?<![.?!] )\b[A-Z][a-zñéáíóú]+(?:\s+[A-Z][a-zñéáíóú]+)*", asked)))
     required_names = {t for t in proper & focus if not _PERIOD.match(t) and t not in _NOT_NAMES}
-    # A code or acronym the question hinges on ("5G", "GMV") that no passage contains: the topic is absent.
+    # A code the question hinges on ("5G") that no passage contains: the topic is absent.
     codes = {t for t in focus if re.search(r"[a-z]", t) and re.search(r"\d", t)}
-    codes |= _terms(" ".join(w for w in re.findall(r"\b[A-Z]{2,}\b", asked) if w not in tickers_of(tickers)))
-    if any(not any(code in c.terms for c in candidates) for code in codes & focus):
+    if any(not any(code in c.terms for c in candidates) for code in codes):
         return NOT_FOUND
     total = len(candidates)
     # Questions about a metric, or "how much/many", are answered by a sentence with a number in it.
@@ -210,8 +221,12 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             required |= {max(topic, key=lambda t: weight[t])}
     denominator = sum(weight.values())
     wants_outlook = bool(_OUTLOOK & _terms(asked))
+    # "Revenue and gross margin": each metric may come from its own sentence, so a sentence is judged on the
+    # metrics it states, and the answer adds a sentence for a metric the first leaves out (below).
+    asked_metrics = required & _METRICS if len(required & _METRICS) > 1 else set()
     for c in candidates:
-        c.coverage = sum(weight[t] for t in focus & c.terms) / denominator
+        left_out = asked_metrics - c.terms if asked_metrics & c.terms else set()
+        c.coverage = sum(weight[t] for t in focus & c.terms) / (denominator - sum(weight[t] for t in left_out))
         if quantity and not any(ch.isdigit() for ch in spelled_numbers_to_digits(c.text.lower())):
             c.coverage *= 0.5  # "how much" is not answered by a sentence without a number (digits or words)
         if periods and c.periods - periods and not periods & c.periods:
@@ -226,7 +241,9 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             c.cosine = float(cos)
 
     def answers(c: Candidate) -> bool:
-        if not (required | required_names) <= c.terms:
+        if not ((required - asked_metrics) | required_names) <= c.terms:
+            return False
+        if asked_metrics and not asked_metrics & c.terms:
             return False
         return c.coverage >= MIN_COVERAGE or (c.coverage >= MIN_COVERAGE_WITH_MEANING and c.cosine >= MIN_COSINE)
 
@@ -268,10 +285,6 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     label = len({c.company for c in chosen}) > 1
     return " ".join(f"{c.company}: {c.text} [{c.n}]" if label and c.company else f"{c.text} [{c.n}]"
                     for c in chosen)
-
-
-def tickers_of(tickers: dict[int, list[str]] | None) -> set[str]:
-    return {t for ts in (tickers or {}).values() for t in ts}
 
 
 def _names(company: str, question: str, tickers: list[str]) -> bool:

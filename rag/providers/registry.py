@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from rag.errors import BadInputError
+from rag.errors import ConfigError
 
 if TYPE_CHECKING:
     from rag.embedding import Embedder
@@ -96,17 +96,17 @@ def check(model: str, task: Task) -> RegisteredModel | None:
     """The registered model behind `model`, or None for an ordinary litellm model. A name under a registered
     prefix that is not registered, or a model asked for a task it does not do, is refused before any call."""
     if not model or not model.strip():
-        raise BadInputError("model name is empty")
+        raise ConfigError("model name is empty")
     entry = get(model)
     if entry is None:
         prefix = model.split("/", 1)[0]
         if "/" in model and prefix in providers():
             names = ", ".join(m.name for m in models() if m.provider == prefix)
-            raise BadInputError(f"unknown model {model!r}; {prefix}/ models: {names}")
+            raise ConfigError(f"unknown model {model!r}; {prefix}/ models: {names}")
         return None
     if task not in entry.tasks:
         able = ", ".join(m.name for m in models() if task in m.tasks)
-        raise BadInputError(f"model {model} does {', '.join(sorted(entry.tasks))}, not {task}; for {task} use a "
+        raise ConfigError(f"model {model} does {', '.join(sorted(entry.tasks))}, not {task}; for {task} use a "
                             f"litellm model or one of: {able}")
     return entry
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.errors import RagError
+from rag.errors import ConfigError, RagError
 from rag.index import Snapshot
 from rag.models import DocumentInfo, SearchFilters
 from rag.prompts import PromptTemplate
@@ -108,6 +108,8 @@ class Scorer:
                     return
                 try:
                     record = await self.score(info, limiter, job)
+                except ConfigError:
+                    raise  # no key, unknown model...: every other document would fail the same way; stop the job
                 except RagError as exc:  # provider down after retries, malformed output, document gone
                     job.failed += 1
                     if len(job.failures) < 20:

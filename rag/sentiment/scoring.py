@@ -165,7 +165,6 @@ async def score_document(doc: Document, chunks: list[Chunk], template: PromptTem
     if not passages:
         raise MalformedOutputError(f"document {doc.id} has no text to score")
     messages = sentiment_messages(template, doc, passages)
-    call_settings = llm_settings.model_copy(update={"num_retries": 0})  # retries are ours, with backoff
 
     async def call(msgs: list[dict[str, str]]) -> str:
         async for attempt in AsyncRetrying(
@@ -177,7 +176,8 @@ async def score_document(doc: Document, chunks: list[Chunk], template: PromptTem
             with attempt:
                 if before_call:
                     await before_call()
-                return await llm.acomplete(msgs, call_settings, "sentiment", model, embedder)
+                # retries=0: this loop retries, with its own backoff, the whole attempt count of the job.
+                return await llm.acomplete(msgs, llm_settings, "sentiment", model, embedder, retries=0)
         raise AssertionError("unreachable: AsyncRetrying reraises")
 
     raw = await call(messages)

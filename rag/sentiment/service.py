@@ -12,7 +12,6 @@ from rag.errors import BadInputError, NotFoundError, ProviderError
 from rag.index import Snapshot
 from rag.models import DocumentInfo, SearchFilters
 from rag.prompts import load_prompt
-from rag.providers import registry
 from rag.sentiment.batch import RateLimiter, RescoreRequest, RescoreRun, Scorer, new_job
 from rag.sentiment.scoring import DocumentSentiment, TickerSentiment, rollup
 from rag.sentiment.store import RescoreJob, SentimentStore
@@ -23,16 +22,10 @@ if TYPE_CHECKING:
 
 
 def sentiment_model(settings: Settings, model: str | None = None) -> str:
-    """The model that scores: the caller's, else RAG_SENTIMENT__MODEL, else the answer model when it can score,
-    else the offline classifier (the default answer model, local/extractive, cannot)."""
-    chosen = model or settings.sentiment.model
-    if chosen:
-        return chosen
-    answer_model = settings.llm.model
-    entry = registry.get(answer_model)
-    if entry is None or "sentiment" in entry.tasks:
-        return answer_model
-    return next(m.name for m in registry.models() if m.offline and "sentiment" in m.tasks)
+    """The model that scores: the caller's, else RAG_LLM__SENTIMENT__MODEL (or its old alias
+    RAG_SENTIMENT__MODEL), else RAG_LLM__MODEL when it can score, else the offline classifier (the default answer
+    model, local/extractive, cannot)."""
+    return llm.resolve(settings.llm, "sentiment", model).model
 
 
 class SentimentService:
@@ -50,7 +43,7 @@ class SentimentService:
         return self._store
 
     def scorer(self, model: str | None, prompt: str | None) -> Scorer:
-        model = llm.check_model(sentiment_model(self.settings, model), "sentiment")
+        model = llm.prepare(self.settings.llm, "sentiment", model).model
         template = load_prompt(self.settings.prompts_dir, prompt or self.settings.sentiment.prompt)
         return Scorer(self.settings, self.store, self.snapshot(), model, template,
                       self.embedder if llm.is_offline(model) else None)

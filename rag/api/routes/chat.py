@@ -1,6 +1,7 @@
 """POST /v1/chat/completions: OpenAI-compatible, so any OpenAI client or chat UI can use the index.
 The last user message is the question, earlier user/assistant messages the history; the reply is the
-grounded answer followed by its sources, and the full citations ride along in a `citations` field."""
+grounded answer followed by its sources, and the full citations and checks ride along in extra fields. Streamed,
+the deltas are the checked answer (see rag.qa), so the concatenated content equals the non-streaming reply."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from rag.api.deps import LibraryDep, MetricsDep, ReadAuth
+from rag import llm
+from rag.api.deps import LibraryDep, MetricsDep, ReadAuth, check_model
 from rag.api.schemas import ChatCompletionRequest, ErrorBody
 from rag.errors import BadInputError, RagError
 from rag.models import Answer, Turn
@@ -40,13 +42,15 @@ def sources_text(answer: Answer) -> str:
 def _extras(answer: Answer) -> dict[str, Any]:
     return {"citations": [c.model_dump(mode="json") for c in answer.citations], "abstained": answer.abstained,
             "offline_provider": answer.offline_provider, "prompt_hash": answer.prompt_hash,
-            "ungrounded_numbers": answer.ungrounded_numbers, "removed_citations": answer.removed_citations}
+            "ungrounded_numbers": answer.ungrounded_numbers, "removed_citations": answer.removed_citations,
+            "uncited": answer.uncited, "unsupported": [u.model_dump() for u in answer.unsupported]}
 
 
 @router.post("/v1/chat/completions", responses={400: {"model": ErrorBody}, 502: {"model": ErrorBody}},
              summary="OpenAI-compatible chat completions grounded in the index")
 async def chat_completions(body: ChatCompletionRequest, library: LibraryDep, metrics: MetricsDep) -> Any:
     question, history, model = _split(body)
+    check_model(library.settings, model)
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     if not body.stream:
@@ -62,10 +66,11 @@ async def chat_completions(body: ChatCompletionRequest, library: LibraryDep, met
 
     events = library.astream_ask(question, history, model=model)
     first = await anext(events)  # errors before streaming starts stay plain 4xx/5xx
+    answer_model = llm.resolve(library.settings.llm, "answer", model).model
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         payload = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                   "model": model or library.settings.llm.model,
+                   "model": answer_model,
                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
         return f"data: {json.dumps(payload)}\n\n"
 
@@ -77,10 +82,9 @@ async def chat_completions(body: ChatCompletionRequest, library: LibraryDep, met
                 yield chunk({"content": event})
                 event = await anext(events)
             metrics.observe_answer(event.model, event.timings_ms)
-            # The model's raw tokens were streamed; what it said gets its sources (or, on abstention,
-            # the clean abstention text) appended once checked.
-            tail = sources_text(event) if not event.abstained else f"\n\n{event.answer}"
-            yield chunk({"content": tail}, **_extras(event))
+            # The deltas were the checked answer text itself (rag.qa), so the streamed content ends up exactly as
+            # the non-streaming reply's: the answer, then its sources.
+            yield chunk({"content": sources_text(event)}, **_extras(event))
             yield chunk({}, finish="stop")
         except RagError as exc:
             yield f"data: {json.dumps({'error': {'type': type(exc).__name__, 'message': str(exc)}})}\n\n"

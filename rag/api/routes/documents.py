@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool  # embedding + index writes: off the event loop
 from starlette.datastructures import UploadFile
@@ -39,7 +39,8 @@ _UPLOAD_DOC = {
              summary="Add or replace a document")
 async def upload(request: Request, library: LibraryDep, settings: SettingsDep) -> IngestResponse:
     """JSON (`DocumentIn`) or multipart/form-data with `file` and optional `metadata` JSON. A document
-    whose id exists is replaced; an identical one is left as is."""
+    whose id exists is replaced; an identical one is left as is. Ids use letters, digits and . _ : - only (a file
+    name's other characters become -). One upload may make at most RAG_SERVER__MAX_INGEST_CHUNKS chunks (413)."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         form = await request.form(max_files=1, max_fields=5)
@@ -56,15 +57,17 @@ async def upload(request: Request, library: LibraryDep, settings: SettingsDep) -
             raise BadInputError(f"metadata is not valid JSON: {exc.msg}") from exc
         if not isinstance(meta, dict):
             raise BadInputError("metadata must be a JSON object")
-        report = await run_in_threadpool(library.add_upload, upload_file.filename, data, meta)
+        report = await run_in_threadpool(library.add_upload, upload_file.filename, data, meta,
+                                         settings.server.max_ingest_chunks)
     elif content_type.startswith("application/json"):
         try:
             body = DocumentIn.model_validate_json(await request.body())
         except ValidationError as exc:
             first = exc.errors()[0]
-            raise BadInputError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+            raise BadInputError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
         fields = body.model_dump(exclude={"text", "id"})
-        report = await run_in_threadpool(library.add_text, body.text, body.id, **fields)
+        report = await run_in_threadpool(library.add_text, body.text, body.id, settings.server.max_ingest_chunks,
+                                         **fields)
     else:
         raise BadInputError("send application/json or multipart/form-data")
     return IngestResponse(**report.model_dump(include=set(IngestResponse.model_fields)))
@@ -72,8 +75,8 @@ async def upload(request: Request, library: LibraryDep, settings: SettingsDep) -
 
 @router.get("/v1/documents", response_model=list[DocumentInfo], dependencies=[ReadAuth],
             summary="List documents")
-def list_documents(library: LibraryDep, ticker: str | None = None,
-                   doc_type: str | None = None) -> list[DocumentInfo]:
+def list_documents(library: LibraryDep, ticker: str | None = Query(None, max_length=100),
+                   doc_type: str | None = Query(None, max_length=100)) -> list[DocumentInfo]:
     return library.list_documents(SearchFilters(tickers=[ticker] if ticker else None,
                                                 doc_types=[doc_type] if doc_type else None))
 

@@ -9,11 +9,11 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from rag import llm
 from rag.api.deps import ReadAuth, SettingsDep
 from rag.api.schemas import ErrorBody
 from rag.errors import NotFoundError
 from rag.providers import registry
-from rag.sentiment.service import sentiment_model
 from rag.settings import Settings
 
 router = APIRouter(tags=["openai-compatible"], dependencies=[ReadAuth])
@@ -48,9 +48,9 @@ class ModelList(BaseModel):
 def model_cards(settings: Settings) -> list[ModelCard]:
     """Configured models first (answer, then sentiment), then the rest of the registry by name."""
     roles: dict[str, list[Role]] = {}
-    for name, role in ((settings.llm.model, "answer"), (settings.llm.model, "rewrite"),
-                       (sentiment_model(settings), "sentiment")):
-        roles.setdefault(name, []).append(role)  # type: ignore[arg-type]  # literals above
+    for role in ("answer", "rewrite", "sentiment"):
+        # Per-task settings (RAG_LLM__<TASK>__MODEL) and their fallbacks, exactly as calls resolve them.
+        roles.setdefault(llm.resolve(settings.llm, role).model, []).append(role)  # type: ignore[arg-type]
     names = [*roles, *(m.name for m in registry.models() if m.name not in roles)]
     cards = []
     for name in names:

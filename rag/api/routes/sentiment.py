@@ -8,7 +8,7 @@ import asyncio
 from fastapi import APIRouter, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 
-from rag.api.deps import LibraryDep, ReadAuth, WriteAuth
+from rag.api.deps import LibraryDep, ReadAuth, WriteAuth, check_model
 from rag.api.schemas import ErrorBody
 from rag.errors import BadInputError
 from rag.sentiment.batch import RescoreRequest
@@ -17,21 +17,23 @@ from rag.sentiment.store import RescoreJob
 
 router = APIRouter(tags=["sentiment"])
 _ERRORS = {400: {"model": ErrorBody}, 404: {"model": ErrorBody}, 502: {"model": ErrorBody}}
-ModelQuery = Query(None, description="litellm model; default: the configured sentiment model.")
-PromptQuery = Query(None, description="Prompt template, e.g. sentiment.v1; default: configured.")
+ModelQuery = Query(None, max_length=200, description="litellm model (from RAG_SERVER__ALLOWED_MODELS); default: the "
+                   "configured sentiment model.")
+PromptQuery = Query(None, max_length=200, description="Prompt template, e.g. sentiment.v1; default: configured.")
 
 
 @router.get("/v1/sentiment", response_model=TickerSentiment, dependencies=[ReadAuth], responses=_ERRORS,
             summary="A ticker's sentiment, rolled up over its documents")
-async def ticker_sentiment(library: LibraryDep, ticker: str = Query(min_length=1, examples=["CALX"]),
+async def ticker_sentiment(library: LibraryDep, ticker: str = Query(min_length=1, max_length=100, examples=["CALX"]),
                            model: str | None = ModelQuery, prompt: str | None = PromptQuery) -> TickerSentiment:
+    check_model(library.settings, model)
     return await library.aticker_sentiment(ticker, model, prompt)
 
 
 @router.get("/v1/sentiment/history", response_model=list[DocumentSentiment], dependencies=[ReadAuth],
             responses=_ERRORS, summary="Every stored score of a ticker's or a document's, all models and prompts")
-def sentiment_history(library: LibraryDep, ticker: str | None = None,
-                      doc_id: str | None = None) -> list[DocumentSentiment]:
+def sentiment_history(library: LibraryDep, ticker: str | None = Query(None, max_length=100),
+                      doc_id: str | None = Query(None, max_length=200)) -> list[DocumentSentiment]:
     if (ticker is None) == (doc_id is None):
         raise BadInputError("give exactly one of ticker or doc_id")
     return library.sentiment_history(doc_id=doc_id, ticker=ticker)
@@ -41,6 +43,7 @@ def sentiment_history(library: LibraryDep, ticker: str | None = None,
             responses=_ERRORS, summary="One document's sentiment with its evidence passages")
 async def document_sentiment(doc_id: str, library: LibraryDep, model: str | None = ModelQuery,
                              prompt: str | None = PromptQuery) -> DocumentSentiment:
+    check_model(library.settings, model)
     return await library.adocument_sentiment(doc_id, model, prompt)
 
 
@@ -49,6 +52,7 @@ async def document_sentiment(doc_id: str, library: LibraryDep, model: str | None
              summary="Start a batch rescoring job")
 async def start_rescore(body: RescoreRequest, request: Request, library: LibraryDep) -> RescoreJob:
     """Scores every matching document that has no score for this model + prompt; poll GET /v1/jobs/{id}."""
+    check_model(library.settings, body.model)
     run = await run_in_threadpool(library.prepare_rescore, body)
     task = asyncio.create_task(run.run())
     jobs: set[asyncio.Task] = request.app.state.jobs
