@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install demo test test-fast eval bench lint
+.PHONY: install browser web-test demo test test-fast eval bench lint wheelhouse docker-test
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -15,7 +15,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) browser
+
+# Debian's chromium + chromedriver for the chat page's browser test (tests/test_web.py). Only when missing: ~100 s
+# the first time here (apt-get update + install), instant after. Not fatal: without root or apt the browser
+# tests skip, saying why.
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	  echo "warning: chromium/chromium-driver not installed; tests/test_web.py's browser tests will skip" >&2
+
+# The chat page and API docs in headless Chromium (also part of make test).
+web-test: install
+	$(VENV)/bin/python -m pytest -q tests/test_web.py
 
 demo: install
 	$(VENV)/bin/rag ingest seeds
@@ -42,3 +54,15 @@ bench: install
 
 lint: install
 	$(VENV)/bin/ruff check rag tests bench
+
+# Every wheel the image needs (rag itself, CPU torch 2.13.0, all dependencies) for Python 3.11 on this machine
+# kind, so the container build (Dockerfile) needs no network. ~1 min, ~480 MB; not part of CI.
+wheelhouse: install
+	PY=$(PY) scripts/wheelhouse.sh
+
+# Build the image with podman and ask a seed question over HTTP (scripts/container-test.sh; README, Shipping).
+# Not part of CI. On this project's dev machines (no registry, hybrid cgroups), first scripts/local-base-image.sh,
+# then: make docker-test BASE=localhost/rag-base:bookworm ENGINE_OPTS="--runtime runc" \
+#         RUN_OPTS="--ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
+docker-test: wheelhouse
+	scripts/container-test.sh

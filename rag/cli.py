@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -15,7 +16,7 @@ from rich.console import Console
 from rag import __version__
 from rag.errors import RagError
 from rag.library import Library
-from rag.models import SearchFilters
+from rag.models import Answer, SearchFilters
 from rag.offline import use_offline_environment
 from rag.settings import PROJECT_ROOT, Settings
 
@@ -137,19 +138,22 @@ def search(query: str, k: Annotated[int, typer.Option("-k", min=1, max=100, help
                   f"{f' p.{p.page}' if p.page else ''})[/dim]\n   {snippet}", highlight=False)
 
 
-@app.command()
-def ask(question: str,
-        k: Annotated[int | None, typer.Option("-k", min=1, max=100, help="Passages given to the model.")] = None,
-        model: Annotated[str | None, typer.Option(help="litellm model string (default: RAG_LLM__MODEL).")] = None,
-        ticker: TickerOpt = None, doc_type: DocTypeOpt = None, date_from: DateFromOpt = None,
-        date_to: DateToOpt = None, index: IndexOpt = None, as_json: JsonOpt = False) -> None:
-    """Answer a question from the indexed documents, with numbered citations."""
-    lib = _library(index)
-    with _errors():
-        answer = lib.ask(question, k=k, model=model, filters=_filters(ticker, doc_type, date_from, date_to))
-    if as_json:
-        out.print_json(answer.model_dump_json())
-        return
+def _excerpt(quote: str, answer: str, n: int, limit: int = 200) -> str:
+    """The cited passage shortened to `limit` characters, starting where the answer quotes it (an extractive
+    answer's sentence marked [n], found verbatim) rather than at the passage's first words; else from its start."""
+    flat = " ".join(quote.split())
+    marked = [m.group(1) for m in re.finditer(r"([^\[\]]*?)\s*\[(\d+)\]", answer) if int(m.group(2)) == n]
+    start = 0
+    for sentence in marked:
+        probe = " ".join(sentence.split())[:60]
+        if len(probe) >= 20 and (found := flat.find(probe)) >= 0:
+            start = found
+            break
+    text = flat[start:start + limit]
+    return ("…" if start else "") + text + ("…" if start + limit < len(flat) else "")
+
+
+def _print_answer(answer: Answer) -> None:
     out.print(answer.answer, highlight=False)
     if answer.offline_provider:
         out.print(f"[dim](extractive answer by the offline provider {answer.model}: sentences quoted from the "
@@ -160,6 +164,7 @@ def ask(question: str,
         where = f"{c.doc_id} chars {c.start}-{c.end}" + (f", p.{c.page}" if c.page else "")
         url = f" {c.source_url}" if c.source_url else ""
         out.print(f" [{c.n}] {c.title} ({where}){url}", highlight=False)
+        out.print(f"     [dim]“{_excerpt(c.quote, answer.answer, c.n)}”[/dim]", highlight=False)
     if answer.abstained and answer.passages:
         out.print("\n[bold]Closest passages[/bold] [dim](not an answer: for you to check)[/dim]")
         for p in answer.passages[:3]:
@@ -176,6 +181,22 @@ def ask(question: str,
                   f"{', '.join(item.missing)} ({item.sentence})", highlight=False)
 
 
+@app.command()
+def ask(question: str,
+        k: Annotated[int | None, typer.Option("-k", min=1, max=100, help="Passages given to the model.")] = None,
+        model: Annotated[str | None, typer.Option(help="litellm model string (default: RAG_LLM__MODEL).")] = None,
+        ticker: TickerOpt = None, doc_type: DocTypeOpt = None, date_from: DateFromOpt = None,
+        date_to: DateToOpt = None, index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """Answer a question from the indexed documents, with numbered citations."""
+    lib = _library(index)
+    with _errors():
+        answer = lib.ask(question, k=k, model=model, filters=_filters(ticker, doc_type, date_from, date_to))
+    if as_json:
+        out.print_json(answer.model_dump_json())
+        return
+    _print_answer(answer)
+
+
 @app.command("docs")
 def list_docs(ticker: TickerOpt = None, index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     """List indexed documents."""
@@ -186,8 +207,9 @@ def list_docs(ticker: TickerOpt = None, index: IndexOpt = None, as_json: JsonOpt
         out.print_json(json.dumps([d.model_dump(mode="json") for d in docs]))
         return
     for d in docs:
-        out.print(f"{d.id}  {','.join(d.tickers) or '-'}  {d.doc_type or '-'}  {d.n_chunks} chunks  {d.title}",
-                  highlight=False)
+        day = d.date.isoformat() if d.date else "-"
+        out.print(f"{d.id}  {day:10}  {','.join(d.tickers) or '-'}  {d.doc_type or '-'}  {d.n_chunks} chunks  "
+                  f"{d.title}", highlight=False)
 
 
 @app.command()
@@ -409,3 +431,83 @@ def serve(host: Annotated[str | None, typer.Option(help="Bind address (default R
     uvicorn.run("rag.api.app:create_app", factory=True, host=host or settings.server.host,
                 port=port or settings.server.port, workers=workers, log_level="info")
 
+
+# ---- reading documents and conversations (#15) --------------------------------------------------------------------
+
+
+def _parse_span(span: str) -> tuple[int, int]:
+    start, sep, end = span.partition(":")
+    if not sep or not start.strip().isdigit() or not end.strip().isdigit():
+        raise typer.BadParameter("--span takes START:END character offsets, e.g. 120:480")
+    return int(start), int(end)
+
+
+@app.command()
+def show(doc_id: Annotated[str, typer.Argument(help="Document id (see `rag docs`).")],
+         span: Annotated[str | None, typer.Option("--span", help="Only characters START:END, as cited "
+                                                  "(`rag ask` prints each citation's span).")] = None,
+         index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """Print a document, or the exact span a citation points at, with its title, date and source."""
+    lib = _library(index)
+    with _errors():
+        doc = lib.get_document(doc_id)
+    start, end = _parse_span(span) if span else (0, len(doc.text))
+    if not 0 <= start < end <= len(doc.text):
+        raise typer.BadParameter(f"--span {start}:{end}: need 0 <= START < END <= {len(doc.text)} (the length)")
+    page = doc.page_at(start)
+    if as_json:
+        out.print_json(json.dumps({"doc_id": doc.id, "title": doc.title, "date": doc.date and doc.date.isoformat(),
+                                   "tickers": doc.tickers, "doc_type": doc.doc_type, "source_url": doc.source_url,
+                                   "start": start, "end": end, "page": page, "text": doc.text[start:end]}))
+        return
+    out.print(f"[bold]{doc.title or doc.id}[/bold]", highlight=False)
+    details = [doc.id, doc.date.isoformat() if doc.date else "no date", ",".join(doc.tickers) or None, doc.doc_type,
+               f"chars {start}-{end} of {len(doc.text)}" if span else f"{len(doc.text)} chars",
+               f"p.{page}" if span and page else None]
+    out.print(f"[dim]{'  '.join(d for d in details if d)}[/dim]", highlight=False)
+    if doc.source_url:
+        out.print(f"[dim]source: {doc.source_url}[/dim]", highlight=False)
+    out.print()
+    # Plain write, not rich: the text is the document's own, printed byte for byte (no markup, no wrapping).
+    typer.echo(doc.text[start:end])
+
+
+@app.command()
+def chat(k: Annotated[int | None, typer.Option("-k", min=1, max=100, help="Passages given to the model.")] = None,
+         model: Annotated[str | None, typer.Option(help="litellm model string (default: RAG_LLM__MODEL).")] = None,
+         ticker: TickerOpt = None, doc_type: DocTypeOpt = None, date_from: DateFromOpt = None,
+         date_to: DateToOpt = None, index: IndexOpt = None) -> None:
+    """Ask questions one per line, with follow-ups: each question is answered with the conversation so far (so
+    "and the year before?" works). Ends at a blank line or end of input (Ctrl-D); pipe lines in to script it."""
+    import sys
+
+    from rag.errors import BadInputError, ProviderError
+    from rag.models import Turn
+
+    lib = _library(index)
+    filters = _filters(ticker, doc_type, date_from, date_to)
+    history: list[Turn] = []
+    interactive = sys.stdin.isatty()
+    if interactive:
+        err.print("[dim]Ask a question; a blank line or Ctrl-D ends.[/dim]")
+    while True:
+        if interactive:
+            err.print("[bold]>[/bold] ", end="")
+        line = sys.stdin.readline()
+        question = line.strip()
+        if not question:
+            break
+        if not interactive:
+            out.print(f"[bold]> {question}[/bold]", highlight=False)
+        try:
+            answer = lib.ask(question, history, k=k, model=model, filters=filters)
+        except (BadInputError, ProviderError) as exc:
+            # One bad question (too long) or a model failure should not end the conversation.
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            continue
+        except RagError as exc:  # no index, another embedding model: no later question can do better
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(exc.exit_code) from exc
+        _print_answer(answer)
+        out.print()
+        history += [Turn(role="user", content=question), Turn(role="assistant", content=answer.answer)]

@@ -18,7 +18,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag import __version__
 from rag.api.metrics import Metrics
-from rag.api.routes import ask, chat, documents, health, search, sentiment
+from rag.api.routes import ask, chat, documents, health, search, sentiment, web
+from rag.api.routes import models as model_list
 from rag.errors import RagError
 from rag.library import Library
 from rag.offline import use_offline_environment
@@ -126,7 +127,8 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
             task.cancel()
         await asyncio.gather(*app.state.jobs, return_exceptions=True)
 
-    app = FastAPI(title="rag", version=__version__, lifespan=lifespan,
+    # docs_url/redoc_url None: rag.api.routes.web serves both from assets shipped in the package, not a CDN.
+    app = FastAPI(title="rag", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Cited answers, search and documents over financial research. "
                   "Writes need `Authorization: Bearer <key>`.")
     app.state.library = library
@@ -134,6 +136,9 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
     app.state.jobs = set()
     for module in (ask, chat, search, documents, sentiment, health):
         app.include_router(module.router)
+    app.include_router(model_list.router)
+    app.include_router(web.router)
+    app.mount(web.STATIC_PREFIX, web.static_files(), name="static")
 
     @app.exception_handler(RagError)
     async def rag_error(_: Request, exc: RagError) -> JSONResponse:
