@@ -29,7 +29,7 @@ browser:
 web-test: install
 	$(VENV)/bin/python -m pytest -q tests/test_web.py
 
-demo: install
+demo: $(STAMP)
 	$(VENV)/bin/rag ingest seeds
 	$(VENV)/bin/rag ask "What was Calix's Q4 revenue?"
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The source checkout (eval/, bench/, seeds/ live there). An installed package has no checkout: its defaults
@@ -181,7 +181,8 @@ class SentimentSettings(BaseModel):
 class ServerSettings(BaseModel):
     host: str = Field("127.0.0.1", description="Bind address for `rag serve`.")
     port: int = Field(8000, ge=1, le=65535, description="Port for `rag serve`.")
-    api_keys: list[SecretStr] = Field(default_factory=list, description="Bearer keys accepted for writes.")
+    api_keys: list[SecretStr] = Field(default_factory=list, description="Bearer keys accepted for writes (none empty: "
+                                      "an empty key would accept an empty bearer token).")
     auth_disabled: bool = Field(False, description="Explicitly allow writes without a key (warned at startup).")
     auth_reads: bool = Field(False, description="Require a key for reads too.")
     max_upload_bytes: int = Field(
@@ -198,6 +199,13 @@ class ServerSettings(BaseModel):
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS (e.g. [\"https://app.example\"]); empty: CORS "
         "off, no Access-Control headers.")
+
+    @field_validator("api_keys")
+    @classmethod
+    def _no_empty_key(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        if any(not k.get_secret_value().strip() for k in keys):
+            raise ValueError("API keys must not be empty")
+        return keys
 
 
 class Settings(BaseSettings):

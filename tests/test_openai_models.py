@@ -35,10 +35,28 @@ def test_models_lists_configured_then_registered_models(seeded: Library) -> None
 def test_models_follow_settings_and_the_registry(seeded: Library) -> None:
     lib = Library(seeded.settings.model_copy(update={"llm": LLMSettings(model="openai/gpt-4o-mini")}),
                   embedder=seeded.embedder)
-    with scripted_provider(["unused"], names=("fake/listed",)), client_for(lib) as c:
+    # Any model may be picked here, so every registered one is listed (by default only the configured and
+    # offline ones are: test_models_list_only_what_callers_may_pick).
+    with scripted_provider(["unused"], names=("fake/listed",)), client_for(lib, allowed_models=["*"]) as c:
         cards = {m.id: m.model_dump() for m in _openai(c).models.list().data}
     # A litellm model that can score is used for sentiment too (rag.sentiment.service.sentiment_model).
     assert cards["openai/gpt-4o-mini"]["configured_for"] == ["answer", "rewrite", "sentiment"]
     assert cards["openai/gpt-4o-mini"]["owned_by"] == "openai" and cards["openai/gpt-4o-mini"]["tasks"] == []
     assert cards["fake/listed"]["configured_for"] == [] and cards["fake/listed"]["offline"] is False
     assert {"local/extractive", "local/finance-sentiment"} <= set(cards)
+
+
+def test_models_list_only_what_callers_may_pick(seeded: Library) -> None:
+    with client_for(seeded, allowed_models=["local/extractive"]) as client:
+        ids = [m["id"] for m in client.get("/v1/models").json()["data"]]
+        assert ids == ["local/extractive"]
+        assert client.get("/v1/models/local/finance-sentiment").status_code == 404
+
+
+def test_an_empty_api_key_is_refused_at_startup() -> None:
+    from pydantic import SecretStr, ValidationError
+
+    from rag.settings import ServerSettings
+
+    with pytest.raises(ValidationError, match="must not be empty"):
+        ServerSettings(api_keys=[SecretStr("key1"), SecretStr(" ")])

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from rag import llm
-from rag.api.deps import ReadAuth, SettingsDep
+from rag.api.deps import ReadAuth, SettingsDep, allowed_models
 from rag.api.schemas import ErrorBody
 from rag.errors import NotFoundError
 from rag.providers import registry
@@ -51,7 +51,11 @@ def model_cards(settings: Settings) -> list[ModelCard]:
     for role in ("answer", "rewrite", "sentiment"):
         # Per-task settings (RAG_LLM__<TASK>__MODEL) and their fallbacks, exactly as calls resolve them.
         roles.setdefault(llm.resolve(settings.llm, role).model, []).append(role)  # type: ignore[arg-type]
-    names = [*roles, *(m.name for m in registry.models() if m.name not in roles)]
+    # Only what callers may pick (RAG_SERVER__ALLOWED_MODELS): a listed model that the server then refuses with 403
+    # would mislead a chat front-end.
+    allowed = allowed_models(settings)
+    names = [n for n in [*roles, *(m.name for m in registry.models() if m.name not in roles)]
+             if allowed is None or n in allowed]
     cards = []
     for name in names:
         entry = registry.get(name)
