@@ -34,6 +34,13 @@ def make_settings(index_dir: Path, **overrides: object) -> Settings:
     return Settings(index_dir=index_dir, **overrides)
 
 
+@pytest.fixture
+def client(seeded: Library):
+    """The real app over the seeded index, in-process."""
+    with client_for(seeded) as c:
+        yield c
+
+
 @pytest.fixture(scope="session")
 def embedder():
     return make_embedder(Settings().embedding)

@@ -1,18 +1,7 @@
 """PDF bombs for tests: tiny files that make a PDF reader do unbounded work."""
 import zlib
 
-
-def _pdf(objects: list[bytes]) -> bytes:
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
+from tests.pdf_maker import write_pdf
 
 
 def _deflate(pattern: bytes, total: int) -> bytes:
@@ -24,7 +13,7 @@ def _deflate(pattern: bytes, total: int) -> bytes:
 
 def _one_page(content: bytes, flate: bool) -> bytes:
     filt = b" /Filter /FlateDecode" if flate else b""
-    return _pdf([
+    return write_pdf([
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
@@ -44,7 +33,7 @@ def operator_bomb(operators: int = 5_000_000) -> bytes:
 
 def page_tree_bomb(pages: int = 200_000) -> bytes:
     kids = b" ".join(b"3 0 R" for _ in range(pages))
-    return _pdf([
+    return write_pdf([
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [" + kids + b"] /Count %d >>" % pages,
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>",

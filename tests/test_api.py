@@ -20,12 +20,6 @@ from tests.fakes import free_port, scripted_provider
 
 
 @pytest.fixture
-def client(seeded: Library):
-    with client_for(seeded) as c:
-        yield c
-
-
-@pytest.fixture
 def write_client(seeded_copy: Library):
     with client_for(seeded_copy, max_upload_bytes=50_000) as c:
         yield c

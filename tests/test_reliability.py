@@ -40,12 +40,6 @@ def _clean(r) -> None:  # noqa: ANN001  # httpx.Response
 
 
 @pytest.fixture
-def client(seeded: Library):
-    with client_for(seeded) as c:
-        yield c
-
-
-@pytest.fixture
 def write_client(seeded_copy: Library):
     with client_for(seeded_copy, max_upload_bytes=2_000_000, max_ingest_chunks=20) as c:
         yield c
