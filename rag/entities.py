@@ -83,17 +83,18 @@ class EntityIndex:
             i += length
         return sorted(found.values(), key=lambda m: m.start)
 
-    def unknown_mentions(self, question: str) -> list[str]:
+    def unknown_mentions(self, question: str, linked: list[Mention] | None = None) -> list[str]:
         """Capitalised names in a company's place ("Apple's", "did Tesla", "for Nvidia") that link to no company
-        of the index."""
-        spans = [(m.start, m.start + len(m.text)) for m in self.link(question)]
+        of the index. `linked`: `link(question)`, when the caller already has it."""
+        spans = [(m.start, m.start + len(m.text)) for m in (self.link(question) if linked is None else linked)]
         unknown = []
         for pattern in _COMPANY_PLACES:
             for match in pattern.finditer(question):
                 name, start = match.group("name"), match.start("name")
                 if any(a <= start < b or start <= a < start + len(name) for a, b in spans):
                     continue
-                if set(_fold_word(name)) & _NOT_NAMES or not _fold_word(name):
+                folded = set(_fold_word(name))
+                if not folded or folded & _NOT_NAMES:
                     continue
                 unknown.append(name)
         return list(dict.fromkeys(unknown))

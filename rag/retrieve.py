@@ -42,7 +42,7 @@ def retrieve(snapshot: Snapshot, embedder: Embedder, query: str, settings: Retri
     k = k or settings.k
     explicit = filters is not None and bool(filters.tickers or filters.doc_ids)
     mentions = [] if explicit or not settings.link_companies else snapshot.entities.link(query)
-    unknown = [] if explicit or mentions else snapshot.entities.unknown_mentions(query)
+    unknown = [] if explicit or mentions else snapshot.entities.unknown_mentions(query, mentions)
     if len(mentions) == 1:
         scoped = _narrow(filters, mentions[0].company.doc_ids)
         passages = search(snapshot, embedder, query, settings, k, scoped, mode)
@@ -120,6 +120,7 @@ def _diverse(snapshot: Snapshot, ranked: list[int], k: int, per_document: int) -
             taken[doc_of[rowid]] = taken.get(doc_of[rowid], 0) + 1
             if len(chosen) == k:
                 return chosen
-    rest = [r for r in ranked if r not in set(chosen)]
-    picked = set(chosen + rest[:k - len(chosen)])
+    taken_rows = set(chosen)
+    rest = [r for r in ranked if r not in taken_rows]
+    picked = taken_rows | set(rest[:k - len(chosen)])
     return [r for r in ranked if r in picked]
