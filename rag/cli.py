@@ -92,9 +92,11 @@ def _progress(label: str) -> tuple[Callable[[int, int], None], Callable[[], None
 
 
 @app.command()
-def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or folders (.txt .md .html .pdf .jsonl).")],
+def ingest(paths: Annotated[list[str], typer.Argument(
+               help="Files or folders (.txt .md .html .pdf .jsonl), or http(s) URLs to fetch.")],
            index: IndexOpt = None, as_json: JsonOpt = False) -> None:
-    """Index documents; unchanged ones are skipped, changed ones replaced. Exits 1 if any file failed."""
+    """Index documents; unchanged ones are skipped, changed ones replaced. Exits 1 if any file or URL failed.
+    A web page is reduced to its main text and keeps its URL as source."""
     lib = _library(index)
     update, stop = _progress("embedding")
     with _errors():

@@ -17,6 +17,7 @@ from rag.index import DocumentUpsert, IndexStore
 from rag.loaders import LoadFailure, iter_files, load_file
 from rag.models import DOC_ID_PATTERN, Chunk, Document, is_safe_id, sha256_hex
 from rag.settings import Settings
+from rag.url_fetch import fetch_documents, is_url
 
 if TYPE_CHECKING:
     from rag.embedding import Embedder
@@ -47,13 +48,20 @@ class Ingestor:
         self.embedder = embedder
         self.existing = existing  # doc id -> content hash of what the index holds now
 
-    def add_paths(self, paths: Sequence[Path], progress: ProgressCallback | None = None) -> IngestReport:
-        """Load files/folders and index them; bad files are reported, the rest still go in."""
+    def add_paths(self, paths: Sequence[Path | str], progress: ProgressCallback | None = None) -> IngestReport:
+        """Load files/folders, and fetch http(s) URLs given as strings, and index them in one write; bad files
+        and unreachable URLs are reported, the rest still go in."""
         report = IngestReport()
         documents: list[Document] = []
-        files = list(iter_files([Path(p) for p in paths]))
-        if not files:
+        urls = [str(p) for p in paths if isinstance(p, str) and is_url(p)]
+        files = list(iter_files([Path(p) for p in paths if not (isinstance(p, str) and is_url(p))]))
+        if not files and not urls:
             raise BadInputError("no files found under " + ", ".join(str(p) for p in paths))
+        for url in urls:
+            try:
+                documents.extend(fetch_documents(url, self.settings))
+            except BadInputError as exc:
+                report.failed.append(LoadFailure(path=url, error=str(exc)))
         for path in files:
             try:
                 documents.extend(load_file(path, self.settings.max_file_bytes))
@@ -82,6 +90,11 @@ class Ingestor:
             raise BadInputError("an uploaded file needs a file name with an extension, e.g. note.txt")
         return self.add_documents(load_file(Path(name), self.settings.max_file_bytes, data=data, meta=meta),
                                   max_chunks=max_chunks)
+
+    def add_url(self, url: str, meta: dict[str, Any] | None = None, allow_private: bool = False,
+                max_chunks: int | None = None) -> IngestReport:
+        """Fetch one URL and index what it holds; unreachable or unreadable is a BadInputError (HTTP uploads)."""
+        return self.add_documents(fetch_documents(url, self.settings, meta, allow_private), max_chunks=max_chunks)
 
     def add_text(self, text: str, doc_id: str | None = None, max_chunks: int | None = None,
                  **meta: Any) -> IngestReport:

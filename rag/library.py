@@ -134,8 +134,13 @@ class Library:
         return snapshot
 
     # ---- writing --------------------------------------------------------------------------------
-    def add_paths(self, paths: Sequence[Path], progress: ProgressCallback | None = None) -> IngestReport:
+    def add_paths(self, paths: Sequence[Path | str], progress: ProgressCallback | None = None) -> IngestReport:
+        """Files, folders, and http(s) URLs given as strings."""
         return self.ingestor.add_paths(paths, progress)
+
+    def add_url(self, url: str, meta: dict[str, Any] | None = None, allow_private: bool = False,
+                max_chunks: int | None = None) -> IngestReport:
+        return self.ingestor.add_url(url, meta, allow_private, max_chunks=max_chunks)
 
     def add_upload(self, filename: str, data: bytes, meta: dict[str, Any] | None = None,
                    max_chunks: int | None = None) -> IngestReport:

@@ -65,8 +65,22 @@ def _normalise_meta(meta: dict[str, Any]) -> dict[str, Any]:
             raise BadInputError(f"metadata 'id' must be a string matching {DOC_ID_PATTERN} (letters, digits, "
                                 ". _ : -), got {str(doc_id)[:80]!r}")
         out["id"] = doc_id
-    out["metadata"] = {k: v for k, v in meta.items() if k not in _META_FIELDS and k != "text"}
+    rest = {k: v for k, v in meta.items() if k not in _META_FIELDS and k not in ("text", "metadata")}
+    nested = meta.get("metadata")
+    out["metadata"] = {**nested, **rest} if isinstance(nested, dict) else rest
     return out
+
+
+def merge_upload_fields(fields: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
+    """An upload's document fields, from the top level or from inside its `metadata` object (where users put
+    them too: `{"metadata": {"id": ..., "tickers": [...]}}`). Both places are honoured; the same field in both
+    with different values is an error, never a silent pick."""
+    nested = _normalise_meta(metadata)
+    top = {k: v for k, v in _normalise_meta(fields).items() if v not in (None, [], {})}
+    for key in sorted((nested.keys() & top.keys()) - {"metadata"}):
+        if nested[key] != top[key]:
+            raise BadInputError(f"{key!r} is given both at the top level and in 'metadata', with different values")
+    return {**nested, **top, "metadata": {**nested["metadata"], **top.get("metadata", {})}}
 
 
 def _first_line_title(text: str) -> str:

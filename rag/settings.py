@@ -178,6 +178,14 @@ class SentimentSettings(BaseModel):
     )
 
 
+class FetchSettings(BaseModel):
+    timeout_s: float = Field(20.0, gt=0, description="Whole-download deadline for one URL at ingest (connect, "
+                             "redirects and body).")
+    max_redirects: int = Field(5, ge=0, le=20, description="Redirects followed for one URL.")
+    user_agent: str = Field("rag (document ingestion)", description="User-Agent sent when fetching "
+                            "URLs.")
+
+
 class ServerSettings(BaseModel):
     host: str = Field("127.0.0.1", description="Bind address for `rag serve`.")
     port: int = Field(8000, ge=1, le=65535, description="Port for `rag serve`.")
@@ -196,6 +204,10 @@ class ServerSettings(BaseModel):
         None, description="Models HTTP callers may pick with `model` (ask, chat, sentiment, rescore); anything else "
         "is 403, since the server calls it with its own credentials. Default: only the configured ones "
         "(llm.model, sentiment.model, and the offline defaults). [\"*\"] allows any.")
+    fetch_private_urls: bool = Field(
+        False, description="Let HTTP callers ingest URLs on loopback, private, link-local or reserved addresses. "
+        "Off by default: the server would fetch its own network's pages for anyone with a write key (SSRF). "
+        "`rag ingest URL` on the command line always may.")
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS (e.g. [\"https://app.example\"]); empty: CORS "
         "off, no Access-Control headers.")
@@ -224,6 +236,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Retrieval.")
     llm: LLMSettings = Field(default_factory=LLMSettings, description="Models per task and how to call them.")
     sentiment: SentimentSettings = Field(default_factory=SentimentSettings, description="Sentiment scoring.")
+    fetch: FetchSettings = Field(default_factory=FetchSettings, description="Fetching URLs at ingest.")
     server: ServerSettings = Field(default_factory=ServerSettings, description="HTTP server.")
 
     @model_validator(mode="after")

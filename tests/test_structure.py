@@ -26,7 +26,7 @@ PACKAGE = PROJECT_ROOT / "rag"
 LAYERS = [
     ["rag", "rag.settings", "rag.models", "rag.errors", "rag.text", "rag.offline", "rag.prompts", "rag.prompt_tags"],
     ["rag.embedding", "rag.chunking", "rag.loaders", "rag.entities", "rag.index", "rag.providers"],
-    ["rag.retrieve", "rag.llm", "rag.index_check"],
+    ["rag.retrieve", "rag.llm", "rag.index_check", "rag.url_fetch"],
     ["rag.answer", "rag.ingest", "rag.sentiment.scoring", "rag.sentiment.store"],
     ["rag.qa", "rag.sentiment.batch", "rag.sentiment.service", "rag.sentiment"],
     ["rag.library"],

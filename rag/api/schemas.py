@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from rag.models import DOC_ID_PATTERN, IsoDate, Passage, SearchFilters, Turn
 
@@ -44,10 +44,15 @@ class SearchResponse(BaseModel):
 
 
 class DocumentIn(Strict):
-    """A document sent as JSON text (for files, send multipart/form-data with `file` and optional
-    `metadata` JSON instead)."""
+    """A document sent as JSON: its `text`, or a `url` the server fetches (for files, send multipart/form-data
+    with `file` and optional `metadata` JSON instead). Document fields (id, title, tickers, date, source_url,
+    doc_type) may also be given inside `metadata`."""
 
-    text: str = Field(min_length=1)
+    text: str | None = Field(None, min_length=1, description="The document's text (this or `url`).")
+    url: str | None = Field(None, max_length=2000, pattern=r"^https?://", examples=["https://example.com/note.html"],
+                            description="Fetch this http(s) URL instead of sending text: HTML pages are reduced to "
+                            "their main text; text, Markdown, PDF and JSON lines are read as files. Loopback and "
+                            "private addresses are refused unless RAG_SERVER__FETCH_PRIVATE_URLS is set.")
     id: str | None = Field(None, pattern=DOC_ID_PATTERN, description="Letters, digits and . _ : - (at most 200, "
                            "starting with a letter, digit or _). Default: derived from a content hash.")
     title: str | None = Field(None, max_length=1000)
@@ -56,6 +61,12 @@ class DocumentIn(Strict):
     source_url: str | None = None
     doc_type: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _text_or_url(self) -> DocumentIn:
+        if (self.text is None) == (self.url is None):
+            raise ValueError("send exactly one of 'text' or 'url'")
+        return self
 
 
 class IngestResponse(BaseModel):

@@ -106,6 +106,7 @@ class Candidate:
     company: str = ""
     order: int = 0
     periods: set[str] = field(default_factory=set)
+    title_terms: set[str] = field(default_factory=set)  # who/what the document is about ("Acme Q3 results")
     coverage: float = 0.0
     cosine: float = 0.0
 
@@ -177,9 +178,10 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
             seen.add(key)
             # A sentence names its period, or else is dated by its document ("MTN Ghana 2019 results call").
             terms = _terms(sentence)
-            periods = _periods(terms) or _periods(_terms((titles or {}).get(n, "")))
+            title_terms = _terms((titles or {}).get(n, ""))
+            periods = _periods(terms) or _periods(title_terms)
             out.append(Candidate(n=n, text=sentence, terms=terms, company=companies.get(n, ""), order=len(out),
-                                 periods=periods))
+                                 periods=periods, title_terms=title_terms))
     return out
 
 
@@ -252,7 +254,9 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             c.cosine = float(cos)
 
     def answers(c: Candidate) -> bool:
-        if not ((required - asked_metrics) | required_names) <= c.terms:
+        # A name is satisfied by the sentence or by its document's title: a report says "the company" once its
+        # title has named it.
+        if not (required - asked_metrics) <= c.terms or not required_names <= c.terms | c.title_terms:
             return False
         if asked_metrics and not asked_metrics & c.terms:
             return False

@@ -12,6 +12,7 @@ from starlette.datastructures import UploadFile
 from rag.api.deps import LibraryDep, ReadAuth, SettingsDep, WriteAuth
 from rag.api.schemas import DocumentIn, ErrorBody, IngestResponse
 from rag.errors import BadInputError, DocumentTooLargeError
+from rag.loaders import merge_upload_fields
 from rag.models import Document, DocumentInfo, SearchFilters
 
 router = APIRouter(tags=["documents"])
@@ -38,9 +39,10 @@ _UPLOAD_DOC = {
              responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 413: {"model": ErrorBody}},
              summary="Add or replace a document")
 async def upload(request: Request, library: LibraryDep, settings: SettingsDep) -> IngestResponse:
-    """JSON (`DocumentIn`) or multipart/form-data with `file` and optional `metadata` JSON. A document
-    whose id exists is replaced; an identical one is left as is. Ids use letters, digits and . _ : - only (a file
-    name's other characters become -). One upload may make at most RAG_SERVER__MAX_INGEST_CHUNKS chunks (413)."""
+    """JSON (`DocumentIn`: text, or a URL the server fetches) or multipart/form-data with `file` and optional
+    `metadata` JSON. A document whose id exists is replaced; an identical one is left as is. Ids use letters,
+    digits and . _ : - only (a file name's other characters become -). One upload may make at most
+    RAG_SERVER__MAX_INGEST_CHUNKS chunks (413)."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         form = await request.form(max_files=1, max_fields=5)
@@ -65,9 +67,14 @@ async def upload(request: Request, library: LibraryDep, settings: SettingsDep) -
         except ValidationError as exc:
             first = exc.errors()[0]
             raise BadInputError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-        fields = body.model_dump(exclude={"text", "id"})
-        report = await run_in_threadpool(library.add_text, body.text, body.id, settings.server.max_ingest_chunks,
-                                         **fields)
+        fields = merge_upload_fields(body.model_dump(exclude={"text", "url", "metadata"}), body.metadata)
+        if body.url is not None:
+            report = await run_in_threadpool(library.add_url, body.url, fields, settings.server.fetch_private_urls,
+                                             settings.server.max_ingest_chunks)
+        else:
+            doc_id = fields.pop("id", None)
+            report = await run_in_threadpool(library.add_text, body.text or "", doc_id,
+                                             settings.server.max_ingest_chunks, **fields)
     else:
         raise BadInputError("send application/json or multipart/form-data")
     return IngestResponse(**report.model_dump(include=set(IngestResponse.model_fields)))
