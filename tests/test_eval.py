@@ -140,6 +140,26 @@ def test_failed_items_are_recorded_and_uncited_answers_are_ungrounded(seeded_cop
     assert "error: ProviderError" in markdown({**report, "model": flaky_model}, {}, [])
 
 
+class _BuggyLibrary(Library):
+    """A bug in our own pipeline (not a provider failure) on one question."""
+
+    def ask(self, question: str, *args: object, **kwargs: object):  # noqa: ANN201  # Library.ask's Answer
+        if "SmartMDU" in question:
+            raise RuntimeError("cannot reuse already awaited coroutine")
+        return super().ask(question, *args, **kwargs)
+
+
+def test_an_unexpected_error_on_one_item_is_a_failed_row_not_a_crash(seeded: Library) -> None:
+    suite = load_suite(PROJECT_ROOT / "eval" / "gold" / "seeds.yaml")
+    subset = suite.model_copy(update={"items": [i for i in suite.items if i.id in {"rev-q4", "smartmdu"}]})
+    report = run(_BuggyLibrary(seeded.settings, embedder=seeded.embedder), subset)
+    results = {r["id"]: r for r in report["results"]}
+    assert results["rev-q4"]["ok"] and not results["smartmdu"]["ok"]
+    assert results["smartmdu"]["error"] == "unexpected RuntimeError: cannot reuse already awaited coroutine"
+    assert report["metrics"]["failed_items"] == 1
+    assert check_thresholds(report["metrics"], {"failed_items": {"max": 0}}) == ["failed_items: 1.000 > max 0"]
+
+
 def test_report_names_the_model_behind_every_metric(seeded_copy: Library, flaky_model: str, tmp_path: Path) -> None:
     settings = seeded_copy.settings.model_copy(update={"llm": LLMSettings(answer=TaskLLMSettings(model=flaky_model))})
     failures = run_gate("seeds", settings, None, tmp_path, PROJECT_ROOT / "eval" / "thresholds.yaml", None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,6 +11,7 @@ from rag.library import Library
 from rag.models import Answer, Passage, Turn
 
 IsGold = Callable[[Passage], bool]
+logger = logging.getLogger(__name__)
 
 
 def retrieval_metrics(lib: Library, queries: list[tuple[str, list[IsGold]]], k: int) -> dict[str, dict[str, float]]:
@@ -43,6 +45,9 @@ def ask_or_failure(lib: Library, question: str, history: Sequence[Turn] = (),
         raise
     except RagError as exc:
         return None, f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # noqa: BLE001  # a bug hit by one item is still one failed row, with its traceback
+        logger.exception("eval item failed: %s", question[:80])
+        return None, f"unexpected {type(exc).__name__}: {exc}"
 
 
 def failed_item(item_id: str, question: str, should_abstain: bool, error: str, **extra: Any) -> dict[str, Any]:
