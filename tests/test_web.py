@@ -17,8 +17,9 @@ from pydantic import SecretStr
 
 from rag.api.app import create_app
 from rag.library import Library
+from rag.qa import run_sync
 from rag.settings import ServerSettings
-from tests.conftest import KEY, SEED_MAP, client_for
+from tests.conftest import KEY, SEED_MAP, SEED_NOTE, client_for
 from tests.fakes import free_port
 
 _URL_ATTR = re.compile(r"""(?:src|href|spec-url)\s*=\s*["']([^"']+)["']""")
@@ -199,4 +200,53 @@ def test_api_docs_render_offline_in_chromium(browser, seeded: Library, path: str
         browser.get(base + path)
         _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, rendered)) > 5, seconds=30)
         assert "/v1/ask" in browser.find_element(By.TAG_NAME, "body").text
+        assert not _outside_requests(browser, base)
+
+
+@pytest.mark.slow
+def test_chat_page_adds_a_document_and_shows_sentiment_evidence_in_chromium(browser, seeded_copy: Library,
+                                                                            tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    note = tmp_path / "acme-q3.txt"
+    note.write_text("Acme Corp Q3 results\nAcme Corp reported third-quarter revenue of $88 million, up 4%, and its "
+                    "order backlog reached a record $410 million.\n", "utf-8")
+    with _server(seeded_copy) as base:
+        browser.get(base + "/")
+        browser.execute_script("localStorage.clear()")
+        browser.refresh()
+        _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#doc-list button.doc")) == 2)
+        browser.find_element(By.CSS_SELECTOR, "#add-box summary").click()
+
+        def add(expect: str) -> str:
+            browser.find_element(By.ID, "add-file").send_keys(str(note))
+            browser.find_element(By.ID, "add-tickers").clear()  # a failed add keeps the form as typed
+            browser.find_element(By.ID, "add-tickers").send_keys("acme")
+            browser.find_element(By.ID, "add").click()
+            return _wait(browser, lambda d: expect in (s := d.find_element(By.ID, "add-status").text) and s)
+
+        assert "API key" in add("key")  # no key yet: the server's 401 message is shown
+        browser.find_element(By.CSS_SELECTOR, "#key-box summary").click()
+        browser.find_element(By.ID, "api-key").send_keys(KEY)
+        browser.find_element(By.ID, "question").click()  # leaving the field stores the key
+        assert add("Added") == "Added acme-q3 (1 passage)"
+        _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#doc-list button.doc")) == 3)
+        assert seeded_copy.get_document("acme-q3").tickers == ["ACME"]
+
+        expected = run_sync(seeded_copy.adocument_sentiment(SEED_NOTE))
+        browser.find_element(By.ID, "ticker").send_keys("calx")
+        browser.find_element(By.ID, "score").click()
+        box = _wait(browser, lambda d: d.find_element(By.ID, "sentiment").get_attribute("data-state") == "done"
+                    and d.find_element(By.ID, "sentiment"))
+        rollup = run_sync(seeded_copy.aticker_sentiment("CALX"))
+        assert f"{rollup.score:+.2f}".replace("-", "−") in box.text and rollup.label in box.text
+        box.find_element(By.CSS_SELECTOR, f"li[data-doc='{expected.doc_id}'] button.passage").click()
+        evidence = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#sentiment .evidence button.cite"))
+        assert "offline classifier, not a language model" in box.text
+        evidence[0].click()
+        _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#viewer-text mark#highlight"))
+        highlighted = browser.execute_script("return document.getElementById('highlight').textContent")
+        assert highlighted == expected.evidence[0].quote
+        assert f"Evidence [{expected.evidence[0].n}] for the score" in browser.find_element(By.ID, "viewer-span").text
+        browser.save_screenshot(str(tmp_path / "sentiment-evidence.png"))
         assert not _outside_requests(browser, base)

@@ -1,7 +1,9 @@
 // The chat page: plain JavaScript, no build step, no third-party code. It talks to the same server's API:
 // POST v1/ask (stream=true: Server-Sent Events, `token` events then one `answer` event), GET v1/documents and
-// GET v1/documents/{id} (the text a citation's start:end offsets point into). URLs are relative, so the page
-// also works when the app is mounted under a prefix.
+// GET v1/documents/{id} (the text a citation's start:end offsets point into), POST v1/documents (a file or a
+// URL; needs the API key), GET v1/sentiment?ticker= and GET v1/documents/{id}/sentiment (scores and the
+// evidence passages behind them). URLs are relative, so the page also works when the app is mounted under a
+// prefix.
 "use strict";
 
 (() => {
@@ -87,6 +89,10 @@
     return node;
   }
 
+  function count(n, noun) {
+    return `${n} ${noun}${n === 1 ? "" : "s"}`;
+  }
+
   function shorten(text, limit) {
     const flat = text.replace(/\s+/g, " ").trim();
     return flat.length > limit ? `${flat.slice(0, limit - 1)}…` : flat;
@@ -117,8 +123,8 @@
       list.replaceChildren(...docs.map((d) => el("li", {},
         el("button", { type: "button", class: "doc", "data-doc": d.id, onclick: () => showDocument(d.id) },
           el("span", { class: "doc-title" }, d.title || d.id),
-          el("span", { class: "muted" }, [docMeta(d), `${d.n_chunks} passages`].filter(Boolean).join(" · "))))));
-      if (!docs.length) list.replaceChildren(el("li", { class: "muted" }, "No documents yet: run `rag ingest`."));
+          el("span", { class: "muted" }, [docMeta(d), count(d.n_chunks, "passage")].filter(Boolean).join(" · "))))));
+      if (!docs.length) list.replaceChildren(el("li", { class: "muted" }, "No documents yet: add one above, or run `rag ingest`."));
     } catch (error) {
       list.replaceChildren(el("li", { class: "error" }, `Could not list documents: ${error.message}`));
     }
@@ -131,6 +137,113 @@
       state.documents.set(id, pending);
     }
     return state.documents.get(id);
+  }
+
+  // ---- adding documents --------------------------------------------------------------------------------------
+
+  function tickerList(text) {
+    return text.split(/[\s,]+/).map((t) => t.trim().toUpperCase()).filter(Boolean);
+  }
+
+  async function addDocument(event) {
+    event.preventDefault();
+    const file = $("add-file").files[0];
+    const url = $("add-url").value.trim();
+    const tickers = tickerList($("add-tickers").value);
+    const status = $("add-status");
+    status.className = "error";
+    if (Boolean(file) === Boolean(url)) {
+      status.textContent = "Choose a file or enter a web address (one of them).";
+      return;
+    }
+    let body;
+    let extra = {};
+    if (file) {
+      body = new FormData();  // the browser sets the multipart boundary itself
+      body.append("file", file);
+      if (tickers.length) body.append("metadata", JSON.stringify({ tickers }));
+    } else {
+      body = JSON.stringify({ url, tickers });
+      extra = { "Content-Type": "application/json" };
+    }
+    $("add").disabled = true;
+    status.className = "muted";
+    status.textContent = "Adding… (embedding its passages)";
+    try {
+      const response = await fetch("v1/documents", { method: "POST", headers: headers(extra), body });
+      if (!response.ok) throw new Error(await errorText(response));
+      const report = await response.json();
+      const changed = [...report.added, ...report.updated];
+      status.textContent = changed.length ? `Added ${changed.join(", ")} (${count(report.chunks, "passage")})`
+        : `Already indexed, unchanged: ${report.unchanged.join(", ")}`;
+      $("add-form").reset();
+      await loadDocuments();
+    } catch (error) {
+      status.className = "error";
+      status.textContent = error.message;
+    } finally {
+      $("add").disabled = false;
+    }
+  }
+
+  // ---- sentiment ---------------------------------------------------------------------------------------------
+
+  function signed(score) {
+    return `${score < 0 ? "−" : "+"}${Math.abs(score).toFixed(2)}`;
+  }
+
+  // One document's score, its provenance and the passages that drove it, each opening in the viewer.
+  async function showEvidence(docId, item) {
+    const old = item.querySelector(".evidence");
+    if (old) {
+      old.remove();
+      return;
+    }
+    const box = el("div", { class: "evidence" }, el("p", { class: "muted" }, "Loading evidence…"));
+    item.append(box);
+    try {
+      const scored = await getJSON(`v1/documents/${encodeURIComponent(docId)}/sentiment`);
+      const notes = [el("span", { class: "muted" }, `${scored.model} · prompt ${scored.prompt}`)];
+      if (scored.offline_provider) {
+        notes.unshift(el("span", { class: "badge", title: scored.model }, "offline classifier, not a language model"));
+      }
+      box.replaceChildren(
+        el("p", { class: "notes" }, notes),
+        scored.rationale ? el("p", { class: "muted" }, scored.rationale) : "",
+        el("ol", { class: "sources" }, scored.evidence.map((c) => el("li", {},
+          el("button", { type: "button", class: "cite", "data-n": c.n, onclick: () => openViewer(c.doc_id, c,
+            `Evidence [${c.n}] for the score`) }, `[${c.n}]`), " ",
+          el("span", { class: "muted" }, `“${shorten(c.quote, 140)}”`)))));
+    } catch (error) {
+      box.replaceChildren(el("p", { class: "error" }, error.message));
+    }
+  }
+
+  async function showSentiment(event) {
+    event.preventDefault();
+    const ticker = $("ticker").value.trim().toUpperCase();
+    const box = $("sentiment");
+    if (!ticker) return;
+    box.dataset.state = "loading";
+    box.replaceChildren(el("p", { class: "muted" }, `Scoring ${ticker}… (documents not yet scored are scored now)`));
+    try {
+      const rollup = await getJSON(`v1/sentiment?ticker=${encodeURIComponent(ticker)}`);
+      box.replaceChildren(
+        el("p", {}, el("span", { class: "score", "data-sign": rollup.score < 0 ? "-" : "+" }, signed(rollup.score)),
+          ` ${rollup.label} · ${rollup.ticker}`),
+        el("p", { class: "muted", title: rollup.method }, `${rollup.model} · confidence ${rollup.confidence.toFixed(2)}`),
+        el("ul", {}, rollup.documents.map((d) => {
+          const item = el("li", { "data-doc": d.doc_id });
+          item.append(el("button", { type: "button", class: "passage", onclick: () => showEvidence(d.doc_id, item) },
+            d.title || d.doc_id), " ", el("span", { class: "muted" },
+            [`${signed(d.score)} ${d.label}`, `weight ${Math.round(d.weight * 100)}%`, d.date].filter(Boolean).join(" · ")));
+          return item;
+        })));
+      box.dataset.state = "done";
+    } catch (error) {
+      box.replaceChildren(el("p", { class: "error" }, error.message));
+      box.dataset.state = "error";
+    }
   }
 
   // ---- the passage viewer ------------------------------------------------------------------------------------
@@ -247,7 +360,8 @@
       let raw = "";
       for await (const event of serverEvents(response)) {
         if (event.event === "token") {
-          // The model's raw text, shown as it arrives; replaced by the checked answer at the end.
+          // Checked text, a sentence at a time (the server holds back what the checks could still reject);
+          // replaced by the rendered answer, with its citation buttons, at the end.
           raw += event.data;
           answerBox.replaceChildren(el("p", { class: "answer-text streaming" }, raw));
         } else if (event.event === "answer") {
@@ -290,6 +404,8 @@
   // ---- wiring ------------------------------------------------------------------------------------------------
 
   $("ask-form").addEventListener("submit", submit);
+  $("add-form").addEventListener("submit", addDocument);
+  $("sentiment-form").addEventListener("submit", showSentiment);
   $("question").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey) {
       event.preventDefault();
