@@ -134,6 +134,11 @@ def search(query: str, k: Annotated[int, typer.Option("-k", min=1, max=100, help
         return
     if not passages:
         out.print("no passages")
+    else:
+        weight = lib.settings.retrieval.bm25_weight
+        meaning = {"hybrid": f"fused rank (dense + {weight:g} x BM25 reciprocal ranks; compare within this list "
+                             "only)", "bm25": "BM25", "dense": "cosine similarity"}[mode]
+        out.print(f"[dim]score: {meaning}[/dim]")
     for rank, p in enumerate(passages, start=1):
         snippet = " ".join(p.text.split())[:240]
         out.print(f"[bold]{rank}.[/bold] {p.score:.4f}  {p.title} [dim]({p.doc_id} {p.start}:{p.end}"

@@ -123,7 +123,9 @@ class Passage(BaseModel):
     doc_type: str | None
     date: Date | None
     company: str | None = Field(None, description="The document's company (metadata `company`), if known.")
-    score: float = Field(description="Fused (reciprocal-rank) score.")
+    score: float = Field(description="What the results are ordered by: in hybrid mode the fused reciprocal-rank "
+                         "score (weight / (60 + rank), summed over dense and BM25; compare within one list only), in "
+                         "bm25 mode the BM25 score, in dense mode the cosine similarity.")
     dense_score: float | None = Field(None, description="Cosine similarity to the query, if ranked by dense.")
     bm25_score: float | None = Field(None, description="BM25 score, if ranked by BM25.")
 

@@ -102,10 +102,20 @@ def search(snapshot: Snapshot, embedder: Embedder, query: str, settings: Retriev
             start=rows[r]["start"], end=rows[r]["end"], page=rows[r]["page"], source_url=rows[r]["source_url"],
             tickers=json.loads(rows[r]["tickers"]), doc_type=rows[r]["doc_type"], date=rows[r]["date"],
             company=rows[r]["company"],
-            score=fused[r], dense_score=dense_scores.get(r), bm25_score=bm25_scores.get(r),
+            score=_ranked_by(mode, fused[r], dense_scores.get(r), bm25_scores.get(r)),
+            dense_score=dense_scores.get(r), bm25_score=bm25_scores.get(r),
         )
         for r in top
     ]
+
+
+def _ranked_by(mode: Mode, fused: float, dense: float | None, bm25: float | None) -> float:
+    """The score the results are ordered by: BM25 in bm25 mode, cosine in dense mode, the fused rank in hybrid."""
+    if mode == "bm25" and bm25 is not None:
+        return bm25
+    if mode == "dense" and dense is not None:
+        return dense
+    return fused
 
 
 def _diverse(snapshot: Snapshot, ranked: list[int], k: int, per_document: int) -> list[int]:

@@ -42,6 +42,16 @@ def test_arpu_17_percent_finds_home_telecom(seeded: Library) -> None:
     assert "Home Telecom reported a 17% ARPU increase" in seeded.search("customer ARPU rise 17%", mode="bm25")[0].text
 
 
+def test_each_mode_scores_by_what_it_ranks_by(seeded: Library) -> None:
+    query = "customer ARPU rise 17%"
+    bm25, dense, hybrid = (seeded.search(query, k=5, mode=m) for m in ("bm25", "dense", "hybrid"))
+    assert [p.score for p in bm25] == [p.bm25_score for p in bm25] and bm25[0].score > 1
+    assert [p.score for p in dense] == [p.dense_score for p in dense] and 0 < dense[0].score <= 1
+    for hits in (bm25, dense, hybrid):
+        assert [p.score for p in hits] == sorted((p.score for p in hits), reverse=True)
+    assert hybrid[0].score <= 2.5 / 61  # weighted reciprocal ranks: at most (1 + 1.5) / (60 + 1)
+
+
 def test_every_chunk_span_equals_document_text(seeded: Library) -> None:
     snap = seeded.snapshot()
     for info in seeded.list_documents():
