@@ -334,8 +334,9 @@ def main() -> int:
             started = time.monotonic()
             log("$ " + " ".join(cmd))
             code = subprocess.run(cmd, cwd=ROOT, env=env).returncode
-            runs.append({"suite": suite, "command": " ".join(cmd[1:]), "exit": code, "threads": n_threads,
-                         "seconds": round(time.monotonic() - started), "date": time.strftime("%Y-%m-%d %H:%M")})
+            runs.append({"suite": suite, "command": " ".join(cmd[1:]).replace(f"{ROOT}/", ""), "exit": code,
+                         "threads": n_threads, "seconds": round(time.monotonic() - started),
+                         "date": time.strftime("%Y-%m-%d %H:%M")})
             log(f"{suite}: exit {code} ({'gate passed' if code == 0 else 'gate failed' if code == 1 else 'error'}) "
                 f"in {runs[-1]['seconds']} s")
             if code not in (0, 1):
@@ -376,8 +377,9 @@ def summary(card: dict, out: Path) -> str:
     for report in reports:
         if report.get("subset"):
             s = report["subset"]
-            lines.append(f"- {report['suite']}: subset of {s['items']} of {s['of']} items (split {s['split']}, "
-                         f"limit {s['limit']}, spread evenly over the gold file)")
+            split = f"the {s['split']} split, " if s["split"] else ""
+            lines.append(f"- {report['suite']}: subset of {s['items']} of {s['of']} items ({split}limit {s['limit']}, "
+                         "spread evenly over the gold file)")
     thresholds = load_thresholds(ROOT / "eval" / "thresholds.yaml")
     return "\n".join(lines) + "\n\n" + summary_table(reports, thresholds)
 
