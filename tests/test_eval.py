@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from rag.errors import BadInputError
 from rag.evaluation import financebench, phrasebank
 from rag.evaluation.gate import run_gate
 from rag.evaluation.gold import GoldItem, load_suite
 from rag.evaluation.report import check_thresholds, markdown
+from rag.evaluation.runner import spread
 from rag.evaluation.seeds import run
 from rag.library import Library
 from rag.providers import registry
@@ -75,6 +77,31 @@ def test_unknown_suite_is_a_usage_error(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "rag", "eval", "--suite", "nope", "--out", str(tmp_path)],
                          capture_output=True, text=True, env=os.environ.copy())
     assert res.returncode == 2 and "available: seeds, earnings, phrasebank, financebench" in res.stderr
+
+
+def test_spread_takes_items_evenly_over_the_list() -> None:
+    assert spread(list(range(10)), 4) == [0, 2, 5, 7]
+    assert spread(list(range(3)), 5) == [0, 1, 2] and spread(list(range(3)), None) == [0, 1, 2]
+
+
+def test_a_subset_run_is_deterministic_and_says_so(seeded_copy: Library, tmp_path: Path) -> None:
+    """`rag eval --suite earnings --split test --limit 4` (for slow local models): only test items, the same ones
+    every run, no dev metrics measured over nothing, and the report says it is a subset."""
+    thresholds = PROJECT_ROOT / "eval" / "thresholds.yaml"
+    index = seeded_copy.settings.index_dir
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for out in runs:
+        run_gate("earnings", seeded_copy.settings, None, out, thresholds, None, index, limit=4, split="test")
+    first, second = (json.loads((out / "earnings" / "report.json").read_text()) for out in runs)
+    assert [r["id"] for r in first["results"]] == [r["id"] for r in second["results"]]
+    assert first["subset"] == {"items": 4, "of": 112, "split": "test", "limit": 4}
+    assert {r["split"] for r in first["results"]} == {"test"} and first["metrics"]["test_items"] == 4.0
+    assert not any(name.startswith(("dev_", "retrieval_dev_")) for name in first["metrics"])
+    assert "**Subset**: 4 of 112 items (split test, limit 4" in (runs[0] / "earnings" / "report.md").read_text()
+    with pytest.raises(BadInputError, match="earnings suite only"):
+        run_gate("seeds", seeded_copy.settings, None, tmp_path, thresholds, None, index, split="test")
+    with pytest.raises(BadInputError, match="--limit"):
+        run_gate("all", seeded_copy.settings, None, tmp_path, thresholds, None, index, limit=3)
 
 
 def test_phrasebank_split_is_deterministic_and_disjoint() -> None:

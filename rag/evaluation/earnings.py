@@ -122,6 +122,8 @@ def run(lib: Library, suite: EarningsSuite, k: int = 5, model: str | None = None
     retrieval: dict[str, dict[str, float]] = {}
     for split in ("dev", "test"):
         in_split = [r for r in results if r["split"] == split]
+        if not in_split:  # a run of one split (`rag eval --split`) measures nothing of the other
+            continue
         metrics.update({f"{split}_{name}": value for name, value in _split_metrics(in_split).items()})
         answerable = [i for i in suite.items if i.split == split and not i.abstain]
         found = retrieval_metrics(lib, [

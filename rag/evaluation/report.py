@@ -46,6 +46,11 @@ def markdown(report: dict[str, Any], thresholds: dict[str, dict[str, float]], fa
     models = ", ".join(f"{role} {name}" for role, name in report.get("models", {"model": report["model"]}).items())
     lines = [f"# Eval report: {report['suite']} ({report['questions']} items; {models})", "",
              "| metric | value | threshold | model |", "|---|---|---|---|"]
+    if report.get("subset"):
+        subset = report["subset"]
+        which = ", ".join(f"{k} {v}" for k, v in (("split", subset["split"]), ("limit", subset["limit"])) if v)
+        lines[1:1] = ["", f"**Subset**: {subset['items']} of {subset['of']} items ({which}; spread evenly over the "
+                          "gold file), not the whole suite.", ""]
     lines += [f"| {name} | {value} | {limit} | {model} |"
               for name, value, limit, model in _metric_rows(report, thresholds)]
     if report.get("retrieval"):

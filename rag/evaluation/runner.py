@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rag import llm
 from rag.errors import BadInputError
@@ -15,16 +15,39 @@ from rag.settings import PROJECT_ROOT, Settings
 
 SUITES = ("seeds", "earnings", "phrasebank", "financebench")
 GOLD_DIR = PROJECT_ROOT / "eval" / "gold"
+T = TypeVar("T")
 
 
-def run_suite(name: str, settings: Settings, model: str | None = None, index: Path | None = None) -> dict[str, Any]:
-    """Without `index`, the suite's documents are ingested into a temporary index first."""
+def spread(items: list[T], limit: int | None) -> list[T]:
+    """`limit` items spread evenly over the list, the same ones every run. Gold files are grouped by kind (figures,
+    comparisons, lists, abstentions...), so every kind keeps its share, which the first `limit` would not."""
+    if limit is None or limit >= len(items):
+        return items
+    return [items[i * len(items) // limit] for i in range(limit)]
+
+
+def check_subset(name: str, limit: int | None, split: str | None) -> None:
     if name not in SUITES:
         raise BadInputError(f"unknown suite {name!r}; available: {', '.join(SUITES)}")
+    if split is not None and (name != "earnings" or split not in ("dev", "test")):
+        raise BadInputError("--split is dev or test, for the earnings suite only")
+    if limit is not None and (limit < 1 or name == "phrasebank"):
+        raise BadInputError("--limit is a positive number of items, for the seeds, earnings and financebench suites")
+
+
+def run_suite(name: str, settings: Settings, model: str | None = None, index: Path | None = None,
+              limit: int | None = None, split: str | None = None) -> dict[str, Any]:
+    """Without `index`, the suite's documents are ingested into a temporary index first. `limit` runs that many
+    gold items (spread over the file) and `split` one earnings split: a deterministic subset for models too slow
+    for the whole suite (a local model on 2 cores), recorded in the report as `subset`."""
+    check_subset(name, limit, split)
+    total = 0
     with tempfile.TemporaryDirectory() as tmp:
         lib = Library(settings.model_copy(update={"index_dir": index or Path(tmp) / "index"}))
         if name == "seeds":
             gold = load_suite(GOLD_DIR / "seeds.yaml")
+            total = len(gold.items)
+            gold = gold.model_copy(update={"items": spread(gold.items, limit)})
             if index is None:
                 ingested = lib.add_paths([PROJECT_ROOT / gold.documents])
                 if not ingested.ok:
@@ -32,6 +55,9 @@ def run_suite(name: str, settings: Settings, model: str | None = None, index: Pa
             result = seeds.run(lib, gold, model=model)
         elif name == "earnings":
             gold = earnings.load()
+            total = len(gold.items)
+            in_split = [i for i in gold.items if split is None or i.split == split]
+            gold = gold.model_copy(update={"items": spread(in_split, limit)})
             if index is None:
                 ingested = lib.add_paths([PROJECT_ROOT / p for p in (gold.documents, gold.extra_documents) if p])
                 if not ingested.ok:
@@ -41,9 +67,13 @@ def run_suite(name: str, settings: Settings, model: str | None = None, index: Pa
             result = phrasebank.run(lib, model=model)
         else:
             documents, questions = financebench.load()
+            total = len(questions)
+            questions = spread(questions, limit)
             if index is None:
                 lib.add_documents(documents)
             result = financebench.run(lib, questions, model=model)
+    if limit is not None or split is not None:
+        result["subset"] = {"items": result["questions"], "of": total, "split": split, "limit": limit}
     models = models_used(name, settings, model)
     result["models"] = models
     result["metric_models"] = {metric: models[metric_role(name, metric)] for metric in result["metrics"]}
