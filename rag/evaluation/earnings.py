@@ -97,15 +97,18 @@ def _split_metrics(results: list[dict[str, Any]]) -> dict[str, float]:
     answerable = [r for r in results if not r["should_abstain"]]
     citations = [c for r in answerable for c in r["citations"]]
     abstained = [r for r in results if r["abstained"]]
-    return {
+    must_abstain = [r["abstained"] for r in results if r["should_abstain"]]
+    metrics = {
         "fact_accuracy": share([r["ok"] for r in answerable]),
         # Over zero citations precision is 0, not 1: an answer that cites nothing supports nothing.
         "citation_precision": share([c["supports_fact"] for c in citations]),
         "wrong_company_citations": float(sum(c["wrong_company"] for r in results for c in r["citations"])),
-        "abstention_recall": share([r["abstained"] for r in results if r["should_abstain"]]),
         "abstention_precision": share([r["should_abstain"] for r in abstained]) if abstained else 1.0,
         "items": float(len(results)),
     }
+    if must_abstain:  # a subset (rag eval --limit) without must-abstain items measures no abstention recall
+        metrics["abstention_recall"] = share(must_abstain)
+    return metrics
 
 
 def run(lib: Library, suite: EarningsSuite, k: int = 5, model: str | None = None) -> dict[str, Any]:
