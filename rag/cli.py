@@ -378,14 +378,15 @@ def run_eval(suite: Annotated[str, typer.Option(help="seeds, earnings, phraseban
         raise typer.Exit(1)
 
 
-index_app = typer.Typer(help="Verify and repair the on-disk index.", no_args_is_help=True)
+index_app = typer.Typer(help="Verify, repair, compact and migrate the on-disk index.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 
 
 @index_app.command("check")
 def index_check(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
-    """Verify every file of every kept generation (SQLite, FAISS and BM25 open, and their chunk counts and ids
-    agree). Exits 6 when the current generation or the manifest is damaged."""
+    """Verify every segment of every kept generation (each file has its recorded size, SQLite, FAISS and the BM25
+    postings open, and their chunk counts and ids agree). Exits 6 when the current generation or the manifest is
+    damaged."""
     lib = _library(index)
     with _errors():
         report = lib.check_index()
@@ -404,7 +405,7 @@ def index_check(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
 @index_app.command("repair")
 def index_repair(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     """Point the index at the newest intact generation when the current one is damaged, and say which documents
-    that loses (re-ingest them). The damaged folder is kept as .damaged-gen-N-TIME."""
+    that loses (re-ingest them). Damaged segments are kept as .damaged-seg-N-TIME."""
     lib = _library(index)
     with _errors():
         report = lib.repair_index()
@@ -412,6 +413,27 @@ def index_repair(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
         out.print_json(report.model_dump_json())
     else:
         out.print(report.message, highlight=False)
+
+
+@index_app.command("compact")
+def index_compact(index: IndexOpt = None) -> None:
+    """Merge every segment into one and drop deleted documents' tombstones (writes do this for the newest small
+    segments on their own once there are more than RAG_INDEX__MAX_SEGMENTS)."""
+    lib = _library(index)
+    with _errors():
+        before = lib.stats()["segments"] if lib.exists() else 0
+        generation = lib.compact_index()
+    out.print(f"{before} segment(s) -> {lib.stats()['segments']}; generation {generation}", highlight=False)
+
+
+@index_app.command("migrate")
+def index_migrate(index: IndexOpt = None) -> None:
+    """Convert an index written by an older rag (format 2: a whole copy per generation) to segments, in place.
+    Needs no model: vectors are kept, the BM25 postings are rebuilt from the stored chunk texts."""
+    lib = _library(index)
+    with _errors():
+        generation = lib.migrate_index()
+    out.print(f"index is format 3 (segments), generation {generation}", highlight=False)
 
 
 @app.command()

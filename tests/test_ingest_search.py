@@ -97,9 +97,19 @@ def test_update_replaces_chunks_and_delete_removes(seeded_copy: Library, tmp_pat
     seeded_copy.delete(SEED_NOTE)
     assert [d.id for d in seeded_copy.list_documents()] == [SEED_MAP]
     assert all(p.doc_id == SEED_MAP for p in seeded_copy.search("Q4 revenue RPO", k=10))
-    assert seeded_copy.snapshot().faiss_index.ntotal == seeded_copy.stats()["chunks"]
+    snap = seeded_copy.snapshot()
+    assert sum(int(s.live.sum()) for s in snap.segments) == seeded_copy.stats()["chunks"]
+    assert snap.manifest.segments[0].deleted == [SEED_NOTE]  # a tombstone: the seeds' segment was not rewritten
     with pytest.raises(NotFoundError):
         seeded_copy.delete(SEED_NOTE)
+    # Compaction drops the tombstones and the replaced rows: one segment holding exactly the live chunks.
+    before = seeded_copy.search("Q4 revenue RPO", k=5)
+    seeded_copy.compact_index()
+    snap = seeded_copy.snapshot()
+    assert len(snap.segments) == 1 and not snap.manifest.segments[0].deleted
+    assert snap.segments[0].vectors.shape[0] == seeded_copy.stats()["chunks"] == snap.manifest.segments[0].chunks
+    after = seeded_copy.search("Q4 revenue RPO", k=5)
+    assert [(p.chunk_id, round(p.score, 6)) for p in after] == [(p.chunk_id, round(p.score, 6)) for p in before]
 
 
 def test_failure_mid_write_keeps_previous_index(seeded_copy: Library, monkeypatch, tmp_path: Path) -> None:
@@ -129,13 +139,13 @@ def test_kill_9_mid_write_keeps_previous_index(seeded_copy: Library, tmp_path: P
     extra.write_text("Globex reported record backlog of $5 billion in the third quarter.")
     script = textwrap.dedent(f"""
         import time, pathlib
-        import rag.index
+        import rag.index.segment
         from rag.library import Library
         from rag.settings import Settings
         def stall(path):
             pathlib.Path({str(marker)!r}).write_text("x")
             time.sleep(60)
-        rag.index._fsync_tree = stall
+        rag.index.segment.fsync_tree = stall
         Library(Settings(index_dir=pathlib.Path({str(seeded_copy.settings.index_dir)!r}))).add_paths(
             [pathlib.Path({str(extra)!r})])
     """)
