@@ -3,6 +3,7 @@ within the model's token limit."""
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import pytest
 

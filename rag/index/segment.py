@@ -65,15 +65,18 @@ def flat_view(index: Any, dim: int) -> np.ndarray:
 def build_segment(folder: Path, name: str, fill: Callable[[sqlite3.Connection], None], vectors: np.ndarray,
                   postings: Postings, dim: int, ann: AnnSettings | None) -> SegmentInfo:
     """Write a segment into `folder` (a staging folder: the caller renames it into place). `fill` inserts the
-    documents and chunks; `vectors` and `postings` rows follow the chunks' rowid order."""
+    documents and chunks (BEGIN/COMMIT its own); `vectors` and `postings` rows follow the chunks' rowid order."""
     import faiss
 
     folder.mkdir(parents=True)
-    db = sqlite3.connect(folder / "store.sqlite")
+    db = sqlite3.connect(folder / "store.sqlite", isolation_level=None)
     try:
+        # No journal and no syncs of SQLite's own: the file is new, and the whole segment is fsynced before the
+        # manifest can name it (a crash before that leaves a staging folder, removed by the next writer).
+        db.execute("PRAGMA journal_mode = OFF")
+        db.execute("PRAGMA synchronous = OFF")
         db.executescript(SCHEMA)
-        fill(db)
-        db.commit()
+        fill(db)  # in autocommit mode: it runs its own transactions (ATTACH cannot run inside one)
         documents = db.execute("SELECT count(*) FROM documents").fetchone()[0]
         rowids = np.array([r[0] for r in db.execute("SELECT rowid FROM chunks ORDER BY rowid")], dtype=np.int64)
     finally:
@@ -268,7 +271,7 @@ class Segment:
             stored = np.array([r[0] for r in self.query("SELECT rowid FROM chunks ORDER BY rowid")], dtype=np.int64)
             documents = self.query("SELECT count(*) FROM documents")[0][0]
             if documents != self.info.documents or len(stored) != self.info.chunks:
-                problems.append(f"store.sqlite: {documents} documents and {len(stored)} chunks, the segment should hold "
+                problems.append(f"store.sqlite: {documents} documents and {len(stored)} chunks, the segment holds "
                                 f"{self.info.documents} and {self.info.chunks}")
         except IndexDamagedError as exc:
             problems.append(f"store.sqlite: unreadable ({str(exc).split('(')[-1].split(')')[0]})")

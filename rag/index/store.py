@@ -33,7 +33,6 @@ from rag.index.manifest import (
     Manifest,
     SegmentInfo,
     damaged,
-    fsync_dir,
     generation_numbers,
     is_disk_full,
     manifest_copy,
@@ -67,6 +66,7 @@ def _now() -> str:
 def _insert_upserts(db: sqlite3.Connection, upserts: Sequence[DocumentUpsert], first_rowid: int) -> None:
     now = _now()
     rowid = first_rowid
+    db.execute("BEGIN")
     for up in upserts:
         doc = up.document
         db.execute(
@@ -79,6 +79,7 @@ def _insert_upserts(db: sqlite3.Connection, upserts: Sequence[DocumentUpsert], f
             db.execute('INSERT INTO chunks (rowid, id, doc_id, ordinal, start, "end", page, text) '
                        'VALUES (?,?,?,?,?,?,?,?)', (rowid, c.id, c.doc_id, c.ordinal, c.start, c.end, c.page, c.text))
             rowid += 1
+    db.execute("COMMIT")
 
 
 def plan_merge(live_chunks: Sequence[int], max_segments: int) -> int | None:
@@ -271,8 +272,7 @@ class IndexStore:
         target.parent.mkdir(exist_ok=True)
         if target.exists():  # left by a crash after the rename, before the manifest switch (or before a repair)
             shutil.rmtree(target)
-        os.rename(staging, target)
-        fsync_dir(target.parent)
+        os.rename(staging, target)  # made durable with the manifest (rag.index.store.IndexStore._publish)
         return info
 
     def _compact(self, manifest: Manifest, start: int) -> Manifest:
@@ -289,6 +289,7 @@ class IndexStore:
             def fill(db: sqlite3.Connection) -> None:
                 for segment in opened:
                     db.execute("ATTACH DATABASE ? AS src", (f"file:{segment.folder / 'store.sqlite'}?mode=ro",))
+                    db.execute("BEGIN")
                     dead = sorted(segment.deleted)
                     marks = ",".join("?" * len(dead))
                     skip = f"WHERE id NOT IN ({marks})" if dead else ""
@@ -296,7 +297,7 @@ class IndexStore:
                     db.execute(f"INSERT INTO documents SELECT * FROM src.documents {skip}", dead)
                     db.execute(f"INSERT INTO chunks SELECT * FROM src.chunks {skip_chunks} ORDER BY rowid",
                                dead)
-                    db.commit()
+                    db.execute("COMMIT")
                     db.execute("DETACH DATABASE src")
 
             try:
@@ -315,11 +316,17 @@ class IndexStore:
         return result
 
     def _publish(self, manifest: Manifest) -> None:
-        """Keep a copy of the generation's manifest (the fallback record), then point the index at it."""
+        """Keep a copy of the generation's manifest (the fallback record), then point the index at it. The copy,
+        the segments folder (holding the new segment's name) and the new manifest are flushed together, before the
+        switch."""
         text = manifest.model_dump_json(indent=2)
-        manifest_copy(self.root, manifest.generation).parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(manifest_copy(self.root, manifest.generation), text)
-        write_atomic(self.manifest_path, text)
+        copy = manifest_copy(self.root, manifest.generation)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        tmp = copy.parent / f".{copy.name}.{os.getpid()}.tmp"
+        tmp.write_text(text, "utf-8")
+        segments = self.root / "segments"
+        write_atomic(self.manifest_path, text, also_sync=[tmp, *([segments] if segments.is_dir() else [])])
+        os.replace(tmp, copy)  # durable with the next flush of manifests/; the root manifest is the commit point
 
     def publish(self, manifest: Manifest) -> None:
         """Point the index at `manifest` (repair: an older generation's)."""
@@ -406,9 +413,10 @@ class IndexStore:
 
             def fill(db: sqlite3.Connection) -> None:
                 db.execute("ATTACH DATABASE ? AS src", (f"file:{folder / 'store.sqlite'}?mode=ro",))
+                db.execute("BEGIN")
                 db.execute("INSERT INTO documents SELECT * FROM src.documents")
                 db.execute("INSERT INTO chunks SELECT * FROM src.chunks ORDER BY rowid")
-                db.commit()
+                db.execute("COMMIT")
                 db.execute("DETACH DATABASE src")
 
             info = self._install(seg_name(generation), fill, vectors,
