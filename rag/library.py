@@ -99,14 +99,13 @@ class Library:
         """The current generation, or, when it (or the manifest) is damaged, the newest intact older one with a
         `fallback_note` saying what is missing. IndexDamagedError when no generation is intact."""
         try:
-            snapshot = self.store.open()
+            snapshot = self.store.open(previous=self._snapshot)
         except IndexDamagedError as exc:
             manifest_gen = None
             reason = str(exc)
         else:
             if snapshot.generation not in self._damaged:
                 return snapshot
-            snapshot.close()
             manifest_gen, reason = snapshot.generation, self._damaged[snapshot.generation]
         if manifest_gen is None and "manifest" not in reason:
             manifest_gen = self.store.read_manifest().generation  # type: ignore[union-attr]  # it was readable

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import faiss
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -265,8 +265,8 @@ def test_cli_reports_bad_input_without_tracebacks(tmp_path: Path) -> None:
 
 # ---- damaged index: check, repair, fallback -----------------------------------------------------------------
 CORRUPTIONS = {
-    "vectors.faiss emptied": ("vectors.faiss", "empty"),
-    "vectors.faiss truncated": ("vectors.faiss", "truncate"),
+    "vectors.npy emptied": ("vectors.npy", "empty"),
+    "vectors.npy truncated": ("vectors.npy", "truncate"),
     "store.sqlite emptied": ("store.sqlite", "empty"),
     "store.sqlite truncated": ("store.sqlite", "truncate"),
     "rowids.npy emptied": ("rowids.npy", "empty"),
@@ -342,16 +342,16 @@ def test_damaged_generation_is_checked_falls_back_and_repairs(two_generations: L
 def test_bytes_changed_in_place_are_found_by_check_and_repaired(two_generations: Library) -> None:
     """Readers check file sizes only; `rag index check` reads every byte against the recorded checksums."""
     root = two_generations.settings.index_dir
-    _damage(root / "segments" / "seg-000002", "vectors.faiss", "flip")
+    _damage(root / "segments" / "seg-000002", "vectors.npy", "flip")
     check = check_index(two_generations.store)
-    assert not check.ok and "seg-000002/vectors.faiss: changed on disk" in " ".join(check.generations[0].problems)
+    assert not check.ok and "seg-000002/vectors.npy: changed on disk" in " ".join(check.generations[0].problems)
     report = two_generations.repair_index()
     assert report.to_generation == 1 and report.lost_documents == ["acme-q3"]
     assert check_index(two_generations.store).ok
     assert list(root.glob(".damaged-seg-000002-*"))
 
 
-@pytest.mark.parametrize("name", ["vectors.faiss", "postings.npz"])
+@pytest.mark.parametrize("name", ["vectors.npy", "postings.npz"])
 def test_damage_found_at_first_search_falls_back(two_generations: Library, name: str) -> None:
     """Vectors and BM25 load lazily: generation 2 opened fine (documents readable), then turns out damaged."""
     lib = Library(two_generations.settings, embedder=two_generations.embedder)
@@ -383,13 +383,13 @@ def test_damaged_manifest_falls_back_and_repairs(two_generations: Library) -> No
 
 def test_damage_without_fallback_is_503_with_a_reason(seeded_copy: Library) -> None:
     root = seeded_copy.settings.index_dir
-    _damage(root / "segments" / "seg-000001", "vectors.faiss", "empty")
+    _damage(root / "segments" / "seg-000001", "vectors.npy", "empty")
     lib = Library(seeded_copy.settings, embedder=seeded_copy.embedder)
     with client_for(lib) as c:
         for r in (c.get("/health"), c.post("/v1/search", json={"query": "revenue"}),
                   c.post("/v1/ask", json={"question": "What was Calix's Q4 revenue?"})):
             assert r.status_code == 503, r.text
-            assert "vectors.faiss" in r.json()["error"]["message"]
+            assert "vectors.npy" in r.json()["error"]["message"]
             _clean(r)
         assert c.get("/metrics").status_code == 200
         r = c.post("/v1/documents", json=NEW_DOC, headers=AUTH)  # a write on top of damage is refused
@@ -402,9 +402,9 @@ def test_disk_full_is_a_clear_error_and_keeps_the_index(seeded_copy: Library, mo
     before = seeded_copy.stats()
 
     def full(*_args, **_kwargs):
-        raise RuntimeError("Error in faiss::FileIOWriter: write failed: No space left on device")
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(faiss, "write_index", full)
+    monkeypatch.setattr(np, "save", full)
     with pytest.raises(StorageFullError, match="no space left"):
         seeded_copy.add_text(NEW_DOC["text"], NEW_DOC["id"])
     with client_for(seeded_copy) as c:

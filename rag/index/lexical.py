@@ -126,33 +126,45 @@ class Postings:
         return postings
 
 
-def bm25_scores(tokens: Sequence[str], segments: Sequence[tuple[Postings, np.ndarray]]) -> list[np.ndarray]:
-    """BM25 of every chunk of every segment for a tokenised query (duplicates count twice, as in bm25s), with N,
-    df and avgdl over the live chunks (mask True) of all segments. Dead chunks score 0."""
-    live_len = [(p.doc_len * live) for p, live in segments]
-    n_docs = sum(int(live.sum()) for _, live in segments)
-    scores = [np.zeros(len(p.doc_len), dtype=np.float32) for p, _ in segments]
-    if not n_docs:
-        return scores
-    avgdl = float(sum(float(x.sum()) for x in live_len)) / n_docs
-    norms = [K1 * (1 - B + B * p.doc_len / avgdl) for p, _ in segments]
-    for term, repeats in Counter(tokens).items():
-        hits = []
-        df = 0
-        for (postings, live), norm in zip(segments, norms, strict=True):
-            found = postings.lookup(term)
-            if found is None:
-                hits.append(None)
+class Corpus:
+    """BM25 over segments as one collection: N and avgdl over the live chunks (mask True) of all of them, and
+    each chunk's length normalisation, computed once per snapshot rather than per query."""
+
+    def __init__(self, segments: Sequence[tuple[Postings, np.ndarray]]) -> None:
+        self.segments = segments
+        self.n_docs = sum(int(live.sum()) for _, live in segments)
+        total = sum(float(p.doc_len[live].sum()) for p, live in segments)
+        avgdl = total / self.n_docs if self.n_docs else 1.0
+        self.norms = [K1 * (1 - B + B * p.doc_len / avgdl) for p, _ in segments]
+
+    def scores(self, tokens: Sequence[str]) -> list[np.ndarray]:
+        """BM25 of every chunk of every segment for a tokenised query (duplicates count twice, as in bm25s);
+        dead chunks score 0, and df counts live chunks only."""
+        scores = [np.zeros(len(p.doc_len), dtype=np.float32) for p, _ in self.segments]
+        if not self.n_docs:
+            return scores
+        for term, repeats in Counter(tokens).items():
+            hits = []
+            df = 0
+            for (postings, live), norm in zip(self.segments, self.norms, strict=True):
+                found = postings.lookup(term)
+                if found is None:
+                    hits.append(None)
+                    continue
+                docs, tf = found
+                alive = live[docs]
+                docs, tf = docs[alive], tf[alive]
+                df += len(docs)
+                hits.append((docs, tf / (tf + norm[docs])))
+            if not df:
                 continue
-            docs, tf = found
-            alive = live[docs]
-            docs, tf = docs[alive], tf[alive]
-            df += len(docs)
-            hits.append((docs, tf / (tf + norm[docs])))
-        if not df:
-            continue
-        idf = math.log(1 + (n_docs - df + 0.5) / (df + 0.5)) * repeats
-        for out, hit in zip(scores, hits, strict=True):
-            if hit is not None:
-                out[hit[0]] += (idf * hit[1]).astype(np.float32)
-    return scores
+            idf = math.log(1 + (self.n_docs - df + 0.5) / (df + 0.5)) * repeats
+            for out, hit in zip(scores, hits, strict=True):
+                if hit is not None:
+                    out[hit[0]] += (idf * hit[1]).astype(np.float32)
+        return scores
+
+
+def bm25_scores(tokens: Sequence[str], segments: Sequence[tuple[Postings, np.ndarray]]) -> list[np.ndarray]:
+    """One-off BM25 over segments (see Corpus)."""
+    return Corpus(segments).scores(tokens)

@@ -3,8 +3,9 @@
     segments/seg-000007/
         store.sqlite        documents and chunks; chunk rowid == the chunk's id everywhere (global, never reused)
         rowids.npy          chunk rowids in storage order (ascending): row p of the vectors and postings
-        vectors.faiss       IndexFlatIP of normalised vectors, memory-mapped when read
-        vectors.hnsw.faiss  an HNSW graph over the same rows, only for large merged segments
+        vectors.npy         normalised float32 vectors, memory-mapped when read (aligned, so BLAS runs on them: a
+                            FAISS IndexFlat file mapped with IO_FLAG_MMAP_IFC gave unaligned rows, 3x slower)
+        vectors.hnsw.faiss  a FAISS HNSW graph over the same rows, only for large merged segments
         postings.npz        term frequencies and chunk lengths (rag.index.lexical)
 
 A segment is written into a staging folder, fsynced, then renamed into place; it is never changed afterwards
@@ -13,6 +14,7 @@ A segment is written into a staging folder, fsynced, then renamed into place; it
 
 from __future__ import annotations
 
+import copy
 import json
 import sqlite3
 import threading
@@ -42,7 +44,6 @@ CREATE TABLE chunks (
 );
 CREATE INDEX chunks_doc ON chunks(doc_id);
 """
-FILES = ("store.sqlite", "rowids.npy", "vectors.faiss", "postings.npz")
 
 
 def index_texts(db: sqlite3.Connection, where: str = "", params: Sequence[object] = ()) -> list[tuple[int, str]]:
@@ -85,17 +86,15 @@ def build_segment(folder: Path, name: str, fill: Callable[[sqlite3.Connection], 
         raise ValueError(f"segment {name}: {len(rowids)} chunks, {len(vectors)} vectors, "
                          f"{len(postings.doc_len)} postings rows")
     np.save(folder / "rowids.npy", rowids)
-    flat = faiss.IndexFlatIP(dim)
-    if len(vectors):
-        flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(rowids), dim)
     hnsw = bool(ann and ann.method == "hnsw" and len(rowids) >= ann.hnsw_min_chunks)
     if hnsw:
         assert ann is not None
         graph = faiss.IndexHNSWFlat(dim, ann.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         graph.hnsw.efConstruction = ann.ef_construction
-        graph.add(flat_view(flat, dim))
+        graph.add(vectors)
         faiss.write_index(graph, str(folder / "vectors.hnsw.faiss"))
-    faiss.write_index(flat, str(folder / "vectors.faiss"))
+    np.save(folder / "vectors.npy", vectors)
     postings.save(folder / "postings.npz")
     fsync_tree(folder)
     return SegmentInfo(
@@ -126,6 +125,21 @@ class Segment:
             self._db.execute("SELECT count(*) FROM documents").fetchone()  # fails fast on a broken header/schema
         except sqlite3.Error as exc:
             raise damaged(self.where, "store.sqlite is unreadable", exc) from None
+
+    def reuse(self, info: SegmentInfo) -> Segment | None:
+        """This segment as listed by a newer manifest, sharing its open store and whatever it has loaded, or None
+        when `info` describes other files (a name reused after a repair). Only the tombstones may differ."""
+        if info.name != self.info.name or info.files != self.info.files or info.crc32 != self.info.crc32:
+            return None
+        self.check_sizes()
+        if info.deleted == self.info.deleted:
+            return self
+        clone = copy.copy(self)  # the connection, the locks and the loaded arrays are shared, not copied
+        clone.info = info
+        clone.deleted = frozenset(info.deleted)
+        clone.__dict__.pop("live", None)
+        clone.__dict__.pop("live_count", None)
+        return clone
 
     def check_sizes(self) -> None:
         for name, size in self.info.files.items():
@@ -174,6 +188,11 @@ class Segment:
             live[np.searchsorted(self.rowids, dead)] = False
         return live
 
+    @cached_property
+    def doc_of_row(self) -> list[str]:
+        """Document id of each row (position)."""
+        return [r[0] for r in self.query("SELECT doc_id FROM chunks ORDER BY rowid")]
+
     def rowids_of_documents(self, doc_ids: Sequence[str]) -> np.ndarray:
         rows: list[int] = []
         for start in range(0, len(doc_ids), 500):  # SQLite caps bound parameters
@@ -184,20 +203,13 @@ class Segment:
 
     @cached_property
     def vectors(self) -> np.ndarray:
-        return self._dense[1]
-
-    @cached_property
-    def _dense(self) -> tuple[Any, np.ndarray]:
-        def load() -> tuple[Any, np.ndarray]:
-            import faiss
-
-            index = faiss.read_index(str(self.folder / "vectors.faiss"), faiss.IO_FLAG_MMAP_IFC)
-            if index.ntotal != self.info.chunks or index.d != self.dim:
-                raise damaged(self.where, f"vectors.faiss holds {index.ntotal} {index.d}-d vectors for "
-                              f"{self.info.chunks} chunks")
-            return index, flat_view(index, self.dim)
-
-        return self._load("vectors.faiss", load)
+        # A plain ndarray view of the mapping (np.memmap's subclass hooks cost on every product).
+        vectors = self._load("vectors.npy", lambda: np.asarray(np.load(self.folder / "vectors.npy", mmap_mode="r",
+                                                                       allow_pickle=False)))
+        if vectors.shape != (self.info.chunks, self.dim) or vectors.dtype != np.float32:
+            raise damaged(self.where, f"vectors.npy holds {vectors.shape} {vectors.dtype} vectors for "
+                          f"{self.info.chunks} chunks")
+        return vectors
 
     @cached_property
     def hnsw(self) -> Any:
@@ -229,9 +241,9 @@ class Segment:
     def dense_search(self, vector: np.ndarray, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
         """Top n (rowid, cosine) among live rows (and `allowed` rowids of this segment, when given)."""
         candidates = None if allowed is None else self.positions(allowed)
-        if self.deleted:
-            candidates = np.flatnonzero(self.live) if candidates is None else candidates[self.live[candidates]]
-        total = self.info.chunks if candidates is None else len(candidates)
+        if candidates is not None and self.deleted:
+            candidates = candidates[self.live[candidates]]
+        total = self.live_count if candidates is None else len(candidates)
         if not total:
             return []
         n = min(n, total)
@@ -242,15 +254,28 @@ class Segment:
             if candidates is not None:
                 params = faiss.SearchParametersHNSW(sel=faiss.IDSelectorBatch(candidates),
                                                     efSearch=self.hnsw.hnsw.efSearch)
+            elif self.deleted:
+                dead = faiss.IDSelectorBatch(np.flatnonzero(~self.live))
+                params = faiss.SearchParametersHNSW(sel=faiss.IDSelectorNot(dead), efSearch=self.hnsw.hnsw.efSearch)
             scores, pos = self.hnsw.search(vector.reshape(1, -1), n, params=params)
             return [(int(self.rowids[p]), float(s)) for p, s in zip(pos[0], scores[0], strict=True) if p >= 0]
         # A matrix-vector product on the memory-mapped rows beats IndexFlatIP's per-call overhead for single
-        # queries (issue #8 measured 7.1 vs 14.4 ms at 100k x 384).
-        scores = (self.vectors if candidates is None else self.vectors[candidates]) @ vector
+        # queries (issue #8 measured 7.1 vs 14.4 ms at 100k x 384); the tests check both agree. Tombstoned rows
+        # are scored and then masked: gathering the live rows would copy the whole matrix per query.
+        if candidates is None:
+            scores = self.vectors @ vector
+            if self.deleted:
+                scores[~self.live] = -np.inf
+        else:
+            scores = self.vectors[candidates] @ vector
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top])]
         pos = top if candidates is None else candidates[top]
         return [(int(self.rowids[p]), float(scores[t])) for p, t in zip(pos, top, strict=True)]
+
+    @cached_property
+    def live_count(self) -> int:
+        return int(self.live.sum()) if self.deleted else self.info.chunks
 
     def verify(self, dim: int | None, files: dict[str, int], crc32: dict[str, int]) -> list[str]:
         """Every problem found by reading every file in full (`rag index check`); `files` and `crc32`: the sizes
@@ -278,8 +303,7 @@ class Segment:
             stored = None
         checks: list[tuple[str, Callable[[], object]]] = [
             ("rowids.npy", lambda: stored is None or np.array_equal(self.rowids, stored) or "do not match the store"),
-            ("vectors.faiss", lambda: self.vectors.shape == (self.info.chunks, dim or self.dim)
-             or "another number or width of vectors than the store"),
+            ("vectors.npy", lambda: bool(np.isfinite(self.vectors).all()) or "holds non-finite values"),
             ("postings.npz", lambda: self.postings is not None),
         ]
         if "vectors.hnsw.faiss" in files:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ import numpy as np
 from rag.entities import EntityIndex, entity_words
 from rag.entities import build as build_entities
 from rag.errors import IndexDamagedError, NotFoundError
-from rag.index.lexical import bm25_scores
+from rag.index.lexical import Corpus
 from rag.index.manifest import Manifest, segment_dir
 from rag.index.segment import Segment, index_texts
 from rag.models import Chunk, Document, DocumentInfo, SearchFilters
@@ -63,7 +63,8 @@ class Snapshot:
     """One generation; safe to share between threads. Every segment's store opens at once; vectors and postings
     load on first search, so reads of documents stay cheap."""
 
-    def __init__(self, root: Path, manifest: Manifest, ann: AnnSettings | None = None) -> None:
+    def __init__(self, root: Path, manifest: Manifest, ann: AnnSettings | None = None,
+                 previous: Snapshot | None = None) -> None:
         self.root = root
         self.manifest = manifest
         self.generation = manifest.generation
@@ -73,19 +74,25 @@ class Snapshot:
         # Set on a snapshot served instead of a damaged newer generation: what readers are missing.
         self.fallback_note: str | None = None
         self.segments: list[Segment] = []
+        # A reader that follows a writer reuses the segments it already has open: a write then costs it one new
+        # small segment to load, not the whole index again.
+        known = {s.info.name: s for s in previous.segments} if previous is not None and not previous.damaged else {}
         try:
             for info in manifest.segments:
-                self.segments.append(Segment(segment_dir(root, info.name), info, manifest.dim, ann))
+                reused = known[info.name].reuse(info) if info.name in known else None
+                self.segments.append(reused or Segment(segment_dir(root, info.name), info, manifest.dim, ann))
         except IndexDamagedError:
-            self.close()
+            self.close(keep=set(map(id, known.values())))
             raise
         with_chunks = [s for s in self.segments if s.info.min_rowid is not None]
         self._by_rowid = with_chunks
         self._starts = [s.info.min_rowid for s in with_chunks]
 
-    def close(self) -> None:
+    def close(self, keep: Collection[int] = ()) -> None:
+        """Close the segments' stores, except those (by id) lent by another snapshot."""
         for segment in self.segments:
-            segment.close()
+            if id(segment) not in keep:
+                segment.close()
 
     def _guard(self, error: IndexDamagedError) -> IndexDamagedError:
         self.damaged = str(error)
@@ -102,6 +109,7 @@ class Snapshot:
         try:
             for segment in self.segments:
                 _ = segment.vectors, segment.postings, segment.live, segment.hnsw
+            _ = self._lexical
         except IndexDamagedError as exc:
             raise self._guard(exc) from None
 
@@ -171,10 +179,10 @@ class Snapshot:
                 hits = {w: h for w, h in hits.items() if h is not None}
                 if not hits:
                     continue
-                doc_of = {r[0]: r[1] for r in segment.query("SELECT rowid, doc_id FROM chunks")}
+                doc_of = segment.doc_of_row
                 for word, (positions, _tf) in hits.items():
                     live = positions[segment.live[positions]]
-                    docs_containing.setdefault(word, set()).update(doc_of[int(segment.rowids[p])] for p in live)
+                    docs_containing.setdefault(word, set()).update(doc_of[p] for p in live)
         except IndexDamagedError as exc:
             raise self._guard(exc) from None
         return build_entities(documents, docs_containing)
@@ -218,6 +226,11 @@ class Snapshot:
                 parts.append((segment, allowed[lo:hi]))
         return parts
 
+    @cached_property
+    def _lexical(self) -> Corpus:
+        """Statistics over every live chunk (not only the filtered ones: a filter never changed BM25 before)."""
+        return Corpus([(s.postings, s.live) for s in self._by_rowid])
+
     def vector_of(self, rowid: int) -> np.ndarray:
         segment = self._segment_of(rowid)
         try:
@@ -248,9 +261,7 @@ class Snapshot:
                     keep[segment.positions(rows)] = True
                     mask &= keep
                 parts.append((segment, mask))
-            # Statistics over every live chunk (not only the filtered ones), as a filter never changed BM25 before.
-            everything = [(s.postings, s.live) for s in self._by_rowid]
-            scores = dict(zip([id(s) for s in self._by_rowid], bm25_scores(tokens, everything), strict=True))
+            scores = dict(zip([id(s) for s in self._by_rowid], self._lexical.scores(tokens), strict=True))
         except IndexDamagedError as exc:
             raise self._guard(exc) from None
         hits: list[tuple[int, float]] = []

@@ -152,11 +152,12 @@ class IndexStore:
         except (OSError, IndexDamagedError, IndexMismatchError):
             return None
 
-    def open(self) -> Snapshot:
+    def open(self, previous: Snapshot | None = None) -> Snapshot:
+        """The current generation; `previous`, a snapshot this reader holds, lends it the segments they share."""
         manifest = self.read_manifest()
         if manifest is None:
             raise IndexMissingError(f"no index at {self.root}: run `rag ingest PATH` first")
-        return Snapshot(self.root, manifest, self.ann)
+        return Snapshot(self.root, manifest, self.ann, previous)
 
     def open_manifest(self, manifest: Manifest) -> Snapshot:
         return Snapshot(self.root, manifest, self.ann)
