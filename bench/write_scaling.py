@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from bench.common import load_transcripts, print_table, write_result  # noqa: E402
+from bench.search import build  # noqa: E402
 from rag.chunking import chunk_document, split_sentences  # noqa: E402
 from rag.index import DocumentUpsert, IndexStore  # noqa: E402
 from rag.library import Library  # noqa: E402
@@ -33,7 +34,6 @@ from rag.models import Chunk, Document  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 DIM = 384
-CHUNKS_PER_DOC = 100
 COLD_OPEN = """
 import sys, time
 from pathlib import Path
@@ -81,20 +81,6 @@ def upsert(doc: Document, chunks: list[Chunk], vectors: np.ndarray) -> DocumentU
     return DocumentUpsert(document=doc, chunks=chunks, vectors=vectors)
 
 
-def build(store: IndexStore, texts: list[str], rng: np.random.Generator) -> None:
-    upserts = []
-    for d, start in enumerate(range(0, len(texts), CHUNKS_PER_DOC)):
-        body = texts[start:start + CHUNKS_PER_DOC]
-        doc = Document(id=f"doc-{d}", text="\n".join(body), title=f"doc {d}")
-        chunks, offset = [], 0
-        for i, text in enumerate(body):
-            chunks.append(Chunk(id=f"{doc.id}-{i}", doc_id=doc.id, ordinal=i, start=offset, end=offset + len(text),
-                                text=text))
-            offset += len(text) + 1
-        upserts.append(upsert(doc, chunks, unit(rng, len(body))))
-    store.write(upserts, dim=DIM, backend="onnx")
-
-
 def disk_mb(root: Path) -> float:
     return round(sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 1e6, 1)
 
@@ -105,7 +91,8 @@ def measure(size: int, texts: list[str], queries: list[str], small: list[Documen
     root = tmp / f"index-{size}"
     store = IndexStore(root, settings.embedding.model_name, settings.retrieval.ann)
     started = time.perf_counter()
-    build(store, bulk_texts(texts, size), rng)
+    bulk = bulk_texts(texts, size)
+    build(root, bulk, unit(rng, len(bulk)), settings, "onnx")
     build_s = time.perf_counter() - started
     lib = Library(settings.model_copy(update={"index_dir": root}))
     lib.search(queries[0])  # loads the model and the index

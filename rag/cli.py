@@ -53,6 +53,21 @@ def _library(index: Path | None) -> Library:
     return Library(settings)
 
 
+RayOpt = Annotated[str | None, typer.Option(
+    "--ray", is_flag=False, flag_value="local", metavar="[ADDRESS]",
+    help="Run on Ray (ingest: embedding; rescore: scoring): alone, a local cluster in this process; or a cluster "
+    "address (auto, ray://HEAD:10001). Put it after the paths. Needs the `ray` extra.")]
+RayWorkersOpt = Annotated[int | None, typer.Option(min=1, help="Ray actors (default: one per CPU of the cluster).")]
+
+
+def _on_ray(lib: Library, address: str, workers: int | None) -> Library:
+    from rag.embedding.ray import RayEmbedder
+
+    with _errors():
+        embedder = RayEmbedder(lib.settings.embedding, lib.embedder, address, workers)  # type: ignore[arg-type]
+    return Library(lib.settings, embedder=embedder)
+
+
 def _filters(tickers: list[str] | None, doc_types: list[str] | None, date_from: str | None,
              date_to: str | None) -> SearchFilters:
     try:
@@ -93,9 +108,13 @@ def _progress(label: str) -> tuple[Callable[[int, int], None], Callable[[], None
 
 @app.command()
 def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or folders (.txt .md .html .pdf .jsonl).")],
-           index: IndexOpt = None, as_json: JsonOpt = False) -> None:
-    """Index documents; unchanged ones are skipped, changed ones replaced. Exits 1 if any file failed."""
+           index: IndexOpt = None, as_json: JsonOpt = False, ray: RayOpt = None,
+           ray_workers: RayWorkersOpt = None) -> None:
+    """Index documents; unchanged ones are skipped, changed ones replaced. Commits every
+    RAG_INGEST__COMMIT_DOCUMENTS documents, so a rerun after a crash resumes. Exits 1 if any file failed."""
     lib = _library(index)
+    if ray is not None:
+        lib = _on_ray(lib, ray, ray_workers)
     update, stop = _progress("embedding")
     with _errors():
         try:
@@ -312,7 +331,7 @@ def sentiment(ticker: Annotated[str | None, typer.Argument(help="Ticker to roll 
 def rescore(model: ModelOpt = None, prompt: PromptOpt = None, ticker: TickerOpt = None, doc_type: DocTypeOpt = None,
             concurrency: Annotated[int | None, typer.Option(min=1, max=256, help="Documents in flight.")] = None,
             rps: Annotated[float | None, typer.Option("--rps", min=0.001, help="Max model calls per second.")] = None,
-            index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+            index: IndexOpt = None, as_json: JsonOpt = False, ray: RayOpt = None) -> None:
     """Score every (matching) document with a model + prompt. Resumable: completed scores are journaled and
     reused, so a rerun (after a crash, or with nothing changed) only does what is missing. Exits 1 on failures."""
     import asyncio
@@ -334,6 +353,10 @@ def rescore(model: ModelOpt = None, prompt: PromptOpt = None, ticker: TickerOpt 
 
     with _errors():
         run = lib.prepare_rescore(request)
+        if ray is not None:
+            from rag.distributed import RayScoring
+
+            run.scorer.executor = RayScoring(lib.settings.embedding, ray)
         err.print(f"{run.job.id}: {run.job.total} documents, model {run.job.model}, prompt {run.job.prompt} "
                   f"{run.job.prompt_hash}", highlight=False)
         try:

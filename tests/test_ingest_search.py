@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +20,7 @@ from rag.loaders import load_file
 from rag.models import Document, SearchFilters
 from rag.settings import ChunkingSettings
 from tests.conftest import SEED_MAP, SEED_NOTE, SEEDS
+from tests.fakes import kill_9_at
 from tests.pdf_maker import make_pdf
 
 
@@ -149,16 +148,7 @@ def test_kill_9_mid_write_keeps_previous_index(seeded_copy: Library, tmp_path: P
         Library(Settings(index_dir=pathlib.Path({str(seeded_copy.settings.index_dir)!r}))).add_paths(
             [pathlib.Path({str(extra)!r})])
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parent.parent)
-    try:
-        deadline = time.time() + 120
-        while not marker.exists():
-            assert proc.poll() is None, "writer exited before reaching the write"
-            assert time.time() < deadline
-            time.sleep(0.1)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait()
+    kill_9_at(subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parent.parent), marker)
     fresh = Library(seeded_copy.settings, embedder=seeded_copy.embedder)
     assert fresh.stats() == before
     assert fresh.add_paths([extra]).added == ["extra"]  # the next writer cleans up and proceeds

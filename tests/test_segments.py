@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import bm25s
@@ -28,7 +26,7 @@ from rag.models import Document
 from rag.settings import IndexSettings, IngestSettings
 from rag.text import tokenize
 from tests.conftest import SEED_MAP, SEED_NOTE, SEEDS, make_settings
-from tests.fakes import free_port
+from tests.fakes import free_port, kill_9_at, wait_until_serving
 
 TEXTS = [
     "Revenue grew 12% to $4.2 billion in the fourth quarter, driven by cloud.",
@@ -153,16 +151,7 @@ def test_kill_9_mid_ingest_keeps_committed_batches_and_a_rerun_resumes(tmp_path:
     """)
     env = {**os.environ, "RAG_INDEX_DIR": str(index), "RAG_INGEST__COMMIT_DOCUMENTS": "3",
            "PYTHONPATH": str(Path(__file__).parent.parent)}
-    proc = subprocess.Popen([sys.executable, "-c", script], env=env)
-    try:
-        deadline = time.time() + 120
-        while not marker.exists():
-            assert proc.poll() is None, "ingest exited before its third batch"
-            assert time.time() < deadline
-            time.sleep(0.1)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait()
+    kill_9_at(subprocess.Popen([sys.executable, "-c", script], env=env), marker)
     lib = Library(make_settings(index), embedder=embedder)
     committed = [d.id for d in lib.list_documents()]
     assert len(committed) == 6 and lib.stats()["generation"] == 2
@@ -237,16 +226,7 @@ def test_two_serving_replicas_follow_one_writer(seeded_copy: Library, tmp_path: 
     servers = [_serve(index, port) for port in ports]
     try:
         for proc, port in zip(servers, ports, strict=True):
-            deadline = time.time() + 120
-            while True:
-                assert proc.poll() is None, "server exited"
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.time() < deadline, "server did not come up"
-                time.sleep(0.3)
+            wait_until_serving(proc, f"http://127.0.0.1:{port}")
         folder = tmp_path / "new"
         folder.mkdir()
         for i in range(6):

@@ -224,7 +224,9 @@ class IndexStore:
             if len(current.segments) <= 1 and not any(s.deleted for s in current.segments):
                 return current.generation
             manifest = self._compact(current, 0)
-            self._prune(manifest.generation)
+            # The generations before hold the rows a second time; keeping them as fallbacks would double the
+            # disk until three more writes push them out.
+            self._prune(manifest.generation, keep=1)
             return manifest.generation
 
     def _staging(self, generation: int) -> Path:
@@ -357,12 +359,13 @@ class IndexStore:
                 fcntl.flock(fh, fcntl.LOCK_UN)
         return True
 
-    def _prune(self, current: int) -> None:
-        """Drop manifests older than the kept generations, then segments no kept manifest lists. Readers that
-        opened an older generation keep working: unlinking does not disturb files they hold open or mapped."""
+    def _prune(self, current: int, keep: int = KEEP_GENERATIONS) -> None:
+        """Drop manifests older than the `keep` newest generations, then segments no kept manifest lists. Readers
+        that opened an older generation keep working: unlinking does not disturb files they hold open or mapped
+        (one that had not loaded a segment yet finds it gone, and reopens the current generation)."""
         kept: set[str] = set()
         for number in generation_numbers(self.root):
-            if number <= current - KEEP_GENERATIONS or number > current:
+            if number <= current - keep or number > current:
                 manifest_copy(self.root, number).unlink(missing_ok=True)
                 continue
             manifest = self.kept_manifest(number)
