@@ -136,6 +136,7 @@ class Corpus:
         total = sum(float(p.doc_len[live].sum()) for p, live in segments)
         avgdl = total / self.n_docs if self.n_docs else 1.0
         self.norms = [K1 * (1 - B + B * p.doc_len / avgdl) for p, _ in segments]
+        self.whole = [bool(live.all()) for _, live in segments]  # no tombstone: postings need no filtering
 
     def scores(self, tokens: Sequence[str]) -> list[np.ndarray]:
         """BM25 of every chunk of every segment for a tokenised query (duplicates count twice, as in bm25s);
@@ -146,14 +147,15 @@ class Corpus:
         for term, repeats in Counter(tokens).items():
             hits = []
             df = 0
-            for (postings, live), norm in zip(self.segments, self.norms, strict=True):
+            for (postings, live), norm, whole in zip(self.segments, self.norms, self.whole, strict=True):
                 found = postings.lookup(term)
                 if found is None:
                     hits.append(None)
                     continue
                 docs, tf = found
-                alive = live[docs]
-                docs, tf = docs[alive], tf[alive]
+                if not whole:
+                    alive = live[docs]
+                    docs, tf = docs[alive], tf[alive]
                 df += len(docs)
                 hits.append((docs, tf / (tf + norm[docs])))
             if not df:

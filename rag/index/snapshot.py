@@ -254,19 +254,17 @@ class Snapshot:
         try:
             parts = []
             for segment, rows in self._split(allowed):
-                mask = segment.live
+                keep = None  # tombstoned chunks already score 0; only a filter needs a mask
                 if rows is not None:
-                    mask = mask.copy()
-                    keep = np.zeros(len(mask), dtype=bool)
+                    keep = np.zeros(segment.info.chunks, dtype=bool)
                     keep[segment.positions(rows)] = True
-                    mask &= keep
-                parts.append((segment, mask))
+                parts.append((segment, keep))
             scores = dict(zip([id(s) for s in self._by_rowid], self._lexical.scores(tokens), strict=True))
         except IndexDamagedError as exc:
             raise self._guard(exc) from None
         hits: list[tuple[int, float]] = []
-        for segment, mask in parts:
-            seg_scores = np.where(mask, scores[id(segment)], 0)
+        for segment, keep in parts:
+            seg_scores = scores[id(segment)] if keep is None else np.where(keep, scores[id(segment)], 0)
             top = np.flatnonzero(seg_scores > 0)
             if len(top) > n:
                 top = top[np.argpartition(-seg_scores[top], n - 1)[:n]]
