@@ -246,9 +246,9 @@ def test_two_serving_replicas_follow_one_writer(seeded_copy: Library, tmp_path: 
         for port in ports:
             health = httpx.get(f"http://127.0.0.1:{port}/health").json()
             assert health["documents"] == 8 and health["generation"] == 7
-            hits = httpx.post(f"http://127.0.0.1:{port}/v1/search", json={"query": "Initech note 5 backlog",
-                                                                          "k": 1}).json()["passages"]
-            assert hits[0]["doc_id"] == "initech-5"
+            hits = httpx.post(f"http://127.0.0.1:{port}/v1/search", json={"query": "Initech note backlog",
+                                                                          "k": 10}).json()["passages"]
+            assert {f"initech-{i}" for i in range(6)} <= {h["doc_id"] for h in hits}
     finally:
         for proc in servers:
             proc.terminate()
