@@ -53,6 +53,21 @@ def _library(index: Path | None) -> Library:
     return Library(settings)
 
 
+RayOpt = Annotated[str | None, typer.Option(
+    "--ray", is_flag=False, flag_value="local", metavar="[ADDRESS]",
+    help="Run on Ray (ingest: embedding; rescore: scoring): alone, a local cluster in this process; or a cluster "
+    "address (auto, ray://HEAD:10001). Put it after the paths. Needs the `ray` extra.")]
+RayWorkersOpt = Annotated[int | None, typer.Option(min=1, help="Ray actors (default: one per CPU of the cluster).")]
+
+
+def _on_ray(lib: Library, address: str, workers: int | None) -> Library:
+    from rag.embedding.ray import RayEmbedder
+
+    with _errors():
+        embedder = RayEmbedder(lib.settings.embedding, lib.embedder, address, workers)  # type: ignore[arg-type]
+    return Library(lib.settings, embedder=embedder)
+
+
 def _filters(tickers: list[str] | None, doc_types: list[str] | None, date_from: str | None,
              date_to: str | None) -> SearchFilters:
     try:
@@ -94,10 +109,14 @@ def _progress(label: str) -> tuple[Callable[[int, int], None], Callable[[], None
 @app.command()
 def ingest(paths: Annotated[list[str], typer.Argument(
                help="Files or folders (.txt .md .html .pdf .jsonl), or http(s) URLs to fetch.")],
-           index: IndexOpt = None, as_json: JsonOpt = False) -> None:
-    """Index documents; unchanged ones are skipped, changed ones replaced. Exits 1 if any file or URL failed.
-    A web page is reduced to its main text and keeps its URL as source."""
+           index: IndexOpt = None, as_json: JsonOpt = False, ray: RayOpt = None,
+           ray_workers: RayWorkersOpt = None) -> None:
+    """Index documents; unchanged ones are skipped, changed ones replaced. A web page is reduced to its main text
+    and keeps its URL as source. Commits every RAG_INGEST__COMMIT_DOCUMENTS documents, so a rerun after a crash
+    resumes. Exits 1 if any file or URL failed."""
     lib = _library(index)
+    if ray is not None:
+        lib = _on_ray(lib, ray, ray_workers)
     update, stop = _progress("embedding")
     with _errors():
         try:
@@ -319,7 +338,7 @@ def sentiment(ticker: Annotated[str | None, typer.Argument(help="Ticker to roll 
 def rescore(model: ModelOpt = None, prompt: PromptOpt = None, ticker: TickerOpt = None, doc_type: DocTypeOpt = None,
             concurrency: Annotated[int | None, typer.Option(min=1, max=256, help="Documents in flight.")] = None,
             rps: Annotated[float | None, typer.Option("--rps", min=0.001, help="Max model calls per second.")] = None,
-            index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+            index: IndexOpt = None, as_json: JsonOpt = False, ray: RayOpt = None) -> None:
     """Score every (matching) document with a model + prompt. Resumable: completed scores are journaled and
     reused, so a rerun (after a crash, or with nothing changed) only does what is missing. Exits 1 on failures."""
     import asyncio
@@ -341,6 +360,10 @@ def rescore(model: ModelOpt = None, prompt: PromptOpt = None, ticker: TickerOpt 
 
     with _errors():
         run = lib.prepare_rescore(request)
+        if ray is not None:
+            from rag.distributed import RayScoring
+
+            run.scorer.executor = RayScoring(lib.settings.embedding, ray)
         err.print(f"{run.job.id}: {run.job.total} documents, model {run.job.model}, prompt {run.job.prompt} "
                   f"{run.job.prompt_hash}", highlight=False)
         try:
@@ -391,14 +414,15 @@ def run_eval(suite: Annotated[str, typer.Option(help="seeds, earnings, phraseban
         raise typer.Exit(1)
 
 
-index_app = typer.Typer(help="Verify and repair the on-disk index.", no_args_is_help=True)
+index_app = typer.Typer(help="Verify, repair, compact and migrate the on-disk index.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 
 
 @index_app.command("check")
 def index_check(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
-    """Verify every file of every kept generation (SQLite, FAISS and BM25 open, and their chunk counts and ids
-    agree). Exits 6 when the current generation or the manifest is damaged."""
+    """Verify every segment of every kept generation (each file has its recorded size, SQLite, FAISS and the BM25
+    postings open, and their chunk counts and ids agree). Exits 6 when the current generation or the manifest is
+    damaged."""
     lib = _library(index)
     with _errors():
         report = lib.check_index()
@@ -417,7 +441,7 @@ def index_check(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
 @index_app.command("repair")
 def index_repair(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     """Point the index at the newest intact generation when the current one is damaged, and say which documents
-    that loses (re-ingest them). The damaged folder is kept as .damaged-gen-N-TIME."""
+    that loses (re-ingest them). Damaged segments are kept as .damaged-seg-N-TIME."""
     lib = _library(index)
     with _errors():
         report = lib.repair_index()
@@ -425,6 +449,27 @@ def index_repair(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
         out.print_json(report.model_dump_json())
     else:
         out.print(report.message, highlight=False)
+
+
+@index_app.command("compact")
+def index_compact(index: IndexOpt = None) -> None:
+    """Merge every segment into one and drop deleted documents' tombstones (writes do this for the newest small
+    segments on their own once there are more than RAG_INDEX__MAX_SEGMENTS)."""
+    lib = _library(index)
+    with _errors():
+        before = lib.stats()["segments"] if lib.exists() else 0
+        generation = lib.compact_index()
+    out.print(f"{before} segment(s) -> {lib.stats()['segments']}; generation {generation}", highlight=False)
+
+
+@index_app.command("migrate")
+def index_migrate(index: IndexOpt = None) -> None:
+    """Convert an index written by an older rag (format 2: a whole copy per generation) to segments, in place.
+    Needs no model: vectors are kept, the BM25 postings are rebuilt from the stored chunk texts."""
+    lib = _library(index)
+    with _errors():
+        generation = lib.migrate_index()
+    out.print(f"index is format 3 (segments), generation {generation}", highlight=False)
 
 
 @app.command()

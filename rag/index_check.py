@@ -1,23 +1,23 @@
 """Verifying an index on disk and recovering from damage: `rag index check`, `rag index repair`, and the automatic
 fallback readers use when the current generation turns out damaged.
 
-A generation is intact when every file opens and the counts agree: SQLite chunks == FAISS vectors (same ids) ==
-BM25 rows (same rowids). Damage is reported per file, by name, without absolute paths or library tracebacks.
-Generations are immutable, so the kept older ones (KEEP_GENERATIONS) are a ready fallback: repair points the
-manifest back at the newest intact one and says which documents that loses."""
+A generation is intact when every segment it lists is: every file has the size the manifest recorded, opens,
+and the counts agree (SQLite chunks == rowids == FAISS vectors == postings rows). Damage is reported per segment
+and file, by name, without absolute paths or library tracebacks. Segments are immutable and the manifests of the
+last KEEP_GENERATIONS generations are kept, so an older generation that does not list the damaged segment is a
+ready fallback: repair points the manifest back at the newest intact one and says which documents that loses."""
 
 from __future__ import annotations
 
 import logging
 import sqlite3
 import time
-from pathlib import Path
 
-import numpy as np
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from rag.errors import IndexDamagedError, IndexMissingError
-from rag.index import IndexStore, Manifest, Snapshot, _gen_dir, generation_numbers
+from rag.index import IndexStore, Manifest, Segment, SegmentInfo, Snapshot, generation_numbers
+from rag.index.manifest import manifest_copy, segment_dir
 
 log = logging.getLogger("rag")
 
@@ -34,7 +34,7 @@ class IndexCheck(BaseModel):
     current: int | None = Field(description="Generation the manifest points at (None: manifest unreadable).")
     ok: bool = Field(description="True when the manifest and the current generation are intact.")
     manifest_problem: str | None = None
-    generations: list[GenerationCheck] = Field(description="Every generation folder on disk, newest first.")
+    generations: list[GenerationCheck] = Field(description="Every kept generation, newest first.")
 
 
 class RepairReport(BaseModel):
@@ -47,92 +47,34 @@ class RepairReport(BaseModel):
         "(None: the damaged store was unreadable, so they cannot be listed).")
 
 
-def _problem(name: str, exc: BaseException) -> str:
-    return f"{name}: unreadable ({type(exc).__name__})"
-
-
-def verify_generation(folder: Path, generation: int, dim: int | None) -> GenerationCheck:
-    """Open every file of one generation and check that their counts and ids agree."""
-    problems: list[str] = []
-    check = GenerationCheck(generation=generation, ok=False, problems=problems)
+def verify_segment(store: IndexStore, manifest: Manifest, info: SegmentInfo) -> list[str]:
+    """Every problem of one segment, each prefixed with its name (reads every file in full)."""
+    folder = segment_dir(store.root, info.name)
     if not folder.is_dir():
-        problems.append("folder missing")
-        return check
-    for name in ("store.sqlite", "vectors.faiss", "bm25_rowids.npy"):
-        path = folder / name
-        if not path.is_file() or path.stat().st_size == 0:
-            problems.append(f"{name}: missing or empty")
-    rowids: np.ndarray | None = None
-    store = folder / "store.sqlite"
-    if store.is_file() and store.stat().st_size:
-        try:
-            db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
-            try:
-                verdict = db.execute("PRAGMA quick_check").fetchone()[0]
-                if verdict != "ok":
-                    problems.append(f"store.sqlite: integrity check failed ({verdict[:80]})")
-                check.documents = db.execute("SELECT count(*) FROM documents").fetchone()[0]
-                rowids = np.array([r[0] for r in db.execute("SELECT rowid FROM chunks ORDER BY rowid")],
-                                  dtype=np.int64)
-                check.chunks = len(rowids)
-            finally:
-                db.close()
-        except sqlite3.Error as exc:
-            problems.append(_problem("store.sqlite", exc))
-    vectors = folder / "vectors.faiss"
-    if vectors.is_file() and vectors.stat().st_size:
-        try:
-            import faiss
-
-            index = faiss.read_index(str(vectors))
-            ids = np.sort(faiss.vector_to_array(index.id_map).astype(np.int64))
-            if dim is not None and index.d != dim:
-                problems.append(f"vectors.faiss: {index.d}-d vectors, the manifest says {dim}")
-            if rowids is not None and not np.array_equal(ids, rowids):
-                problems.append(f"vectors.faiss: {len(ids)} vectors do not match the store's {len(rowids)} chunks")
-        except Exception as exc:  # noqa: BLE001  # faiss raises RuntimeError with its own source paths
-            problems.append(_problem("vectors.faiss", exc))
-    hnsw = folder / "vectors.hnsw.faiss"
-    if hnsw.exists():
-        try:
-            import faiss
-
-            if rowids is not None and faiss.read_index(str(hnsw)).ntotal != len(rowids):
-                problems.append("vectors.hnsw.faiss: another number of vectors than the store")
-        except Exception as exc:  # noqa: BLE001
-            problems.append(_problem("vectors.hnsw.faiss", exc))
-    npy = folder / "bm25_rowids.npy"
-    bm25_rows: np.ndarray | None = None
-    if npy.is_file() and npy.stat().st_size:
-        try:
-            bm25_rows = np.load(npy, allow_pickle=False)
-            if rowids is not None and not np.array_equal(np.sort(bm25_rows), rowids):
-                problems.append(f"bm25_rowids.npy: {bm25_rows.size} rows do not match the store's {len(rowids)} "
-                                "chunks")
-        except Exception as exc:  # noqa: BLE001  # ValueError, EOFError on truncation
-            problems.append(_problem("bm25_rowids.npy", exc))
-    if bm25_rows is not None and len(bm25_rows):
-        try:
-            import bm25s
-
-            bm25 = bm25s.BM25.load(str(folder / "bm25"))
-            if int(bm25.scores.get("num_docs", -1)) != len(bm25_rows):
-                problems.append("bm25/: indexes another number of chunks than bm25_rowids.npy")
-        except Exception as exc:  # noqa: BLE001
-            problems.append(_problem("bm25/", exc))
-    check.problems = problems  # pydantic copied the list at construction
-    check.ok = not problems
-    return check
-
-
-def _manifest_of(store: IndexStore, generation: int, fallback: Manifest | None) -> Manifest | None:
-    """The generation's own manifest copy, else the root manifest's model and dim with this generation number."""
+        return [f"{info.name}: folder missing"]
     try:
-        return Manifest.model_validate_json((_gen_dir(store.root, generation) / "manifest.json").read_bytes())
-    except (OSError, ValidationError):
-        if fallback is None:
-            return None
-        return fallback.model_copy(update={"generation": generation})
+        segment = Segment(folder, info.model_copy(update={"files": {}}), manifest.dim, store.ann)
+    except IndexDamagedError as exc:
+        return [f"{info.name}/store.sqlite: {str(exc).split('; run')[0].split(': ', 1)[-1]}"]
+    try:
+        # Opened without the recorded sizes, so that each file's own problem is reported once, under its name.
+        return [f"{info.name}/{p}" for p in segment.verify(manifest.dim, info.files, info.crc32)]
+    finally:
+        segment.close()
+
+
+def verify_generation(store: IndexStore, manifest: Manifest,
+                      cache: dict[str, list[str]] | None = None) -> GenerationCheck:
+    """Verify every segment a generation lists (segments shared by generations are read once per `cache`)."""
+    cache = {} if cache is None else cache
+    problems: list[str] = []
+    for info in manifest.segments:
+        if info.name not in cache:
+            cache[info.name] = verify_segment(store, manifest, info)
+        problems += cache[info.name]
+    return GenerationCheck(generation=manifest.generation, ok=not problems, problems=problems,
+                           documents=sum(s.live_documents for s in manifest.segments),
+                           chunks=sum(s.live_chunks for s in manifest.segments))
 
 
 def _root_manifest(store: IndexStore) -> tuple[Manifest | None, str | None]:
@@ -143,35 +85,56 @@ def _root_manifest(store: IndexStore) -> tuple[Manifest | None, str | None]:
 
 
 def check_index(store: IndexStore) -> IndexCheck:
-    """Verify every generation on disk; raises IndexMissingError when there is no index at all."""
+    """Verify every kept generation; raises IndexMissingError when there is no index at all."""
     manifest, problem = _root_manifest(store)
     numbers = generation_numbers(store.root)
     if manifest is None and problem is None and not numbers:
         raise IndexMissingError(f"no index at {store.root}: run `rag ingest PATH` first")
     store.remove_stale()
+    cache: dict[str, list[str]] = {}
     checks = []
+    if manifest is not None and manifest.generation not in numbers:
+        checks.append(verify_generation(store, manifest, cache))
     for number in numbers:
-        own = _manifest_of(store, number, manifest)
-        checks.append(verify_generation(_gen_dir(store.root, number), number, own.dim if own else None))
+        kept = manifest if manifest is not None and manifest.generation == number else store.kept_manifest(number)
+        if kept is None:
+            checks.append(GenerationCheck(generation=number, ok=False, problems=["manifest copy: unreadable"]))
+        else:
+            checks.append(verify_generation(store, kept, cache))
+    checks.sort(key=lambda c: -c.generation)
     current = manifest.generation if manifest else None
     current_ok = any(c.generation == current and c.ok for c in checks)
-    if manifest is not None and current not in numbers:
-        problem = f"manifest points at generation {current}, which is not on disk"
     return IndexCheck(current=current, ok=problem is None and current_ok, manifest_problem=problem,
                       generations=checks)
+
+
+def _live_hashes(store: IndexStore, manifest: Manifest) -> dict[str, str] | None:
+    """Document id -> content hash of a generation, read from its stores; None when one is unreadable."""
+    hashes: dict[str, str] = {}
+    for info in manifest.segments:
+        path = segment_dir(store.root, info.name) / "store.sqlite"
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                rows = db.execute("SELECT id, content_hash FROM documents").fetchall()
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return None
+        deleted = set(info.deleted)
+        hashes.update({doc_id: digest for doc_id, digest in rows if doc_id not in deleted})
+    return hashes
 
 
 def _lost_documents(store: IndexStore, damaged_gen: int | None, restored: Snapshot) -> list[str] | None:
     if damaged_gen is None:
         return None
-    store_path = _gen_dir(store.root, damaged_gen) / "store.sqlite"
-    try:
-        db = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True)
-        try:
-            newer = dict(db.execute("SELECT id, content_hash FROM documents").fetchall())
-        finally:
-            db.close()
-    except sqlite3.Error:
+    manifest = store.kept_manifest(damaged_gen)
+    if manifest is None:
+        root, _ = _root_manifest(store)
+        manifest = root if root is not None and root.generation == damaged_gen else None
+    newer = _live_hashes(store, manifest) if manifest is not None else None
+    if newer is None:
         return None
     kept = restored.content_hashes()
     return sorted(doc_id for doc_id, digest in newer.items() if kept.get(doc_id) != digest)
@@ -188,18 +151,16 @@ def _describe_loss(damaged_gen: int | None, restored: int, lost: list[str] | Non
 
 
 def newest_intact(store: IndexStore, below: int | None) -> tuple[Snapshot, Manifest] | None:
-    """The newest generation older than `below` (any, when None) that verifies intact, opened."""
-    root_manifest, _ = _root_manifest(store)
+    """The newest kept generation older than `below` (any, when None) whose segments verify intact, opened."""
+    cache: dict[str, list[str]] = {}
     for number in generation_numbers(store.root):
         if below is not None and number >= below:
             continue
-        manifest = _manifest_of(store, number, root_manifest)
-        if manifest is None or manifest.embedding_model != store.embedding_model:
-            continue
-        if not verify_generation(_gen_dir(store.root, number), number, manifest.dim).ok:
+        manifest = store.kept_manifest(number)
+        if manifest is None or not verify_generation(store, manifest, cache).ok:
             continue
         try:
-            return Snapshot(store.root, manifest, store.ann), manifest
+            return store.open_manifest(manifest), manifest
         except IndexDamagedError:
             continue
     return None
@@ -224,7 +185,8 @@ def fallback_snapshot(store: IndexStore, damaged_gen: int | None, reason: str) -
 
 def repair_index(store: IndexStore) -> RepairReport:
     """Point the manifest at the newest intact generation when the current one (or the manifest) is damaged.
-    The damaged folder is renamed `.damaged-gen-N-<time>` and kept for inspection."""
+    Damaged segments are renamed `.damaged-seg-N-<time>` and kept for inspection; newer generations, which list
+    them, are dropped."""
     with store.write_lock():
         report = check_index(store)
         if report.ok:
@@ -242,9 +204,17 @@ def repair_index(store: IndexStore) -> RepairReport:
             lost = [] if newest == manifest.generation else _lost_documents(store, newest, snapshot)
         store.publish(manifest.model_copy(update={"updated_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00",
                                                                               time.gmtime())}))
-        if damaged_gen is not None and _gen_dir(store.root, damaged_gen).exists():
-            _gen_dir(store.root, damaged_gen).rename(
-                store.root / f".damaged-gen-{damaged_gen:06d}-{time.strftime('%Y%m%dT%H%M%S')}")
+        keep = {s.name for s in manifest.segments}
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        for number in generation_numbers(store.root):
+            if number > manifest.generation:
+                manifest_copy(store.root, number).unlink(missing_ok=True)
+        for check in report.generations:
+            for problem in check.problems:
+                name = problem.split("/")[0]
+                folder = segment_dir(store.root, name)
+                if name not in keep and folder.is_dir():
+                    folder.rename(store.root / f".damaged-{name}-{stamp}")
         snapshot.close()
         message = (f"restored generation {manifest.generation}"
                    + (f" in place of damaged generation {damaged_gen}" if damaged_gen is not None else
@@ -268,4 +238,4 @@ def summary(check: IndexCheck) -> str:
 
 
 __all__ = ["GenerationCheck", "IndexCheck", "RepairReport", "check_index", "fallback_snapshot", "repair_index",
-           "summary", "verify_generation"]
+           "summary", "verify_generation", "verify_segment"]

@@ -1,5 +1,6 @@
-"""The ingest pipeline: files, uploads or text -> Documents -> chunks -> vectors -> one new index generation.
-Unchanged documents (same content hash) are skipped; bad files are reported and the rest still go in."""
+"""The ingest pipeline: files, uploads or text -> Documents -> chunks -> vectors -> index segments, committed in
+batches. Unchanged documents (same content hash) are skipped, so a rerun after a crash resumes; bad files are
+reported and the rest still go in."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ class Ingestor:
         self.existing = existing  # doc id -> content hash of what the index holds now
 
     def add_paths(self, paths: Sequence[Path | str], progress: ProgressCallback | None = None) -> IngestReport:
-        """Load files/folders, and fetch http(s) URLs given as strings, and index them in one write; bad files
+        """Load files/folders, and fetch http(s) URLs given as strings, and index them (committed in batches); bad files
         and unreachable URLs are reported, the rest still go in."""
         report = IngestReport()
         documents: list[Document] = []
@@ -127,48 +128,61 @@ class Ingestor:
                     f"document is too long for one upload (over {max_chunks} chunks, RAG_SERVER__MAX_INGEST_CHUNKS)")
         existing = self.existing()
         embedder = self.embedder()
-        upserts: list[DocumentUpsert] = []
-        pending: list[tuple[Document, list[Chunk], str]] = []
-        pending_chunks = 0
-
-        def flush() -> None:
-            nonlocal pending_chunks
-            # One encode call across many documents keeps batches full; sorting by length keeps padding low.
-            texts = [index_text(context, c.text) for _, chunks, context in pending for c in chunks]
-            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-            vectors = np.empty((len(texts), embedder.dim), dtype=np.float32)
-            if texts:
-                vectors[order] = embedder.embed_batch([texts[i] for i in order])
-            offset = 0
-            for doc, chunks, _ in pending:
-                rows = vectors[offset:offset + len(chunks)]
-                upserts.append(DocumentUpsert(document=doc, chunks=chunks, vectors=rows))
-                offset += len(chunks)
-            pending.clear()
-            pending_chunks = 0
-
-        for done, doc in enumerate(documents, start=1):
-            if existing.get(doc.id) == doc.content_hash:
-                report.unchanged.append(doc.id)
-            else:
-                context = context_line(doc.title, doc.tickers, doc.metadata)
-                reserved = embedder.count_tokens([context])[0] if context else 0
-                chunks = chunk_document(doc, self.settings.chunking, embedder.count_tokens, reserved)
-                if max_chunks is not None and report.chunks + len(chunks) > max_chunks:
-                    raise DocumentTooLargeError(f"document makes {report.chunks + len(chunks)} chunks; one upload "
-                                                f"may make {max_chunks} (RAG_SERVER__MAX_INGEST_CHUNKS)")
-                pending.append((doc, chunks, context))
-                pending_chunks += len(chunks)
-                (report.updated if doc.id in existing else report.added).append(doc.id)
-                report.chunks += len(chunks)
-                if pending_chunks >= EMBED_BATCH_CHUNKS:
-                    flush()
-            if progress:
-                progress(done, len(documents))
-        flush()
         # Nothing to write, no generation: in particular a first ingest where every file failed leaves no empty
         # index behind (which would hide the "run rag ingest" hint).
-        if upserts:
-            report.generation = self.store.write(upserts, dim=embedder.dim, backend=embedder.backend)
+        todo: list[tuple[Document, list[Chunk], str]] = []
+        for doc in documents:
+            if existing.get(doc.id) == doc.content_hash:
+                report.unchanged.append(doc.id)
+                continue
+            context = context_line(doc.title, doc.tickers, doc.metadata)
+            reserved = embedder.count_tokens([context])[0] if context else 0
+            chunks = chunk_document(doc, self.settings.chunking, embedder.count_tokens, reserved)
+            if max_chunks is not None and report.chunks + len(chunks) > max_chunks:
+                raise DocumentTooLargeError(f"document makes {report.chunks + len(chunks)} chunks; one upload "
+                                            f"may make {max_chunks} (RAG_SERVER__MAX_INGEST_CHUNKS)")
+            todo.append((doc, chunks, context))
+            (report.updated if doc.id in existing else report.added).append(doc.id)
+            report.chunks += len(chunks)
+        self._embed_and_commit(todo, report, embedder, progress)
         report.seconds = time.perf_counter() - started
         return report
+
+    def _embed_and_commit(self, todo: list[tuple[Document, list[Chunk], str]], report: IngestReport,
+                          embedder: Embedder, progress: ProgressCallback | None) -> None:
+        """Embed in batches of up to EMBED_BATCH_CHUNKS chunks across documents (full batches; sorting by length
+        keeps padding low) and publish a segment every `commit_documents` documents or `commit_seconds`, so a
+        killed run keeps what it committed and a rerun skips it (same content hash). Progress counts chunks."""
+        limits = self.settings.ingest
+        total = sum(len(chunks) for _, chunks, _ in todo)
+        embedded = 0
+        batch: list[DocumentUpsert] = []
+        last_commit = time.monotonic()
+        if progress and total:
+            progress(0, total)
+        i = 0
+        while i < len(todo):
+            group: list[tuple[Document, list[Chunk], str]] = []
+            size = 0
+            while (i < len(todo) and len(batch) + len(group) < limits.commit_documents
+                   and (not group or size + len(todo[i][1]) <= EMBED_BATCH_CHUNKS)):
+                group.append(todo[i])
+                size += len(todo[i][1])
+                i += 1
+            texts = [index_text(context, c.text) for _, chunks, context in group for c in chunks]
+            order = sorted(range(len(texts)), key=lambda j: len(texts[j]))
+            vectors = np.empty((len(texts), embedder.dim), dtype=np.float32)
+            if texts:
+                vectors[order] = embedder.embed_batch([texts[j] for j in order])
+            offset = 0
+            for doc, chunks, _ in group:
+                batch.append(DocumentUpsert(document=doc, chunks=chunks, vectors=vectors[offset:offset + len(chunks)]))
+                offset += len(chunks)
+            embedded += size
+            if progress:
+                progress(embedded, total)
+            if (len(batch) >= limits.commit_documents or time.monotonic() - last_commit >= limits.commit_seconds
+                    or i == len(todo)):
+                report.generation = self.store.write(batch, dim=embedder.dim, backend=embedder.backend)
+                batch = []
+                last_commit = time.monotonic()

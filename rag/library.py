@@ -39,7 +39,7 @@ class Library:
         self.settings = settings or Settings()
         self._embedder = embedder
         self.store = IndexStore(self.settings.index_dir, self.settings.embedding.model_name,
-                                self.settings.retrieval.ann)
+                                self.settings.retrieval.ann, self.settings.index)
         self._snapshot: Snapshot | None = None
         self._snapshot_key: tuple[int, int] | None = None
         self._snapshot_lock = threading.Lock()
@@ -89,7 +89,7 @@ class Library:
         for _ in range(2):
             snapshot = self.snapshot()
             try:
-                _ = snapshot.vectors, snapshot.bm25_rowids
+                snapshot.load()
                 return snapshot
             except IndexDamagedError:
                 continue  # the snapshot marked itself damaged; the next snapshot() is the fallback
@@ -99,14 +99,13 @@ class Library:
         """The current generation, or, when it (or the manifest) is damaged, the newest intact older one with a
         `fallback_note` saying what is missing. IndexDamagedError when no generation is intact."""
         try:
-            snapshot = self.store.open()
+            snapshot = self.store.open(previous=self._snapshot)
         except IndexDamagedError as exc:
             manifest_gen = None
             reason = str(exc)
         else:
             if snapshot.generation not in self._damaged:
                 return snapshot
-            snapshot.close()
             manifest_gen, reason = snapshot.generation, self._damaged[snapshot.generation]
         if manifest_gen is None and "manifest" not in reason:
             manifest_gen = self.store.read_manifest().generation  # type: ignore[union-attr]  # it was readable
@@ -166,11 +165,12 @@ class Library:
 
     def stats(self) -> dict[str, object]:
         snap = self.snapshot()
-        return {**snap.counts(), "generation": snap.generation, "embedding_model": snap.manifest.embedding_model,
+        return {**snap.counts(), "segments": len(snap.segments), "generation": snap.generation,
+                "embedding_model": snap.manifest.embedding_model,
                 "dim": snap.manifest.dim, "fallback": snap.fallback_note}
 
     def check_index(self) -> IndexCheck:
-        """Verify every file of every generation on disk (counts agree across SQLite, FAISS and BM25)."""
+        """Verify every segment of every kept generation (counts agree across SQLite, FAISS and BM25 postings)."""
         return index_check.check_index(self.store)
 
     def repair_index(self) -> RepairReport:
@@ -178,6 +178,14 @@ class Library:
         report = index_check.repair_index(self.store)
         self._damaged.clear()
         return report
+
+    def compact_index(self) -> int:
+        """Merge every segment into one and drop tombstones; returns the generation now current."""
+        return self.store.compact()
+
+    def migrate_index(self) -> int:
+        """Convert a format-2 index (whole copies per generation) to segments in place; returns the generation."""
+        return self.store.migrate()
 
     def search(self, query: str, k: int | None = None, filters: SearchFilters | None = None,
                mode: Mode = "hybrid") -> list[Passage]:

@@ -91,7 +91,7 @@ def search(snapshot: Snapshot, embedder: Embedder, query: str, settings: Retriev
     bm25_scores = dict(lexical)
     # Chunks that only BM25 found still get a cosine, so abstention can judge every passage alike.
     missing = [r for r in top if r not in dense_scores]
-    if missing and mode != "bm25" and snapshot.faiss_index.ntotal:
+    if missing and mode != "bm25" and snapshot.chunk_count:
         query_vec = embedder.embed_query(query)
         for rowid in missing:
             dense_scores[rowid] = float(np.dot(snapshot.vector_of(rowid), query_vec))

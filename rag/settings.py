@@ -75,6 +75,20 @@ class AnnSettings(BaseModel):
     ef_search: int = Field(64, ge=8, description="HNSW query-time beam width (recall vs speed).")
 
 
+class IndexSettings(BaseModel):
+    max_segments: int = Field(
+        16, ge=2, description="Segments an index may hold before a write also merges its newest small segments "
+        "into one (and drops their tombstones); `rag index compact` merges everything.")
+
+
+class IngestSettings(BaseModel):
+    commit_documents: int = Field(
+        64, ge=1, description="`rag ingest` publishes what it has embedded every this many documents, so a crash "
+        "loses at most one batch and a rerun skips the committed documents.")
+    commit_seconds: float = Field(
+        60.0, gt=0, description="... and at least this often (seconds of embedding), whichever comes first.")
+
+
 class RetrievalSettings(BaseModel):
     k: int = Field(5, ge=1, le=100, description="Passages returned by search and given to the model.")
     candidates: int = Field(50, ge=1, description="Candidates taken from each of dense and BM25 before fusion.")
@@ -234,6 +248,8 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings, description="Embedding model.")
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings, description="Chunking.")
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Retrieval.")
+    index: IndexSettings = Field(default_factory=IndexSettings, description="On-disk index segments.")
+    ingest: IngestSettings = Field(default_factory=IngestSettings, description="Bulk ingest commits.")
     llm: LLMSettings = Field(default_factory=LLMSettings, description="Models per task and how to call them.")
     sentiment: SentimentSettings = Field(default_factory=SentimentSettings, description="Sentiment scoring.")
     fetch: FetchSettings = Field(default_factory=FetchSettings, description="Fetching URLs at ingest.")

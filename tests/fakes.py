@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -55,6 +60,33 @@ def scripted_provider(replies: list[Any], names: tuple[str, ...] = FAKE_MODELS) 
     finally:
         for name in names:
             registry.unregister(name)
+
+
+def kill_9_at(proc: subprocess.Popen, marker: Path, timeout: float = 120) -> None:
+    """SIGKILL `proc` once it has written `marker` (the point it stalls at), then reap it."""
+    try:
+        deadline = time.time() + timeout
+        while not marker.exists():
+            assert proc.poll() is None, f"the process exited before writing {marker.name}"
+            assert time.time() < deadline
+            time.sleep(0.1)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+
+
+def wait_until_serving(proc: subprocess.Popen, base: str, timeout: float = 120) -> None:
+    """Poll a `rag serve` process's /health until it answers 200."""
+    deadline = time.time() + timeout
+    while True:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else "server exited"
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.time() < deadline, "server did not come up"
+        time.sleep(0.3)
 
 
 def free_port() -> int:

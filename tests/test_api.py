@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from rag.library import Library
 from tests.conftest import AUTH, KEY, SEED_MAP, SEED_NOTE, client_for
-from tests.fakes import free_port, scripted_provider
+from tests.fakes import free_port, scripted_provider, wait_until_serving
 
 
 @pytest.fixture
@@ -185,16 +184,7 @@ def test_real_server_process_with_openai_client_and_sse(seeded_copy: Library) ->
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 90
-        while True:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else "server exited"
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.time() < deadline, "server did not come up"
-            time.sleep(0.3)
+        wait_until_serving(proc, base, timeout=90)
 
         client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused-for-reads")
         reply = client.chat.completions.create(model="rag", messages=[

@@ -3,6 +3,7 @@ within the model's token limit."""
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import pytest
 
@@ -82,11 +83,14 @@ def test_exact_numpy_search_matches_faiss_and_hnsw_agrees(tmp_path, embedder) ->
     lib = Library(hnsw_settings, embedder=embedder)
     assert lib.add_paths([SEEDS]).ok
     snap = lib.snapshot()
-    assert snap.hnsw is not None and (snap.vectors.shape[0] == snap.faiss_index.ntotal)
+    assert snap.hnsw is not None and snap.hnsw.ntotal == snap.segments[0].vectors.shape[0] == snap.chunk_count
+    flat = faiss.IndexFlatIP(snap.manifest.dim)
+    flat.add(np.ascontiguousarray(snap.segments[0].vectors))
     exact = Library(hnsw_settings.model_copy(update={"retrieval": RetrievalSettings()}), embedder=embedder)
     assert exact.snapshot().hnsw is None
     query = embedder.embed_query("SmartMDU deployments")
-    faiss_scores, faiss_ids = snap.faiss_index.search(query.reshape(1, -1), 10)
+    faiss_scores, positions = flat.search(query.reshape(1, -1), 10)
+    faiss_ids = snap.segments[0].rowids[positions]
     numpy_hits = exact.snapshot().dense_search(query, 10, None)
     assert [i for i, _ in numpy_hits] == list(faiss_ids[0])
     assert np.allclose([s for _, s in numpy_hits], faiss_scores[0], atol=1e-5)

@@ -18,8 +18,14 @@ from rag.settings import PROJECT_ROOT, default_cache_dir
 from tests.conftest import SEEDS
 
 # What a wheel is built from: the source, without local state (venv, index, caches, build output).
-_NOT_SOURCE = shutil.ignore_patterns(".venv", ".git", "index", ".cache", "report", "build", "dist", "*.egg-info",
-                                     "__pycache__", ".pytest_cache", ".ruff_cache", "wheelhouse")
+_LOCAL_STATE = shutil.ignore_patterns(".venv", ".git", ".cache", "report", "build", "dist", "*.egg-info",
+                                      "__pycache__", ".pytest_cache", ".ruff_cache", "wheelhouse")
+
+
+def _NOT_SOURCE(folder: str, names: list[str]) -> set[str]:  # noqa: N802  # used as copytree's ignore=
+    """Local state, and the checkout's index/ folder (only that one: rag/index is the package's index code)."""
+    ignored = set(_LOCAL_STATE(folder, names))
+    return ignored | ({"index"} if Path(folder) == PROJECT_ROOT else set())
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 300) -> str:

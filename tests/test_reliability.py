@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import faiss
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -256,34 +255,39 @@ def test_cli_reports_bad_input_without_tracebacks(tmp_path: Path) -> None:
     assert "/nonexistent: no such file" in res.stderr
     res = subprocess.run([*rag, "index", "check"], env=env, capture_output=True, text=True)
     assert res.returncode == 0 and "current generation 1" in res.stdout
-    (tmp_path / "idx" / "gen-000001" / "bm25_rowids.npy").write_bytes(b"")
+    (tmp_path / "idx" / "segments" / "seg-000001" / "postings.npz").write_bytes(b"")
     res = subprocess.run([*rag, "search", "revenue"], env=env, capture_output=True, text=True)
     assert res.returncode == 6 and "damaged" in res.stderr and "Traceback" not in res.stderr
     assert "Aborted" not in res.stderr
     res = subprocess.run([*rag, "index", "check"], env=env, capture_output=True, text=True)
-    assert res.returncode == 6 and "bm25_rowids.npy" in res.stdout
+    assert res.returncode == 6 and "seg-000001/postings.npz" in res.stdout
 
 
 # ---- damaged index: check, repair, fallback -----------------------------------------------------------------
 CORRUPTIONS = {
-    "vectors.faiss emptied": ("vectors.faiss", "empty"),
-    "vectors.faiss truncated": ("vectors.faiss", "truncate"),
+    "vectors.npy emptied": ("vectors.npy", "empty"),
+    "vectors.npy truncated": ("vectors.npy", "truncate"),
     "store.sqlite emptied": ("store.sqlite", "empty"),
     "store.sqlite truncated": ("store.sqlite", "truncate"),
-    "bm25_rowids.npy emptied": ("bm25_rowids.npy", "empty"),
-    "bm25_rowids.npy truncated": ("bm25_rowids.npy", "truncate"),
-    "bm25 state truncated": ("bm25", "truncate"),
-    "bm25 folder removed": ("bm25", "remove"),
+    "rowids.npy emptied": ("rowids.npy", "empty"),
+    "rowids.npy truncated": ("rowids.npy", "truncate"),
+    "postings truncated": ("postings.npz", "truncate"),
+    "postings removed": ("postings.npz", "remove"),
+    "postings flipped in place": ("postings.npz", "flip"),
 }
 
 
 def _damage(folder: Path, name: str, how: str) -> None:
     target = folder / name
-    if target.is_dir():
-        if how == "remove":
-            shutil.rmtree(target)
-            return
-        target = max(target.iterdir(), key=lambda p: p.stat().st_size)
+    if how == "remove":
+        target.unlink()
+        return
+    if how == "flip":  # same size, so only reading the file can tell
+        data = bytearray(target.read_bytes())
+        for i in range(len(data) // 3, len(data) // 3 + 64):
+            data[i] ^= 0xFF
+        target.write_bytes(bytes(data))
+        return
     if how == "empty":
         target.write_bytes(b"")
     else:
@@ -302,7 +306,7 @@ def two_generations(seeded_copy: Library) -> Library:
 def test_damaged_generation_is_checked_falls_back_and_repairs(two_generations: Library, case: str) -> None:
     name, how = CORRUPTIONS[case]
     root = two_generations.settings.index_dir
-    _damage(root / "gen-000002", name, how)
+    _damage(root / "segments" / "seg-000002", name, how)
 
     check = check_index(IndexStore(root, two_generations.settings.embedding.model_name))
     assert not check.ok and check.current == 2
@@ -335,12 +339,24 @@ def test_damaged_generation_is_checked_falls_back_and_repairs(two_generations: L
     assert check_index(fresh.store).ok
 
 
-@pytest.mark.parametrize("name", ["vectors.faiss", "bm25_rowids.npy"])
+def test_bytes_changed_in_place_are_found_by_check_and_repaired(two_generations: Library) -> None:
+    """Readers check file sizes only; `rag index check` reads every byte against the recorded checksums."""
+    root = two_generations.settings.index_dir
+    _damage(root / "segments" / "seg-000002", "vectors.npy", "flip")
+    check = check_index(two_generations.store)
+    assert not check.ok and "seg-000002/vectors.npy: changed on disk" in " ".join(check.generations[0].problems)
+    report = two_generations.repair_index()
+    assert report.to_generation == 1 and report.lost_documents == ["acme-q3"]
+    assert check_index(two_generations.store).ok
+    assert list(root.glob(".damaged-seg-000002-*"))
+
+
+@pytest.mark.parametrize("name", ["vectors.npy", "postings.npz"])
 def test_damage_found_at_first_search_falls_back(two_generations: Library, name: str) -> None:
     """Vectors and BM25 load lazily: generation 2 opened fine (documents readable), then turns out damaged."""
     lib = Library(two_generations.settings, embedder=two_generations.embedder)
     assert lib.get_document("acme-q3").tickers == ["ACME"]  # opened; vectors not loaded yet
-    _damage(two_generations.settings.index_dir / "gen-000002", name, "truncate")
+    _damage(two_generations.settings.index_dir / "segments" / "seg-000002", name, "truncate")
     assert "$206 million" in lib.search("Q4 revenue", k=1)[0].text
     assert "generation 1" in lib.stats()["fallback"]
     with pytest.raises(NotFoundError):
@@ -355,7 +371,7 @@ def test_damage_found_at_first_search_falls_back(two_generations: Library, name:
 
 def test_damaged_manifest_falls_back_and_repairs(two_generations: Library) -> None:
     root = two_generations.settings.index_dir
-    (root / "manifest.json").write_text('{"format_version": 2, "embedding')
+    (root / "manifest.json").write_text('{"format_version": 3, "embedding')
     lib = Library(two_generations.settings, embedder=two_generations.embedder)
     assert lib.stats()["generation"] == 2  # generation 2 itself is intact; its own manifest copy names it
     assert "nothing is missing" in lib.stats()["fallback"]
@@ -367,13 +383,13 @@ def test_damaged_manifest_falls_back_and_repairs(two_generations: Library) -> No
 
 def test_damage_without_fallback_is_503_with_a_reason(seeded_copy: Library) -> None:
     root = seeded_copy.settings.index_dir
-    _damage(root / "gen-000001", "vectors.faiss", "empty")
+    _damage(root / "segments" / "seg-000001", "vectors.npy", "empty")
     lib = Library(seeded_copy.settings, embedder=seeded_copy.embedder)
     with client_for(lib) as c:
         for r in (c.get("/health"), c.post("/v1/search", json={"query": "revenue"}),
                   c.post("/v1/ask", json={"question": "What was Calix's Q4 revenue?"})):
             assert r.status_code == 503, r.text
-            assert "vectors.faiss" in r.json()["error"]["message"]
+            assert "vectors.npy" in r.json()["error"]["message"]
             _clean(r)
         assert c.get("/metrics").status_code == 200
         r = c.post("/v1/documents", json=NEW_DOC, headers=AUTH)  # a write on top of damage is refused
@@ -386,9 +402,9 @@ def test_disk_full_is_a_clear_error_and_keeps_the_index(seeded_copy: Library, mo
     before = seeded_copy.stats()
 
     def full(*_args, **_kwargs):
-        raise RuntimeError("Error in faiss::FileIOWriter: write failed: No space left on device")
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(faiss, "write_index", full)
+    monkeypatch.setattr(np, "save", full)
     with pytest.raises(StorageFullError, match="no space left"):
         seeded_copy.add_text(NEW_DOC["text"], NEW_DOC["id"])
     with client_for(seeded_copy) as c:
@@ -410,6 +426,6 @@ def test_stale_staging_is_removed_at_server_start(seeded_copy: Library) -> None:
 
 
 def test_verify_generation_on_an_intact_index(seeded: Library) -> None:
-    check = verify_generation(seeded.snapshot().folder, seeded.snapshot().generation, 384)
+    check = verify_generation(seeded.store, seeded.snapshot().manifest)
     assert check.ok and check.documents == 2 and check.chunks == seeded.stats()["chunks"]
 

@@ -28,7 +28,7 @@ LAYERS = [
     ["rag.embedding", "rag.chunking", "rag.loaders", "rag.entities", "rag.index", "rag.providers"],
     ["rag.retrieve", "rag.llm", "rag.index_check", "rag.url_fetch"],
     ["rag.answer", "rag.ingest", "rag.sentiment.scoring", "rag.sentiment.store"],
-    ["rag.qa", "rag.sentiment.batch", "rag.sentiment.service", "rag.sentiment"],
+    ["rag.qa", "rag.sentiment.batch", "rag.sentiment.service", "rag.sentiment", "rag.distributed"],
     ["rag.library"],
     ["rag.cli", "rag.api", "rag.evaluation", "rag.__main__"],
 ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from rag.embedding import Embedder
 
 Progress = Callable[[RescoreJob], None]
+# Runs score_document somewhere else (rag.distributed: Ray tasks): same arguments, same result or error.
+ScoreExecutor = Callable[..., Awaitable[DocumentSentiment]]
 
 
 class RescoreRequest(BaseModel):
@@ -66,6 +68,7 @@ class Scorer:
         self.template = template
         self.embedder = embedder  # for offline models only; loaded on the first real call, not for cached scores
         self.version = scorer_version(model)
+        self.executor: ScoreExecutor | None = None  # None: score in this process
 
     def cached(self, info: DocumentInfo) -> DocumentSentiment | None:
         return self.store.lookup(info.id, info.content_hash, self.model, self.template.hash, self.version)
@@ -74,6 +77,12 @@ class Scorer:
                     job: RescoreJob | None = None) -> DocumentSentiment:
         doc = await asyncio.to_thread(self.snapshot.get_document, info.id)
         chunks = await asyncio.to_thread(self.snapshot.chunks_of, info.id)
+        if self.executor is not None:
+            if limiter:
+                await limiter.acquire()  # the limiter lives here: one call per document is budgeted here
+            return await self.executor(doc, chunks, self.template, self.model, self.version, self.settings.llm,
+                                       self.settings.sentiment, job_id=job.id if job else None,
+                                       offline=self.embedder is not None)
         return await score_document(doc, chunks, self.template, self.model, self.version, self.settings.llm,
                                     self.settings.sentiment, before_call=limiter.acquire if limiter else None,
                                     job_id=job.id if job else None,

@@ -1,0 +1,69 @@
+"""Issue 16: ingest embedding and rescoring on Ray (a local cluster started in this process) give what the
+single-process paths give, and rescoring keeps its journal semantics."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from rag.library import Library
+from rag.sentiment.batch import RescoreRequest
+from tests.conftest import SEEDS, make_settings
+
+ray = pytest.importorskip("ray", reason="the `ray` extra is not installed (pip install -e '.[ray]')")
+
+pytestmark = pytest.mark.slow  # a local cluster and one model per worker: ~30 s
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from rag.embedding.ray import connect
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield connect("local")
+    ray.shutdown()
+
+
+def test_ingest_on_ray_equals_the_local_ingest(cluster, seeded: Library, tmp_path, embedder) -> None:
+    from rag.embedding.ray import RayEmbedder
+
+    remote = RayEmbedder(seeded.settings.embedding, embedder, workers=2)
+    try:
+        lib = Library(make_settings(tmp_path / "index"), embedder=remote)
+        report = lib.add_paths([SEEDS])
+        assert report.ok and len(report.added) == 2
+    finally:
+        remote.close()
+    ours, theirs = lib.snapshot().segments[0], seeded.snapshot().segments[0]
+    assert np.array_equal(ours.rowids, theirs.rowids)
+    assert np.allclose(ours.vectors, theirs.vectors, atol=1e-5)
+    local = Library(make_settings(tmp_path / "index"), embedder=embedder)
+    for query in ("Q4 revenue", "Which customer saw ARPU rise 17%"):
+        assert [p.chunk_id for p in local.search(query, k=5)] == [p.chunk_id for p in seeded.search(query, k=5)]
+
+
+def _rescore(lib: Library, executor: object | None):
+    run = lib.prepare_rescore(RescoreRequest(model="local/finance-sentiment"))
+    run.scorer.executor = executor
+    return asyncio.run(run.run())
+
+
+def test_rescore_on_ray_equals_the_local_rescore_and_journals(cluster, seeded_copy: Library, seeded: Library,
+                                                             tmp_path) -> None:
+    from rag.distributed import RayScoring
+
+    local_job = _rescore(seeded_copy, None)
+    local = {s.doc_id: s.score for s in seeded_copy.sentiment_history()}
+    remote_lib = Library(make_settings(tmp_path / "copy"), embedder=seeded.embedder)
+    remote_lib.add_paths([SEEDS])
+    executor = RayScoring(remote_lib.settings.embedding)
+    job = _rescore(remote_lib, executor)
+    assert job.status == "done" and job.scored == local_job.scored == 2 and job.failed == 0
+    remote = {s.doc_id: s.score for s in remote_lib.sentiment_history()}
+    assert remote.keys() == local.keys() and all(abs(remote[d] - local[d]) < 1e-6 for d in local)
+    # The journal is this process's: a rerun finds every score cached and sends nothing to the cluster.
+    again = _rescore(remote_lib, executor)
+    assert again.cached == 2 and again.scored == 0
