@@ -352,7 +352,7 @@ def rescore(model: ModelOpt = None, prompt: PromptOpt = None, ticker: TickerOpt 
 
 
 @app.command("eval")
-def run_eval(suite: Annotated[str, typer.Option(help="seeds, earnings, phrasebank, financebench or all.")] = "all",
+def run_eval(suite: Annotated[str, typer.Option(help="seeds, earnings, phrasebank, fiqa, financebench, earnings-sentiment or all.")] = "all",
              model: Annotated[str | None, typer.Option(help="litellm model string (default: settings).")] = None,
              report_dir: Annotated[Path, typer.Option("--out", help="Folder for the reports.")] = Path("report"),
              thresholds: Annotated[Path, typer.Option(help="Thresholds YAML.")] = (

@@ -8,12 +8,13 @@ from typing import Any
 
 from rag import llm
 from rag.errors import BadInputError
-from rag.evaluation import earnings, financebench, phrasebank, seeds
+from rag.evaluation import earnings, financebench, fiqa, phrasebank, seeds
 from rag.evaluation.gold import load_suite
 from rag.library import Library
 from rag.settings import PROJECT_ROOT, Settings
 
-SUITES = ("seeds", "earnings", "phrasebank", "financebench")
+SUITES = ("seeds", "earnings", "phrasebank", "fiqa", "financebench")
+SENTIMENT_ONLY = ("phrasebank", "fiqa")
 GOLD_DIR = PROJECT_ROOT / "eval" / "gold"
 
 
@@ -39,6 +40,8 @@ def run_suite(name: str, settings: Settings, model: str | None = None, index: Pa
             result = earnings.run(lib, gold, model=model)
         elif name == "phrasebank":
             result = phrasebank.run(lib, model=model)
+        elif name == "fiqa":
+            result = fiqa.run(lib, model=model)
         else:
             documents, questions = financebench.load()
             if index is None:
@@ -48,7 +51,7 @@ def run_suite(name: str, settings: Settings, model: str | None = None, index: Pa
     result["models"] = models
     result["metric_models"] = {metric: models[metric_role(name, metric)] for metric in result["metrics"]}
     # The suite's headline model: what answered, or, for the sentiment-only suite, what scored.
-    result["model"] = models["sentiment" if name == "phrasebank" else "answer"]
+    result["model"] = models["sentiment" if name in SENTIMENT_ONLY else "answer"]
     return result
 
 
@@ -58,6 +61,8 @@ def models_used(suite: str, settings: Settings, model: str | None) -> dict[str, 
     sentiment = llm.resolve(settings.llm, "sentiment", model).model
     if suite == "phrasebank":
         return {"sentiment": sentiment}
+    if suite == "fiqa":
+        return {"sentiment": sentiment, "lexicon": fiqa.LEXICON}
     models = {"answer": llm.resolve(settings.llm, "answer", model).model, "embedding": embedding}
     if suite == "earnings":  # follow-up questions are rewritten first
         models["rewrite"] = llm.resolve(settings.llm, "rewrite", model).model
@@ -67,7 +72,9 @@ def models_used(suite: str, settings: Settings, model: str | None) -> dict[str, 
 
 
 def metric_role(suite: str, metric: str) -> str:
-    if suite == "phrasebank" or metric.startswith("sentiment_"):
+    if suite == "fiqa" and "_lexicon_" in metric:
+        return "lexicon"
+    if suite in SENTIMENT_ONLY or metric.startswith("sentiment_"):
         return "sentiment"
     if metric.startswith("retrieval_"):
         return "embedding"
