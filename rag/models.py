@@ -123,6 +123,8 @@ class Passage(BaseModel):
     doc_type: str | None
     date: Date | None
     company: str | None = Field(None, description="The document's company (metadata `company`), if known.")
+    section: str | None = Field(None, description="For sentiment: the part of the document the passage is from "
+                                "(prepared, question, answer, body; rag.transcript), if known.")
     score: float = Field(description="Fused (reciprocal-rank) score.")
     dense_score: float | None = Field(None, description="Cosine similarity to the query, if ranked by dense.")
     bm25_score: float | None = Field(None, description="BM25 score, if ranked by BM25.")

@@ -74,7 +74,8 @@ def test_rag_eval_fails_when_a_threshold_is_not_met(tmp_path: Path) -> None:
 def test_unknown_suite_is_a_usage_error(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "rag", "eval", "--suite", "nope", "--out", str(tmp_path)],
                          capture_output=True, text=True, env=os.environ.copy())
-    assert res.returncode == 2 and "available: seeds, earnings, phrasebank, fiqa, financebench" in res.stderr
+    assert res.returncode == 2
+    assert "available: seeds, earnings, phrasebank, fiqa, earnings-sentiment, financebench" in res.stderr
 
 
 def test_phrasebank_split_is_deterministic_and_disjoint() -> None:

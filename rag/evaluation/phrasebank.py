@@ -19,7 +19,7 @@ from rag.errors import ConfigError, RagError
 from rag.library import Library
 from rag.models import Chunk, Document
 from rag.prompts import load_prompt
-from rag.providers.finance_sentiment import MODEL_NAME, FinanceSentimentClassifier, load_head
+from rag.providers.finance_sentiment import MODEL_NAME, FinanceSentimentClassifier, load_calibration, load_head
 from rag.qa import run_sync
 from rag.sentiment.scoring import label_for, score_document, scorer_version
 from rag.settings import PROJECT_ROOT
@@ -119,7 +119,8 @@ def run(lib: Library, model: str | None = None, split: Split = "test") -> dict[s
     started = time.perf_counter()
     errors: dict[int, str] = {}
     if model == MODEL_NAME:  # measured per sentence, where its classifier works
-        probs = FinanceSentimentClassifier(load_head(), lib.embedder.embed_batch).probabilities(texts)
+        classifier = FinanceSentimentClassifier(load_head(), lib.embedder.embed_batch, load_calibration())
+        probs = classifier.probabilities(texts)
         predicted = [LABELS[i] for i in probs.argmax(axis=1)]
     else:
         predicted = run_sync(_model_labels(lib, model, texts, errors))

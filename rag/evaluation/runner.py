@@ -8,13 +8,13 @@ from typing import Any
 
 from rag import llm
 from rag.errors import BadInputError
-from rag.evaluation import earnings, financebench, fiqa, phrasebank, seeds
+from rag.evaluation import earnings, earnings_sentiment, financebench, fiqa, phrasebank, seeds
 from rag.evaluation.gold import load_suite
 from rag.library import Library
 from rag.settings import PROJECT_ROOT, Settings
 
-SUITES = ("seeds", "earnings", "phrasebank", "fiqa", "financebench")
-SENTIMENT_ONLY = ("phrasebank", "fiqa")
+SUITES = ("seeds", "earnings", "phrasebank", "fiqa", "earnings-sentiment", "financebench")
+SENTIMENT_ONLY = ("phrasebank", "fiqa", "earnings-sentiment")
 GOLD_DIR = PROJECT_ROOT / "eval" / "gold"
 
 
@@ -42,6 +42,8 @@ def run_suite(name: str, settings: Settings, model: str | None = None, index: Pa
             result = phrasebank.run(lib, model=model)
         elif name == "fiqa":
             result = fiqa.run(lib, model=model)
+        elif name == "earnings-sentiment":
+            result = earnings_sentiment.run(lib, earnings_sentiment.load(), model=model)
         else:
             documents, questions = financebench.load()
             if index is None:
@@ -59,7 +61,7 @@ def models_used(suite: str, settings: Settings, model: str | None) -> dict[str, 
     """The model behind each role of a suite's metrics; `model` (`rag eval --model`) overrides every task."""
     embedding = f"{settings.embedding.model_name} ({settings.embedding.backend})"
     sentiment = llm.resolve(settings.llm, "sentiment", model).model
-    if suite == "phrasebank":
+    if suite in ("phrasebank", "earnings-sentiment"):
         return {"sentiment": sentiment}
     if suite == "fiqa":
         return {"sentiment": sentiment, "lexicon": fiqa.LEXICON}
