@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from rag import transcript
 from rag.chunking import split_sentences
@@ -59,16 +59,27 @@ class HeadFile(BaseModel):
 
 
 class Calibration(BaseModel):
-    """What eval/calibrate_sentiment.py fits on PhraseBank dev (never test, FiQA or the earnings gold set):
-    `direction_weight` (how far a metric-direction rule's verdict moves the probabilities) and `temperature`
-    (sharpening or flattening them); `card` holds the data, the fit and the reliability table."""
+    """What eval/calibrate_sentiment.py derives from PhraseBank train and dev (never test, FiQA, the seeds or the
+    earnings gold set): `direction_boost`, the log-odds the metric-direction rule adds to the class it implies
+    (from the rule's precision on train: a second, independent opinion combined by Bayes' rule), and
+    `temperature` (chosen on dev: p^(1/T) renormalised); `card` holds the data, the fit and the reliability table."""
 
-    direction_weight: float
+    direction_boost: float
     temperature: float
+    score_map: list[tuple[float, float]] = Field(
+        default_factory=list, description="Knots (raw document score, calibrated score) of a monotone map fitted on "
+        "pseudo-documents of dev sentences; empty = identity.")
     card: dict[str, object]
 
+    def document_score(self, raw: float) -> float:
+        """The raw sentence balance mapped to a score on the scale of the labelled balance (see score_map)."""
+        if not self.score_map:
+            return raw
+        xs, ys = zip(*self.score_map, strict=True)
+        return float(np.clip(np.interp(raw, xs, ys), -1.0, 1.0))
 
-IDENTITY = Calibration(direction_weight=0.0, temperature=1.0, card={"version": "none"})
+
+IDENTITY = Calibration(direction_boost=0.0, temperature=1.0, card={"version": "none"})
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -123,15 +134,14 @@ class FinanceSentimentClassifier:
 
 
 def calibrate(probs: np.ndarray, directions: list[int], calibration: Calibration) -> np.ndarray:
-    """Move each sentence whose metric-direction rule fires (+1/-1) toward that class by `direction_weight`, then
-    temperature-scale: p_i^(1/T), renormalised."""
+    """Multiply the probability of the class a sentence's metric-direction rule implies (+1 positive, -1 negative)
+    by exp(direction_boost), then temperature-scale: p_i^(1/T); both renormalised."""
     out = probs.copy()
-    weight = calibration.direction_weight
+    boost = math.exp(calibration.direction_boost)
     for row, sign in enumerate(directions):
-        if sign and weight:
-            target = np.zeros(3)
-            target[2 if sign > 0 else 0] = 1.0
-            out[row] = (1 - weight) * out[row] + weight * target
+        if sign and calibration.direction_boost:
+            out[row, 2 if sign > 0 else 0] *= boost
+            out[row] /= out[row].sum()
     if calibration.temperature != 1.0:
         out = np.power(np.clip(out, 1e-12, 1.0), 1.0 / calibration.temperature)
         out /= out.sum(axis=1, keepdims=True)
@@ -168,7 +178,7 @@ def verdict(classifier: FinanceSentimentClassifier, passages: dict[int, str],
     sentence's section (rag.transcript.SECTION_WEIGHTS: an analyst's question, the operator, safe-harbour and
     courtesy lines count 0; `sections` gives each passage's, else it is the author's body). confidence grows with
     the amount of weighted opinion found and the classifier's certainty. Sentences repeated by chunk overlap count
-    once."""
+    once. The balance is then mapped by the calibration's `score_map` (fitted where the gold balance is known)."""
     owners: list[int] = []
     sentences: list[str] = []
     weights: list[float] = []
@@ -191,7 +201,7 @@ def verdict(classifier: FinanceSentimentClassifier, passages: dict[int, str],
     probs = classifier.probabilities(sentences)
     polarity = (probs[:, 2] - probs[:, 0]) * w
     opinion = float(((probs[:, 0] + probs[:, 2]) * w).sum())
-    score = float(polarity.sum() / (opinion + NEUTRAL_PRIOR))
+    score = classifier.calibration.document_score(float(polarity.sum() / (opinion + NEUTRAL_PRIOR)))
     counted = w > 0
     confidence = (1.0 - math.exp(-opinion / 4.0)) * float(probs[counted].max(axis=1).mean())
 

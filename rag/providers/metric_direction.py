@@ -41,7 +41,8 @@ _BETTER_PHRASES = ("cash flow", "cash flows", "free cash flow", "operating cash 
                    "net profit", "order book", "sales growth", "capital ratio")
 _WORSE_PHRASES = ("net loss", "operating loss", "net debt", "customer concentration", "days sales outstanding",
                   "cost of risk", "nonperforming loans", "non-performing loans", "credit losses", "loan losses")
-WINDOW = 6  # tokens between a metric and its direction word
+WINDOW = 6  # tokens after a metric in which its direction word may come ("margin expanded by 320 ...")
+LOOKBACK = 3  # tokens before it ("higher raw material costs")
 
 
 def _metric_table() -> list[tuple[tuple[str, ...], int]]:
@@ -67,7 +68,7 @@ def direction(sentence: str) -> int:
                 taken |= set(range(i, i + n))
     votes: set[int] = set()
     for first, last, sign in metrics:
-        lo, hi = max(0, first - 2), min(len(tokens), last + 1 + WINDOW)
+        lo, hi = max(0, first - LOOKBACK), min(len(tokens), last + 1 + WINDOW)
         window = [j for j in range(lo, hi) if j not in taken]
         moves = {1 if tokens[j] in _UP else -1 for j in window if tokens[j] in _UP or tokens[j] in _DOWN}
         if len(moves) != 1:
