@@ -34,6 +34,15 @@ SECTION_WEIGHTS: dict[str, float] = {
     "prepared": 1.0, "answer": 0.8, "body": 1.0,
     "question": 0.0, "operator": 0.0, "safe_harbour": 0.0, "courtesy": 0.0,
 }
+# Within management's spoken sections, a sentence that states no figure ("we're really excited about the momentum
+# in the business") counts this much of its section's weight. A quarter's results are said with numbers; the rest of
+# a call's speech is positive by convention whatever the quarter. Chosen on the dev split of the earnings sentiment
+# gold set (0.25 over 1 and 0.5: Spearman of score with label 0.70 -> 0.77, bad calls below every good one 3 -> 5 of
+# 6); written documents (`body`) are not affected.
+FIGURELESS_WEIGHT = 0.25
+_SPOKEN: frozenset[str] = frozenset({"prepared", "answer"})
+_FIGURE = re.compile(r"\d|\b(percent|basis points?|million|billion|thousand|hundred|half|double[ds]?|tripled?)\b",
+                     re.I)
 # Sections a scorer never needs to see: they carry nothing about the quarter, even as context.
 SKIPPED: frozenset[str] = frozenset({"operator", "safe_harbour", "courtesy"})
 
@@ -107,6 +116,18 @@ def sentence_section(sentence: str, default: Section) -> Section:
     if default in ("prepared", "answer", "body") and _COURTESY.match(sentence):
         return "courtesy"
     return default
+
+
+def sentence_weight(sentence: str, section: str) -> float:
+    """How much one sentence of `section` counts in a document's sentiment: its section's weight (after
+    `sentence_section`), times FIGURELESS_WEIGHT for a spoken management sentence without a figure."""
+    if section not in SECTION_WEIGHTS:
+        section = "body"
+    kind = sentence_section(sentence, section)  # type: ignore[arg-type]  # a known section, checked above
+    weight = SECTION_WEIGHTS[kind]
+    if kind in _SPOKEN and not _FIGURE.search(sentence):
+        weight *= FIGURELESS_WEIGHT
+    return weight
 
 
 def _turn_sections(text: str, turns: list[_Turn]) -> list[Section]:

@@ -175,8 +175,9 @@ def verdict(classifier: FinanceSentimentClassifier, passages: dict[int, str],
     score = sum(w * (p_pos - p_neg)) / (sum(w * (p_pos + p_neg)) + NEUTRAL_PRIOR) over the document's sentences:
     the balance of the opinionated ones, so neutral text neither dilutes nor moves it, shrunk toward 0 when there
     is little opinion at all (one leaning sentence is not a "moderately positive" document). w is the weight of the
-    sentence's section (rag.transcript.SECTION_WEIGHTS: an analyst's question, the operator, safe-harbour and
-    courtesy lines count 0; `sections` gives each passage's, else it is the author's body). confidence grows with
+    sentence's section (rag.transcript.sentence_weight: an analyst's question, the operator, safe-harbour and
+    courtesy lines count 0, management's spoken sentences without a figure a quarter; `sections` gives each
+    passage's, else it is the author's body). confidence grows with
     the amount of weighted opinion found and the classifier's certainty. Sentences repeated by chunk overlap count
     once. The balance is then mapped by the calibration's `score_map` (fitted where the gold balance is known)."""
     owners: list[int] = []
@@ -185,15 +186,13 @@ def verdict(classifier: FinanceSentimentClassifier, passages: dict[int, str],
     seen: set[str] = set()
     for n, text in sorted(passages.items()):
         section = (sections or {}).get(n) or "body"
-        if section not in transcript.SECTION_WEIGHTS:
-            section = "body"
         for start, end in split_sentences(text):
             sentence = text[start:end]
             if len(sentence) >= 12 and sentence not in seen:
                 seen.add(sentence)
                 sentences.append(sentence)
                 owners.append(n)
-                weights.append(transcript.SECTION_WEIGHTS[transcript.sentence_section(sentence, section)])  # type: ignore[arg-type]  # checked above
+                weights.append(transcript.sentence_weight(sentence, section))
     w = np.asarray(weights)
     if not sentences or not w.any():
         return {"score": 0.0, "confidence": 0.0, "evidence": sorted(passages)[:1],
