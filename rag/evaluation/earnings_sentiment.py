@@ -94,7 +94,9 @@ async def _score_all(lib: Library, model: str, docs: list[Document], errors: dic
     template = load_prompt(lib.settings.prompts_dir, lib.settings.sentiment.prompt)
     version = scorer_version(model)
     embedder = lib.embedder if llm.is_offline(model) else None
-    gate = asyncio.Semaphore(lib.settings.sentiment.concurrency)
+    # The offline scorer is CPU-bound: calls scored side by side only contend for the cores (and overrun their
+    # deadline on a busy machine), so it scores one call at a time; a remote model gets the configured concurrency.
+    gate = asyncio.Semaphore(1 if llm.is_offline(model) else lib.settings.sentiment.concurrency)
     scores: dict[str, float] = {}
 
     async def one(doc: Document) -> None:
