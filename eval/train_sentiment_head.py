@@ -99,10 +99,10 @@ def main() -> None:
         },
     )
     # The run-time numpy TF-IDF must reproduce scikit-learn's, or the reported scores would not hold.
-    classifier = FinanceSentimentClassifier(head_file, embedder.embed_batch)
+    classifier = FinanceSentimentClassifier(head_file, embedder.embed_batch)  # uncalibrated: compared raw below
     sample = texts[:200]
     assert np.allclose(classifier.tfidf(sample), vec.transform(sample).toarray(), atol=1e-6)
-    assert np.allclose(classifier.probabilities(sample), candidates["ensemble (default)"][:200], atol=1e-4)
+    assert np.allclose(classifier.raw_probabilities(sample), candidates["ensemble (default)"][:200], atol=1e-4)
     HEAD_PATH.parent.mkdir(parents=True, exist_ok=True)
     tmp = HEAD_PATH.with_suffix(".tmp")
     tmp.write_text(head_file.model_dump_json(), encoding="utf-8")

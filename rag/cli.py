@@ -18,6 +18,7 @@ from rag.errors import RagError
 from rag.library import Library
 from rag.models import Answer, SearchFilters
 from rag.offline import use_offline_environment
+from rag.sentiment.relative import RelativeScore, TrendPoint
 from rag.settings import PROJECT_ROOT, Settings
 
 app = typer.Typer(help="Cited retrieval Q&A and sentiment over financial research documents.",
@@ -285,7 +286,10 @@ def _export(records: list[dict], fmt: str, target: Path | None) -> None:
 def sentiment(ticker: Annotated[str | None, typer.Argument(help="Ticker to roll up, e.g. CALX.")] = None,
               doc: Annotated[str | None, typer.Option("--doc", help="One document instead of a ticker.")] = None,
               history: Annotated[bool, typer.Option("--history", help="Every stored score (all models and "
-                                                    "prompts) instead of the current one.")] = False,
+                                                    "prompts) instead of the current one; with a TICKER, first the "
+                                                    "trend of the current model + prompt.")] = False,
+              baseline: Annotated[str, typer.Option(help="Peer group of the percentile: corpus or sector.")
+                                  ] = "corpus",
               model: ModelOpt = None, prompt: PromptOpt = None, fmt: FormatOpt = "table",
               output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file.")] = None,
               index: IndexOpt = None) -> None:
@@ -296,16 +300,20 @@ def sentiment(ticker: Annotated[str | None, typer.Argument(help="Ticker to roll 
         raise typer.BadParameter("give a TICKER or --doc ID (one of them)")
     if fmt not in ("table", "json", "jsonl", "csv"):
         raise typer.BadParameter("--format must be table, json, jsonl or csv")
+    if baseline not in ("corpus", "sector"):
+        raise typer.BadParameter("--baseline must be corpus or sector")
     lib = _library(index)
     with _errors():
         if history:
             records = lib.sentiment_history(doc_id=doc, ticker=ticker)
+            if ticker is not None and fmt == "table":
+                _print_trend(lib.sentiment_trend(ticker, model, prompt))
         elif doc is not None:
             records = [asyncio.run(lib.adocument_sentiment(doc, model, prompt))]
         else:
             if fmt in ("csv", "jsonl"):
                 raise typer.BadParameter("csv/jsonl list stored scores: add --history (or use --format json)")
-            rolled = asyncio.run(lib.aticker_sentiment(ticker or "", model, prompt))
+            rolled = asyncio.run(lib.aticker_sentiment(ticker or "", model, prompt, baseline))  # type: ignore[arg-type]  # checked above
             if fmt == "json":
                 _export([rolled.model_dump(mode="json")], fmt, output)
                 return
@@ -315,6 +323,8 @@ def sentiment(ticker: Annotated[str | None, typer.Argument(help="Ticker to roll 
             for c in rolled.documents:
                 out.print(f"  {c.score:+.2f} {c.label:20} weight {c.weight:.2f}  {c.doc_id}  {c.date or '-'}  "
                           f"{c.title}", highlight=False)
+            if rolled.relative is not None:
+                _print_relative(rolled.relative)
             return
     if fmt != "table":
         _export([r.model_dump(mode="json") for r in records], fmt, output)
@@ -332,6 +342,30 @@ def sentiment(ticker: Annotated[str | None, typer.Argument(help="Ticker to roll 
     if records and records[-1].offline_provider and not history:
         out.print("[dim](scored by the offline classifier local/finance-sentiment, trained on Financial PhraseBank "
                   "(non-commercial); not a language model)[/dim]")
+
+
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.2f}"
+
+
+def _print_relative(r: RelativeScore) -> None:
+    """The newest document against the ticker's own history and its peers."""
+    own = (f"{_signed(r.change_vs_previous)} vs its previous document ({r.previous_doc_id}, {r.previous_score:+.2f}); "
+           f"{_signed(r.vs_own_mean)} vs the mean of its {r.own_documents} earlier"
+           if r.previous_score is not None else "no earlier document of this ticker")
+    peers = f"percentile {r.percentile:.0f} of {r.peers} documents ({r.peer_group})" if r.percentile is not None else ""
+    out.print(f"newest {r.doc_id} {r.score:+.2f}: {own}; {peers}", highlight=False)
+
+
+def _print_trend(points: list[TrendPoint]) -> None:
+    if not points:
+        out.print("no trend: no document of this ticker is scored by the current model + prompt")
+        return
+    out.print("trend (current model + prompt, oldest first):")
+    for p in points:
+        pct = f"p{p.percentile:.0f}" if p.percentile is not None else "-"
+        out.print(f"  {p.date or p.period or '-':12} {p.score:+.2f} ({_signed(p.change)}) {pct:>4}  {p.label:20} "
+                  f"{p.doc_id}  {p.title}", highlight=False)
 
 
 @app.command()
@@ -382,7 +416,8 @@ def rescore(model: ModelOpt = None, prompt: PromptOpt = None, ticker: TickerOpt 
 
 
 @app.command("eval")
-def run_eval(suite: Annotated[str, typer.Option(help="seeds, earnings, phrasebank, financebench or all.")] = "all",
+def run_eval(suite: Annotated[str, typer.Option(help="A suite (seeds, earnings, phrasebank, fiqa, "
+                                                    "earnings-sentiment, financebench) or all.")] = "all",
              model: Annotated[str | None, typer.Option(help="litellm model string (default: settings).")] = None,
              report_dir: Annotated[Path, typer.Option("--out", help="Folder for the reports.")] = Path("report"),
              thresholds: Annotated[Path, typer.Option(help="Thresholds YAML.")] = (

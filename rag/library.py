@@ -23,7 +23,8 @@ from rag.models import Answer, Document, DocumentInfo, Passage, SearchFilters, T
 from rag.qa import QuestionAnswerer
 from rag.retrieve import Mode, Retrieval, retrieve
 from rag.sentiment.batch import RescoreRequest, RescoreRun
-from rag.sentiment.scoring import DocumentSentiment, TickerSentiment
+from rag.sentiment.relative import Baseline, RelativeTickerSentiment, TrendPoint
+from rag.sentiment.scoring import DocumentSentiment
 from rag.sentiment.service import SentimentService
 from rag.sentiment.store import RescoreJob
 from rag.settings import Settings
@@ -229,10 +230,15 @@ class Library:
         """The document's score for this model + prompt, computed on first request and stored."""
         return await self.sentiment.adocument(doc_id, model, prompt)
 
-    async def aticker_sentiment(self, ticker: str, model: str | None = None,
-                                prompt: str | None = None) -> TickerSentiment:
-        """Roll-up over the ticker's current documents (each scored on first request)."""
-        return await self.sentiment.aticker(ticker, model, prompt)
+    async def aticker_sentiment(self, ticker: str, model: str | None = None, prompt: str | None = None,
+                                baseline: Baseline = "corpus") -> RelativeTickerSentiment:
+        """Roll-up over the ticker's current documents (each scored on first request), with the newest document
+        against the ticker's own history and the corpus's (or its sector's) documents, and the trend."""
+        return await self.sentiment.aticker(ticker, model, prompt, baseline)
+
+    def sentiment_trend(self, ticker: str, model: str | None = None, prompt: str | None = None) -> list[TrendPoint]:
+        """The ticker's stored scores by one model + prompt in time order, with changes and percentiles."""
+        return self.sentiment.trend(ticker, model, prompt)
 
     def prepare_rescore(self, request: RescoreRequest) -> RescoreRun:
         return self.sentiment.prepare_rescore(request)

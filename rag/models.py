@@ -123,6 +123,8 @@ class Passage(BaseModel):
     doc_type: str | None
     date: Date | None
     company: str | None = Field(None, description="The document's company (metadata `company`), if known.")
+    section: str | None = Field(None, description="For sentiment: the part of the document the passage is from "
+                                "(prepared, question, answer, body; rag.transcript), if known.")
     score: float = Field(description="What the results are ordered by: in hybrid mode the fused reciprocal-rank "
                          "score (weight / (60 + rank), summed over dense and BM25; compare within one list only), in "
                          "bm25 mode the BM25 score, in dense mode the cosine similarity.")

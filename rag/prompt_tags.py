@@ -26,6 +26,7 @@ def format_passages(passages: Sequence[Passage]) -> str:
     def one(n: int, p: Passage) -> str:
         company = f' company="{html.escape(p.company)}"' if p.company else ""
         company += f' tickers="{html.escape(",".join(p.tickers))}"' if p.tickers else ""
+        company += f' section="{p.section}"' if p.section else ""
         body = _MARKER_IN_TEXT.sub(r"(\1)", p.text)
         attributes = f'id="{n}" title="{html.escape(p.title)}" doc="{html.escape(p.doc_id)}"{company}'
         return f"<passage {attributes}>\n{body}\n</passage>"

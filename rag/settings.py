@@ -177,8 +177,12 @@ class SentimentSettings(BaseModel):
     )
     prompt: str = Field("sentiment.v1", description="Prompt template (prompts/NAME.md) for document sentiment.")
     max_passages: int = Field(
-        80, ge=1, description="Longest document sent in one call, in chunks; longer ones are sampled evenly."
+        80, ge=1, description="Longest document sent in one call, in chunks; longer ones are sampled evenly. A "
+        "transcript is sent whole in at most this many passages (larger ones when needed).",
     )
+    passage_chars: int = Field(
+        700, ge=100, description="Transcripts: target size of one passage (speaker turns of one section packed "
+        "together), in characters.")
     concurrency: int = Field(8, ge=1, le=256, description="Documents scored at once by `rag rescore`.")
     requests_per_second: float | None = Field(None, gt=0, description="Rate limit on model calls (none if unset).")
     max_attempts: int = Field(5, ge=1, description="Tries per document on rate limits, timeouts and 5xx.")

@@ -57,7 +57,9 @@ def test_seed_suite_on_a_small_subset(seeded_copy: Library) -> None:
     report = run(seeded_copy, subset)  # a copy: the suite stores sentiment scores in the index folder
     assert report["metrics"]["fact_accuracy"] == 1.0 and report["metrics"]["abstention_recall"] == 1.0
     assert set(report["retrieval"]) == {"bm25", "dense", "hybrid"}
-    assert all(r["ok"] for r in report["results"])
+    assert all(r["ok"] for r in report["results"] if not r["id"].startswith("sentiment-"))
+    # The note's own score is 0.62; the calibrated offline scorer lands near it (gated by MAE, see thresholds.yaml)
+    assert report["metrics"]["sentiment_mae"] <= 0.25
 
 
 @pytest.mark.slow
@@ -76,7 +78,8 @@ def test_rag_eval_fails_when_a_threshold_is_not_met(tmp_path: Path) -> None:
 def test_unknown_suite_is_a_usage_error(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "rag", "eval", "--suite", "nope", "--out", str(tmp_path)],
                          capture_output=True, text=True, env=os.environ.copy())
-    assert res.returncode == 2 and "available: seeds, earnings, phrasebank, financebench" in res.stderr
+    assert res.returncode == 2
+    assert "available: seeds, earnings, phrasebank, fiqa, earnings-sentiment, financebench" in res.stderr
 
 
 def test_spread_takes_items_evenly_over_the_list() -> None:

@@ -302,8 +302,12 @@ def test_journal_schema_is_versioned_and_old_records_migrate(tmp_path: Path) -> 
     old.commit()
     old.close()
     store = SentimentStore(path)
-    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.schema_version() == SCHEMA_VERSION == 3
     [migrated] = store.history(doc_id="d")
     assert migrated.offline_provider is True and migrated.score == 0.5
+    assert migrated.period is None and migrated.sector is None  # fields added after v1 read as unknown
+    # v3's index serves the peer lookup of one scorer
+    assert [s.doc_id for s in store.scores_by("local/finance-sentiment", "p", "1")] == ["d"]
+    assert store.scores_by("local/finance-sentiment", "p", "2") == []
     store.close()
     assert SentimentStore(path).schema_version() == SCHEMA_VERSION  # reopening runs nothing twice

@@ -19,7 +19,7 @@ from rag.errors import ConfigError, RagError
 from rag.library import Library
 from rag.models import Chunk, Document
 from rag.prompts import load_prompt
-from rag.providers.finance_sentiment import MODEL_NAME, FinanceSentimentClassifier, load_head
+from rag.providers.finance_sentiment import MODEL_NAME, FinanceSentimentClassifier, load_calibration, load_head
 from rag.qa import run_sync
 from rag.sentiment.scoring import label_for, score_document, scorer_version
 from rag.settings import PROJECT_ROOT
@@ -80,17 +80,17 @@ def band(score: float) -> str:
     return label_for(score).split()[-1]
 
 
-async def _model_labels(lib: Library, model: str, texts: list[str], errors: dict[int, str]) -> list[str]:
-    """Each sentence as a one-passage document through the sentiment prompt (any litellm model); a sentence that
-    could not be scored gets FAILED and its error in `errors`."""
+async def sentence_scores(lib: Library, model: str, texts: list[str], errors: dict[int, str]) -> list[float | None]:
+    """Each sentence as a one-passage document through the sentiment prompt (any litellm model, the offline one
+    included): the document score users get. A sentence that could not be scored is None, its error in `errors`."""
     template = load_prompt(lib.settings.prompts_dir, lib.settings.sentiment.prompt)
     version = scorer_version(model)
     embedder = lib.embedder if llm.is_offline(model) else None
     gate = asyncio.Semaphore(lib.settings.sentiment.concurrency)
 
-    async def one(i: int, text: str) -> str:
-        doc = Document(id=f"phrasebank-{i}", text=text, title="news sentence")
-        chunk = Chunk(id=f"phrasebank-{i}-0", doc_id=doc.id, ordinal=0, start=0, end=len(text), text=text)
+    async def one(i: int, text: str) -> float | None:
+        doc = Document(id=f"sentence-{i}", text=text, title="news sentence")
+        chunk = Chunk(id=f"sentence-{i}-0", doc_id=doc.id, ordinal=0, start=0, end=len(text), text=text)
         async with gate:
             try:
                 scored = await score_document(doc, [chunk], template, model, version, lib.settings.llm,
@@ -99,10 +99,15 @@ async def _model_labels(lib: Library, model: str, texts: list[str], errors: dict
                 raise
             except RagError as exc:  # recorded as a wrong prediction with its error, not the end of the run
                 errors[i] = f"{type(exc).__name__}: {exc}"
-                return FAILED
-        return band(scored.score)
+                return None
+        return scored.score
 
     return list(await asyncio.gather(*(one(i, t) for i, t in enumerate(texts))))
+
+
+async def _model_labels(lib: Library, model: str, texts: list[str], errors: dict[int, str]) -> list[str]:
+    """Three-class labels from `sentence_scores`; a sentence that could not be scored gets FAILED."""
+    return [FAILED if s is None else band(s) for s in await sentence_scores(lib, model, texts, errors)]
 
 
 def run(lib: Library, model: str | None = None, split: Split = "test") -> dict[str, Any]:
@@ -114,7 +119,8 @@ def run(lib: Library, model: str | None = None, split: Split = "test") -> dict[s
     started = time.perf_counter()
     errors: dict[int, str] = {}
     if model == MODEL_NAME:  # measured per sentence, where its classifier works
-        probs = FinanceSentimentClassifier(load_head(), lib.embedder.embed_batch).probabilities(texts)
+        classifier = FinanceSentimentClassifier(load_head(), lib.embedder.embed_batch, load_calibration())
+        probs = classifier.probabilities(texts)
         predicted = [LABELS[i] for i in probs.argmax(axis=1)]
     else:
         predicted = run_sync(_model_labels(lib, model, texts, errors))

@@ -8,12 +8,13 @@ from typing import Any, TypeVar
 
 from rag import llm
 from rag.errors import BadInputError
-from rag.evaluation import earnings, financebench, phrasebank, seeds
+from rag.evaluation import earnings, earnings_sentiment, financebench, fiqa, phrasebank, seeds
 from rag.evaluation.gold import load_suite
 from rag.library import Library
 from rag.settings import PROJECT_ROOT, Settings
 
-SUITES = ("seeds", "earnings", "phrasebank", "financebench")
+SUITES = ("seeds", "earnings", "phrasebank", "fiqa", "earnings-sentiment", "financebench")
+SENTIMENT_ONLY = ("phrasebank", "fiqa", "earnings-sentiment")
 GOLD_DIR = PROJECT_ROOT / "eval" / "gold"
 T = TypeVar("T")
 
@@ -65,6 +66,10 @@ def run_suite(name: str, settings: Settings, model: str | None = None, index: Pa
             result = earnings.run(lib, gold, model=model)
         elif name == "phrasebank":
             result = phrasebank.run(lib, model=model)
+        elif name == "fiqa":
+            result = fiqa.run(lib, model=model)
+        elif name == "earnings-sentiment":
+            result = earnings_sentiment.run(lib, earnings_sentiment.load(), model=model)
         else:
             documents, questions = financebench.load()
             total = len(questions)
@@ -78,7 +83,7 @@ def run_suite(name: str, settings: Settings, model: str | None = None, index: Pa
     result["models"] = models
     result["metric_models"] = {metric: models[metric_role(name, metric)] for metric in result["metrics"]}
     # The suite's headline model: what answered, or, for the sentiment-only suite, what scored.
-    result["model"] = models["sentiment" if name == "phrasebank" else "answer"]
+    result["model"] = models["sentiment" if name in SENTIMENT_ONLY else "answer"]
     return result
 
 
@@ -86,8 +91,10 @@ def models_used(suite: str, settings: Settings, model: str | None) -> dict[str, 
     """The model behind each role of a suite's metrics; `model` (`rag eval --model`) overrides every task."""
     embedding = f"{settings.embedding.model_name} ({settings.embedding.backend})"
     sentiment = llm.resolve(settings.llm, "sentiment", model).model
-    if suite == "phrasebank":
+    if suite in ("phrasebank", "earnings-sentiment"):
         return {"sentiment": sentiment}
+    if suite == "fiqa":
+        return {"sentiment": sentiment, "lexicon": fiqa.LEXICON}
     models = {"answer": llm.resolve(settings.llm, "answer", model).model, "embedding": embedding}
     if suite == "earnings":  # follow-up questions are rewritten first
         models["rewrite"] = llm.resolve(settings.llm, "rewrite", model).model
@@ -97,7 +104,9 @@ def models_used(suite: str, settings: Settings, model: str | None) -> dict[str, 
 
 
 def metric_role(suite: str, metric: str) -> str:
-    if suite == "phrasebank" or metric.startswith("sentiment_"):
+    if suite == "fiqa" and "_lexicon_" in metric:
+        return "lexicon"
+    if suite in SENTIMENT_ONLY or metric.startswith("sentiment_"):
         return "sentiment"
     if metric.startswith("retrieval_"):
         return "embedding"

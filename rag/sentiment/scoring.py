@@ -4,6 +4,7 @@ recency/relevance-weighted ticker roll-up. Any litellm model can score; the offl
 
 from __future__ import annotations
 
+import bisect
 import html
 import json
 import math
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from rag import llm
+from rag import llm, transcript
 from rag.errors import MalformedOutputError, ProviderError
 from rag.models import Chunk, Citation, Document, Passage
 from rag.prompt_tags import format_passages
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
     from rag.embedding import Embedder
 
 # Bumped when the way model output becomes a stored score changes; part of the cache key.
-SCORER_VERSION = "1"
+# 2: transcripts are sent by section (rag.transcript), without the operator's script and safe-harbour text.
+SCORER_VERSION = "2"
 
 # (exclusive upper bound, label); scores of 0.75 and above are "very positive". Symmetric around 0; the seed
 # research note calls 0.62 "moderately positive", which these bands agree with.
@@ -63,6 +65,9 @@ class DocumentSentiment(BaseModel):
     title: str
     tickers: list[str]
     date: str | None
+    period: str | None = Field(None, description="The reported period (metadata `quarter`, e.g. \"Q3 2020\"), "
+                               "which orders a ticker's undated documents.")
+    sector: str | None = Field(None, description="The document's sector (metadata `sector`), for sector baselines.")
     content_hash: str
     score: float
     label: str
@@ -112,16 +117,53 @@ def scorer_version(model: str) -> str:
     return f"{SCORER_VERSION}+{entry.version()}" if entry and entry.version else SCORER_VERSION
 
 
-def document_passages(doc: Document, chunks: list[Chunk], max_passages: int) -> list[Passage]:
-    """The document's chunks as numbered passages; a long document is sampled evenly to `max_passages`."""
+def document_passages(doc: Document, chunks: list[Chunk], max_passages: int,
+                      target_chars: int = 700) -> list[Passage]:
+    """The document as numbered passages. A transcript is cut by who speaks (rag.transcript): prepared remarks,
+    questions and answers become passages labelled with their section, packed to about `target_chars` (more when
+    needed to fit everything in `max_passages`), and the operator's script, safe-harbour and courtesy lines are
+    left out. Any other document is its chunks, sampled evenly to `max_passages`. Passages keep exact spans."""
+    if transcript.is_transcript(doc.text):
+        return _transcript_passages(doc, chunks, max_passages, target_chars)
     if len(chunks) > max_passages:
         step = len(chunks) / max_passages
         chunks = [chunks[int(i * step)] for i in range(max_passages)]
-    return [
-        Passage(chunk_id=c.id, doc_id=doc.id, title=doc.title, text=c.text, start=c.start, end=c.end, page=c.page,
-                source_url=doc.source_url, tickers=doc.tickers, doc_type=doc.doc_type, date=doc.date, score=0.0)
-        for c in chunks
-    ]
+    return [_passage(doc, c.id, c.start, c.end, c.page) for c in chunks]
+
+
+def _passage(doc: Document, chunk_id: str, start: int, end: int, page: int | None,
+             section: str | None = None) -> Passage:
+    return Passage(chunk_id=chunk_id, doc_id=doc.id, title=doc.title, text=doc.text[start:end], start=start, end=end,
+                   page=page, source_url=doc.source_url, tickers=doc.tickers, doc_type=doc.doc_type, date=doc.date,
+                   section=section, score=0.0)
+
+
+def _transcript_passages(doc: Document, chunks: list[Chunk], max_passages: int, target_chars: int) -> list[Passage]:
+    kept = [s for s in transcript.segments(doc.text) if s.section not in transcript.SKIPPED]
+    size = max(target_chars, sum(s.end - s.start for s in kept) // max(1, max_passages) + 1)
+    groups: list[list[transcript.Segment]] = []
+    for seg in kept:
+        last = groups[-1] if groups else None
+        if last and last[0].section == seg.section and seg.end - last[0].start <= size:
+            last.append(seg)
+        else:
+            groups.append([seg])
+    if len(groups) > max_passages:  # many short turns: sample evenly, as for chunks
+        step = len(groups) / max_passages
+        groups = [groups[int(i * step)] for i in range(max_passages)]
+    starts = [c.start for c in chunks]
+
+    def chunk_at(offset: int) -> Chunk | None:
+        i = bisect.bisect_right(starts, offset) - 1
+        return chunks[i] if i >= 0 else None
+
+    passages = []
+    for group in groups:
+        start, end = group[0].start, group[-1].end
+        chunk = chunk_at(start)
+        passages.append(_passage(doc, chunk.id if chunk else f"{doc.id}:{start}", start, end,
+                                 chunk.page if chunk else None, group[0].section))
+    return passages
 
 
 def sentiment_messages(template: PromptTemplate, doc: Document, passages: list[Passage]) -> list[dict[str, str]]:
@@ -161,7 +203,7 @@ async def score_document(doc: Document, chunks: list[Chunk], template: PromptTem
     """Score one document; `version` is `scorer_version(model)`, computed once by the caller. Transient provider
     errors are retried with exponential backoff; malformed output is re-asked up to `malformed_retries` times and
     then raised, never turned into a made-up score."""
-    passages = document_passages(doc, chunks, settings.max_passages)
+    passages = document_passages(doc, chunks, settings.max_passages, settings.passage_chars)
     if not passages:
         raise MalformedOutputError(f"document {doc.id} has no text to score")
     messages = sentiment_messages(template, doc, passages)
@@ -194,12 +236,17 @@ async def score_document(doc: Document, chunks: list[Chunk], template: PromptTem
     evidence = [Citation.from_passage(n, passages[n - 1]) for n in verdict.evidence]
     return DocumentSentiment(
         doc_id=doc.id, title=doc.title, tickers=doc.tickers, date=doc.date.isoformat() if doc.date else None,
+        period=_text_or_none(doc.metadata.get("quarter")), sector=_text_or_none(doc.metadata.get("sector")),
         content_hash=doc.content_hash, score=round(verdict.score, 4), label=label_for(verdict.score),
         confidence=round(verdict.confidence, 4), evidence=evidence, rationale=verdict.rationale, model=model,
         offline_provider=llm.is_offline(model), prompt=template.name, prompt_hash=template.hash,
         scorer_version=version,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"), job_id=job_id,
     )
+
+
+def _text_or_none(value: object) -> str | None:
+    return str(value).strip() or None if value is not None else None
 
 
 def rollup(ticker: str, scores: list[DocumentSentiment], half_life_days: float) -> TickerSentiment:

@@ -13,7 +13,8 @@ from rag.index import Snapshot
 from rag.models import DocumentInfo, SearchFilters
 from rag.prompts import load_prompt
 from rag.sentiment.batch import RateLimiter, RescoreRequest, RescoreRun, Scorer, new_job
-from rag.sentiment.scoring import DocumentSentiment, TickerSentiment, rollup
+from rag.sentiment.relative import Baseline, RelativeTickerSentiment, TrendPoint, trend, with_baselines
+from rag.sentiment.scoring import DocumentSentiment, rollup
 from rag.sentiment.store import RescoreJob, SentimentStore
 from rag.settings import Settings
 
@@ -81,15 +82,42 @@ class SentimentService:
             raise NotFoundError(f"no document with id {doc_id!r}")
         return (await self._scores(scorer, docs))[0]
 
-    async def aticker(self, ticker: str, model: str | None = None, prompt: str | None = None) -> TickerSentiment:
+    async def aticker(self, ticker: str, model: str | None = None, prompt: str | None = None,
+                      baseline: Baseline = "corpus") -> RelativeTickerSentiment:
+        """The roll-up, with the newest document against the ticker's own history and its peers (the corpus's
+        documents already scored by the same model + prompt: `rag rescore` scores them all), and the trend."""
         ticker = ticker.strip().upper()
         if not ticker:
             raise BadInputError("ticker is empty")
+        if baseline not in ("corpus", "sector"):
+            raise BadInputError(f"baseline must be corpus or sector, not {baseline!r}")
         scorer = self.scorer(model, prompt)
         docs = scorer.snapshot.list_documents(SearchFilters(tickers=[ticker]))
         if not docs:
             raise NotFoundError(f"no documents for ticker {ticker}")
-        return rollup(ticker, await self._scores(scorer, docs), self.settings.sentiment.half_life_days)
+        scores = await self._scores(scorer, docs)
+        rolled = rollup(ticker, scores, self.settings.sentiment.half_life_days)
+        try:
+            return with_baselines(rolled, scores, self.peers(scorer), baseline)
+        except ValueError as exc:  # a sector baseline for a document without a sector
+            raise BadInputError(str(exc)) from exc
+
+    def peers(self, scorer: Scorer) -> list[DocumentSentiment]:
+        """The current score of every document in the index scored by this model + prompt + scorer version (a
+        deleted document, or an old version of a changed one, is no peer)."""
+        current = {d.id: d.content_hash for d in scorer.snapshot.list_documents(SearchFilters())}
+        latest: dict[str, DocumentSentiment] = {}
+        for record in self.store.scores_by(scorer.model, scorer.template.hash, scorer.version):
+            if current.get(record.doc_id) == record.content_hash:
+                latest[record.doc_id] = record
+        return list(latest.values())
+
+    def trend(self, ticker: str, model: str | None = None, prompt: str | None = None) -> list[TrendPoint]:
+        """The ticker's documents in time order from their stored scores by one scorer (none computed): score,
+        change vs the previous document, corpus percentile."""
+        scorer = self.scorer(model, prompt)
+        docs = scorer.snapshot.list_documents(SearchFilters(tickers=[ticker.strip().upper()]))
+        return trend([s for s in (scorer.cached(d) for d in docs) if s is not None], self.peers(scorer))
 
     def job(self, job_id: str) -> RescoreJob:
         return self.store.get_job(job_id)

@@ -47,7 +47,11 @@ UPDATE scores SET record = json_remove(json_set(record, '$.offline_provider',
     json(CASE WHEN json_extract(record, '$.local_scorer') THEN 'true' ELSE 'false' END)), '$.local_scorer')
 WHERE json_type(record, '$.local_scorer') IS NOT NULL;
 """
-MIGRATIONS = [_V1, _V2]
+# v3: peer lookups (corpus percentiles) read the scores of one model + prompt + scorer version.
+_V3 = """
+CREATE INDEX IF NOT EXISTS scores_scorer ON scores(model, prompt_hash, scorer_version, doc_id);
+"""
+MIGRATIONS = [_V1, _V2, _V3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 JobState = Literal["running", "done", "failed", "interrupted"]
@@ -176,6 +180,12 @@ class SentimentStore:
                               "WHERE upper(value)=upper(?)) ORDER BY id", (ticker,))
         else:
             rows = self._rows("SELECT record FROM scores ORDER BY id")
+        return [DocumentSentiment.model_validate_json(r[0]) for r in rows]
+
+    def scores_by(self, model: str, prompt_hash: str, scorer_version: str) -> list[DocumentSentiment]:
+        """Every score of one model + prompt + scorer version, newest last (all document versions)."""
+        rows = self._rows("SELECT record FROM scores WHERE model=? AND prompt_hash=? AND scorer_version=? ORDER BY id",
+                          (model, prompt_hash, scorer_version))
         return [DocumentSentiment.model_validate_json(r[0]) for r in rows]
 
     # ---- jobs -------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ history, and batch rescoring jobs."""
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from fastapi import APIRouter, Query, Request, status
 from starlette.concurrency import run_in_threadpool
@@ -12,7 +13,8 @@ from rag.api.deps import LibraryDep, ReadAuth, WriteAuth, check_model
 from rag.api.schemas import ErrorBody
 from rag.errors import BadInputError
 from rag.sentiment.batch import RescoreRequest
-from rag.sentiment.scoring import DocumentSentiment, TickerSentiment
+from rag.sentiment.relative import RelativeTickerSentiment
+from rag.sentiment.scoring import DocumentSentiment
 from rag.sentiment.store import RescoreJob
 
 router = APIRouter(tags=["sentiment"])
@@ -22,12 +24,15 @@ ModelQuery = Query(None, max_length=200, description="litellm model (from RAG_SE
 PromptQuery = Query(None, max_length=200, description="Prompt template, e.g. sentiment.v1; default: configured.")
 
 
-@router.get("/v1/sentiment", response_model=TickerSentiment, dependencies=[ReadAuth], responses=_ERRORS,
-            summary="A ticker's sentiment, rolled up over its documents")
+@router.get("/v1/sentiment", response_model=RelativeTickerSentiment, dependencies=[ReadAuth], responses=_ERRORS,
+            summary="A ticker's sentiment, rolled up over its documents, with its baselines and trend")
 async def ticker_sentiment(library: LibraryDep, ticker: str = Query(min_length=1, max_length=100, examples=["CALX"]),
-                           model: str | None = ModelQuery, prompt: str | None = PromptQuery) -> TickerSentiment:
+                           model: str | None = ModelQuery, prompt: str | None = PromptQuery,
+                           baseline: Literal["corpus", "sector"] = Query(
+                               "corpus", description="Peer group of the percentiles: every scored document of the "
+                               "corpus, or those of the newest document's sector.")) -> RelativeTickerSentiment:
     check_model(library.settings, model)
-    return await library.aticker_sentiment(ticker, model, prompt)
+    return await library.aticker_sentiment(ticker, model, prompt, baseline)
 
 
 @router.get("/v1/sentiment/history", response_model=list[DocumentSentiment], dependencies=[ReadAuth],
