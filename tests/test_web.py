@@ -240,6 +240,9 @@ def test_chat_page_adds_a_document_and_shows_sentiment_evidence_in_chromium(brow
                     and d.find_element(By.ID, "sentiment"))
         rollup = run_sync(seeded_copy.aticker_sentiment("CALX"))
         assert f"{rollup.score:+.2f}".replace("-", "−") in box.text and rollup.label in box.text
+        assert rollup.relative is not None and rollup.relative.percentile is not None
+        relative = box.find_element(By.CSS_SELECTOR, ".relative").text
+        assert f"percentile {round(rollup.relative.percentile)} of {rollup.relative.peers} (corpus)" in relative
         box.find_element(By.CSS_SELECTOR, f"li[data-doc='{expected.doc_id}'] button.passage").click()
         evidence = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#sentiment .evidence button.cite"))
         assert "offline classifier, not a language model" in box.text

@@ -219,6 +219,18 @@
     }
   }
 
+  // The newest document against the ticker's own history and its peers: "less positive than usual" shows here.
+  function relativeLine(relative) {
+    if (!relative) return "";
+    const parts = [];
+    if (relative.change_vs_previous !== null) parts.push(`${signed(relative.change_vs_previous)} vs its previous document`);
+    if (relative.vs_own_mean !== null) parts.push(`${signed(relative.vs_own_mean)} vs its own mean`);
+    if (relative.percentile !== null) {
+      parts.push(`percentile ${Math.round(relative.percentile)} of ${relative.peers} (${relative.peer_group})`);
+    }
+    return parts.length ? el("p", { class: "relative muted" }, `Newest: ${parts.join(" · ")}`) : "";
+  }
+
   async function showSentiment(event) {
     event.preventDefault();
     const ticker = $("ticker").value.trim().toUpperCase();
@@ -232,6 +244,7 @@
         el("p", {}, el("span", { class: "score", "data-sign": rollup.score < 0 ? "-" : "+" }, signed(rollup.score)),
           ` ${rollup.label} · ${rollup.ticker}`),
         el("p", { class: "muted", title: rollup.method }, `${rollup.model} · confidence ${rollup.confidence.toFixed(2)}`),
+        relativeLine(rollup.relative),
         el("ul", {}, rollup.documents.map((d) => {
           const item = el("li", { "data-doc": d.doc_id });
           item.append(el("button", { type: "button", class: "passage", onclick: () => showEvidence(d.doc_id, item) },
