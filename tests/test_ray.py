@@ -61,7 +61,9 @@ def test_rescore_on_ray_equals_the_local_rescore_and_journals(cluster, seeded_co
     remote_lib.add_paths([SEEDS])
     executor = RayScoring(remote_lib.settings.embedding)
     job = _rescore(remote_lib, executor)
-    assert job.status == "done" and job.scored == local_job.scored == 2 and job.failed == 0
+    # The seeded copy may hold a score an earlier test stored (same model, prompt and scorer version): cached.
+    assert local_job.scored + local_job.cached == 2
+    assert job.status == "done" and job.scored == 2 and job.failed == 0
     remote = {s.doc_id: s.score for s in remote_lib.sentiment_history()}
     assert remote.keys() == local.keys() and all(abs(remote[d] - local[d]) < 1e-6 for d in local)
     # The journal is this process's: a rerun finds every score cached and sends nothing to the cluster.
