@@ -54,8 +54,8 @@ class Ingestor:
         and unreachable URLs are reported, the rest still go in."""
         report = IngestReport()
         documents: list[Document] = []
-        urls = [str(p) for p in paths if isinstance(p, str) and is_url(p)]
-        files = list(iter_files([Path(p) for p in paths if not (isinstance(p, str) and is_url(p))]))
+        urls = [p for p in paths if isinstance(p, str) and is_url(p)]
+        files = list(iter_files([Path(p) for p in paths if p not in urls]))
         if not files and not urls:
             raise BadInputError("no files found under " + ", ".join(str(p) for p in paths))
         for url in urls:

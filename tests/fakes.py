@@ -182,19 +182,27 @@ def fake_openai_server(content: Any = "", status: int = 200,
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    with serve_in_thread(app, start_seconds=10) as base:
+        yield f"{base}/v1", received
+
+
+@contextmanager
+def serve_in_thread(app: Any, start_seconds: float = 30) -> Iterator[str]:
+    """`app` served by uvicorn on a free loopback port in a daemon thread (sharing this process's loaded models);
+    yields its base URL once it accepts connections, stops it on exit."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.time() + 10
+    deadline = time.time() + start_seconds
     while not server.started:
-        assert time.time() < deadline, "fake server did not start"
+        assert thread.is_alive() and time.time() < deadline, "server did not start"
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}/v1", received
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(5)
+        thread.join(10)
 
 
 async def _stall(request: Request, seconds: float) -> None:

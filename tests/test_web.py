@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
@@ -20,7 +17,7 @@ from rag.library import Library
 from rag.qa import run_sync
 from rag.settings import ServerSettings
 from tests.conftest import KEY, SEED_MAP, SEED_NOTE, client_for
-from tests.fakes import free_port
+from tests.fakes import serve_in_thread
 
 _URL_ATTR = re.compile(r"""(?:src|href|spec-url)\s*=\s*["']([^"']+)["']""")
 _ABSOLUTE = re.compile(r"""https?://|//[a-z]""", re.IGNORECASE)
@@ -82,20 +79,8 @@ CHROME_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-de
 def _server(lib: Library) -> Iterator[str]:
     """The real app over `lib`'s index in uvicorn, on a loopback port, in a thread (shares the loaded model)."""
     settings = lib.settings.model_copy(update={"server": ServerSettings(api_keys=[SecretStr(KEY)])})
-    app = create_app(library=Library(settings, embedder=lib.embedder))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started:
-        assert thread.is_alive() and time.time() < deadline, "server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_in_thread(create_app(library=Library(settings, embedder=lib.embedder))) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

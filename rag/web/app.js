@@ -211,8 +211,7 @@
         el("p", { class: "notes" }, notes),
         scored.rationale ? el("p", { class: "muted" }, scored.rationale) : "",
         el("ol", { class: "sources" }, scored.evidence.map((c) => el("li", {},
-          el("button", { type: "button", class: "cite", "data-n": c.n, onclick: () => openViewer(c.doc_id, c,
-            `Evidence [${c.n}] for the score`) }, `[${c.n}]`), " ",
+          citeButton(c, `Evidence [${c.n}] for the score`), " ",
           el("span", { class: "muted" }, `“${shorten(c.quote, 140)}”`)))));
     } catch (error) {
       box.replaceChildren(el("p", { class: "error" }, error.message));
@@ -299,15 +298,11 @@
     return openViewer(id, null, "");
   }
 
-  function showCitation(citation) {
-    return openViewer(citation.doc_id, citation, `Cited as [${citation.n}]`);
-  }
-
   // ---- the conversation --------------------------------------------------------------------------------------
 
-  function citeButton(citation) {
+  function citeButton(citation, label = `Cited as [${citation.n}]`) {
     return el("button", { type: "button", class: "cite", "data-n": citation.n, title: citation.title,
-                          onclick: () => showCitation(citation) }, `[${citation.n}]`);
+                          onclick: () => openViewer(citation.doc_id, citation, label) }, `[${citation.n}]`);
   }
 
   // The checked answer's text with each [n] that names a citation turned into a button.
