@@ -170,6 +170,7 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
     seen: set[str] = set()
     out = []
     for n, text in passages.items():
+        title_terms = _terms((titles or {}).get(n, ""))
         for unit in _units(text):
             sentence = _SPEAKER.sub("", unit)
             key = sentence.lower()
@@ -178,7 +179,6 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
             seen.add(key)
             # A sentence names its period, or else is dated by its document ("MTN Ghana 2019 results call").
             terms = _terms(sentence)
-            title_terms = _terms((titles or {}).get(n, ""))
             periods = _periods(terms) or _periods(title_terms)
             out.append(Candidate(n=n, text=sentence, terms=terms, company=companies.get(n, ""), order=len(out),
                                  periods=periods, title_terms=title_terms))
