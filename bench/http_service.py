@@ -17,6 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -82,6 +84,31 @@ def library_p50(lib: Library, route: str) -> float:
     return statistics.median(latencies)
 
 
+@contextmanager
+def running_server(index: Path) -> Iterator[tuple[str, int]]:
+    """A `rag serve` process on `index` (write key "bench"); yields its URL and pid, stops it on exit."""
+    port = free_port()
+    env = {**os.environ, "RAG_INDEX_DIR": str(index), "RAG_SERVER__API_KEYS": '["bench"]'}
+    server = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline or server.poll() is not None:
+                raise SystemExit("server did not start")
+            time.sleep(0.3)
+        yield url, server.pid
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=8.0, help="Duration of each load level.")
@@ -92,30 +119,12 @@ def main() -> None:
         index = Path(tmp) / "index"
         lib = Library(Settings(index_dir=index))
         lib.add_paths([PROJECT_ROOT / "seeds"])
-        port = free_port()
-        env = {**os.environ, "RAG_INDEX_DIR": str(index), "RAG_SERVER__API_KEYS": '["bench"]'}
-        server = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.time() + 120
-            while True:
-                try:
-                    if httpx.get(url + "/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.time() > deadline or server.poll() is not None:
-                    raise SystemExit("server did not start")
-                time.sleep(0.3)
+        with running_server(index) as (url, _):
             rows = []
             for route in ("/v1/search", "/v1/ask"):
                 asyncio.run(load(url, route, 1, 1.0))  # warm-up
                 for clients in args.clients:
                     rows.append(asyncio.run(load(url, route, clients, args.seconds)))
-        finally:
-            server.terminate()
-            server.wait(10)
         overhead = {}
         for route in ("/v1/search", "/v1/ask"):
             single = next(r for r in rows if r["route"] == route and r["clients"] == 1)

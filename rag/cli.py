@@ -54,14 +54,17 @@ def _library(index: Path | None) -> Library:
     return Library(settings)
 
 
-RayOpt = Annotated[str | None, typer.Option(
-    "--ray", is_flag=False, flag_value="local", metavar="[ADDRESS]",
-    help="Run on Ray (ingest: embedding; rescore: scoring): alone, a local cluster in this process; or a cluster "
-    "address (auto, ray://HEAD:10001). Put it after the paths. Needs the `ray` extra.")]
+# A plain flag plus --ray-address, not `--ray [ADDRESS]`: click's optional-value options take the next token as the
+# value (`--ray --json` made "--json" the address) and refuse a bare `--ray` at the end of the line.
+RayOpt = Annotated[bool, typer.Option(
+    "--ray", help="Run on Ray (ingest: embedding; rescore: scoring); a local cluster in this process unless "
+    "--ray-address names one. Needs the `ray` extra.")]
+RayAddressOpt = Annotated[str | None, typer.Option(
+    help="Cluster to join with --ray (auto, ray://HEAD:10001); default: a local cluster in this process.")]
 RayWorkersOpt = Annotated[int | None, typer.Option(min=1, help="Ray actors (default: one per CPU of the cluster).")]
 
 
-def _on_ray(lib: Library, address: str, workers: int | None) -> Library:
+def _on_ray(lib: Library, address: str | None, workers: int | None) -> Library:
     from rag.embedding.ray import RayEmbedder
 
     with _errors():
@@ -110,14 +113,14 @@ def _progress(label: str) -> tuple[Callable[[int, int], None], Callable[[], None
 @app.command()
 def ingest(paths: Annotated[list[str], typer.Argument(
                help="Files or folders (.txt .md .html .pdf .jsonl), or http(s) URLs to fetch.")],
-           index: IndexOpt = None, as_json: JsonOpt = False, ray: RayOpt = None,
-           ray_workers: RayWorkersOpt = None) -> None:
+           index: IndexOpt = None, as_json: JsonOpt = False, ray: RayOpt = False,
+           ray_address: RayAddressOpt = None, ray_workers: RayWorkersOpt = None) -> None:
     """Index documents; unchanged ones are skipped, changed ones replaced. A web page is reduced to its main text
     and keeps its URL as source. Commits every RAG_INGEST__COMMIT_DOCUMENTS documents, so a rerun after a crash
     resumes. Exits 1 if any file or URL failed."""
     lib = _library(index)
-    if ray is not None:
-        lib = _on_ray(lib, ray, ray_workers)
+    if ray:
+        lib = _on_ray(lib, ray_address, ray_workers)
     update, stop = _progress("embedding")
     with _errors():
         try:
@@ -372,7 +375,8 @@ def _print_trend(points: list[TrendPoint]) -> None:
 def rescore(model: ModelOpt = None, prompt: PromptOpt = None, ticker: TickerOpt = None, doc_type: DocTypeOpt = None,
             concurrency: Annotated[int | None, typer.Option(min=1, max=256, help="Documents in flight.")] = None,
             rps: Annotated[float | None, typer.Option("--rps", min=0.001, help="Max model calls per second.")] = None,
-            index: IndexOpt = None, as_json: JsonOpt = False, ray: RayOpt = None) -> None:
+            index: IndexOpt = None, as_json: JsonOpt = False, ray: RayOpt = False,
+            ray_address: RayAddressOpt = None) -> None:
     """Score every (matching) document with a model + prompt. Resumable: completed scores are journaled and
     reused, so a rerun (after a crash, or with nothing changed) only does what is missing. Exits 1 on failures."""
     import asyncio
@@ -394,10 +398,10 @@ def rescore(model: ModelOpt = None, prompt: PromptOpt = None, ticker: TickerOpt 
 
     with _errors():
         run = lib.prepare_rescore(request)
-        if ray is not None:
+        if ray:
             from rag.distributed import RayScoring
 
-            run.scorer.executor = RayScoring(lib.settings.embedding, ray)
+            run.scorer.executor = RayScoring(lib.settings.embedding, ray_address)
         err.print(f"{run.job.id}: {run.job.total} documents, model {run.job.model}, prompt {run.job.prompt} "
                   f"{run.job.prompt_hash}", highlight=False)
         try:

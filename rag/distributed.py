@@ -1,4 +1,4 @@
-"""Sentiment scoring as Ray tasks (`rag rescore --ray [ADDRESS]`, the optional extra `ray`).
+"""Sentiment scoring as Ray tasks (`rag rescore --ray [--ray-address ADDRESS]`, the optional extra `ray`).
 
 The job stays where it was: this process selects the documents, reads them from the index, skips cached scores,
 applies the rate limit and journals every result as it comes back (rag.sentiment.batch), so a killed run

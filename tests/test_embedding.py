@@ -3,6 +3,8 @@ within the model's token limit."""
 
 from __future__ import annotations
 
+import os
+
 import faiss
 import numpy as np
 import pytest
@@ -37,6 +39,24 @@ def test_onnx_vectors_agree_with_torch(backend: str, floor: float, chunk_texts: 
     cosine = (vectors * reference).sum(axis=1)
     assert cosine.min() >= floor - 0.01 and cosine.mean() >= floor
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
+
+
+def test_document_threads_session_gives_the_same_vectors(chunk_texts: list[str], embedder) -> None:
+    """Documents may run on their own, smaller session (what `rag serve` does); the vectors must not change, and
+    queries keep the full one."""
+    capped = make_embedder(EmbeddingSettings(document_threads=1))
+    assert capped is not embedder
+    assert (capped.document_session is not capped.session) == ((os.cpu_count() or 1) > 1)
+    assert np.allclose(capped.embed_batch(chunk_texts[:6]), embedder.embed_batch(chunk_texts[:6]), atol=1e-5)
+    assert np.allclose(capped.embed_query("Q4 revenue"), embedder.embed_query("Q4 revenue"), atol=1e-5)
+    assert np.allclose(capped.embed_for_query(chunk_texts[:2]), embedder.embed_batch(chunk_texts[:2]), atol=1e-5)
+
+
+def test_server_leaves_a_core_to_queries_unless_configured() -> None:
+    from rag.api.app import serving
+
+    assert serving(Settings()).embedding.document_threads == max(1, (os.cpu_count() or 1) - 1)
+    assert serving(Settings(embedding=EmbeddingSettings(document_threads=2))).embedding.document_threads == 2
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ single-process paths give, and rescoring keeps its journal semantics."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import numpy as np
 import pytest
@@ -69,3 +70,26 @@ def test_rescore_on_ray_equals_the_local_rescore_and_journals(cluster, seeded_co
     # The journal is this process's: a rerun finds every score cached and sends nothing to the cluster.
     again = _rescore(remote_lib, executor)
     assert again.cached == 2 and again.scored == 0
+
+
+def test_cli_ingest_and_rescore_with_ray_flag(cluster, seeded: Library, tmp_path) -> None:
+    """`rag ingest PATH --ray` and `rag rescore --ray` as a user types them (the cluster this module started is
+    the local one the flag joins)."""
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
+    index = str(tmp_path / "index")
+    ingest = CliRunner().invoke(app, ["ingest", str(SEEDS), "--index", index, "--ray", "--ray-workers", "2",
+                                      "--json"])
+    assert ingest.exit_code == 0, ingest.output
+    assert len(json.loads(ingest.output)["added"]) == 2
+    lib = Library(make_settings(tmp_path / "index"), embedder=seeded.embedder)
+    assert np.allclose(lib.snapshot().segments[0].vectors, seeded.snapshot().segments[0].vectors, atol=1e-5)
+
+    first = CliRunner().invoke(app, ["rescore", "--index", index, "--ray", "--json"])
+    assert first.exit_code == 0, first.output
+    job = json.loads(first.output[first.output.index("{"):])
+    assert job["status"] == "done" and job["scored"] == 2 and job["failed"] == 0
+    again = CliRunner().invoke(app, ["rescore", "--index", index, "--ray", "--json"])
+    assert json.loads(again.output[again.output.index("{"):])["cached"] == 2

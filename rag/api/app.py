@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -94,9 +95,18 @@ class LimitsAndMetrics:
             self.metrics.latency.labels(label).observe(time.perf_counter() - started)
 
 
+def serving(settings: Settings) -> Settings:
+    """A server embeds uploads while it answers searches: unless configured, documents get all cores but one."""
+    if settings.embedding.document_threads is not None:
+        return settings
+    threads = max(1, (os.cpu_count() or 1) - 1)
+    embedding = settings.embedding.model_copy(update={"document_threads": threads})
+    return settings.model_copy(update={"embedding": embedding})
+
+
 def create_app(settings: Settings | None = None, library: Library | None = None) -> FastAPI:
     use_offline_environment()
-    library = library or Library(settings or Settings())
+    library = library or Library(serving(settings or Settings()))
     settings = library.settings
 
     def index_size() -> float:

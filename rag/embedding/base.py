@@ -18,6 +18,8 @@ class Embedder(Protocol):
 
     def embed_query(self, text: str) -> np.ndarray: ...
 
+    def embed_for_query(self, texts: list[str]) -> np.ndarray: ...
+
     def count_tokens(self, texts: list[str]) -> list[int]: ...
 
 
@@ -32,16 +34,25 @@ class CachedEmbedder:
         self._cache_size = query_cache_size
         self._cache_lock = threading.Lock()
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
+    def _encode(self, texts: list[str], query: bool = False) -> np.ndarray:
         raise NotImplementedError
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         raise NotImplementedError
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
+        """Documents: bulk work, on the document threads."""
+        return self._vectors(texts, query=False)
+
+    def embed_for_query(self, texts: list[str]) -> np.ndarray:
+        """Texts embedded while a question waits (e.g. sentences of retrieved passages), on the query threads;
+        not cached."""
+        return self._vectors(texts, query=True)
+
+    def _vectors(self, texts: list[str], query: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return np.ascontiguousarray(self._encode(texts), dtype=np.float32)
+        return np.ascontiguousarray(self._encode(texts, query), dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
         with self._cache_lock:
@@ -49,7 +60,7 @@ class CachedEmbedder:
             if cached is not None:
                 self._cache.move_to_end(text)
                 return cached
-        vector = self.embed_batch([text])[0]
+        vector = self.embed_for_query([text])[0]
         if self._cache_size:
             with self._cache_lock:
                 self._cache[text] = vector

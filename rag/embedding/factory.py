@@ -47,13 +47,15 @@ def _build(settings: EmbeddingSettings, model_path: str) -> CachedEmbedder:
     from rag.embedding.onnx import OnnxEmbedder, exported_model
 
     file = exported_model(model_path, onnx_cache_dir(settings), quantize=settings.backend == "onnx-int8")
-    return OnnxEmbedder(file, settings.model_name, settings.backend, settings.batch_size, settings.query_cache_size)
+    return OnnxEmbedder(file, settings.model_name, settings.backend, settings.batch_size, settings.query_cache_size,
+                        settings.document_threads)
 
 
 def make_embedder(settings: EmbeddingSettings) -> CachedEmbedder:
     """Loading a model costs seconds; every Library in the process reuses one instance per configuration."""
     model_path = settings.model_path or bundled_model_path()
-    key = (settings.backend, model_path, settings.model_name, settings.batch_size, settings.query_cache_size)
+    key = (settings.backend, model_path, settings.model_name, settings.batch_size, settings.query_cache_size,
+           settings.document_threads)
     with _shared_lock:
         if not _shared:
             _single_threaded_blas()

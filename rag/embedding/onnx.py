@@ -129,7 +129,7 @@ def exported_model(model_path: str, cache_dir: Path, quantize: bool) -> Path:
 
 class OnnxEmbedder(CachedEmbedder):
     def __init__(self, model_file: Path, name: str, backend: str, batch_size: int = 64,
-                 query_cache_size: int = 1024, threads: int | None = None) -> None:
+                 query_cache_size: int = 1024, document_threads: int | None = None) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -141,10 +141,20 @@ class OnnxEmbedder(CachedEmbedder):
         self._counter = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._counter.no_truncation()  # true lengths, to find chunks the model would truncate
         self._counter.no_padding()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+        def session(threads: int, spin: bool) -> ort.InferenceSession:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            if not spin:
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+
+        cores = os.cpu_count() or 1
+        self.session = session(cores, spin=True)
+        # A second session with fewer threads caps what document batches take from queries served meanwhile;
+        # its threads do not spin between batches (spinning threads would take that core anyway).
+        self.document_session = (self.session if document_threads in (None, cores)
+                                 else session(document_threads, spin=False))
         self.batch_size = batch_size
         dim = int(json.loads((folder / "config.json").read_text())["hidden_size"])
         super().__init__(name, dim, backend, query_cache_size)
@@ -152,7 +162,8 @@ class OnnxEmbedder(CachedEmbedder):
     def count_tokens(self, texts: list[str]) -> list[int]:
         return [len(e.ids) for e in self._counter.encode_batch(texts)]
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
+    def _encode(self, texts: list[str], query: bool = False) -> np.ndarray:
+        session = self.session if query else self.document_session
         # Length-sorted batches keep padding (wasted compute) low; results go back in input order.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.empty((len(texts), self.dim), dtype=np.float32)
@@ -161,7 +172,7 @@ class OnnxEmbedder(CachedEmbedder):
             encoded = self.tokenizer.encode_batch([texts[i] for i in idx])
             ids = np.array([e.ids for e in encoded], dtype=np.int64)
             mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
-            hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
+            hidden = session.run(None, {"input_ids": ids, "attention_mask": mask,
                                              "token_type_ids": np.zeros_like(ids)})[0]
             weights = mask[..., None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)

@@ -1,4 +1,4 @@
-"""Embedding on a Ray cluster (`rag ingest --ray [ADDRESS]`, the optional extra `ray`).
+"""Embedding on a Ray cluster (`rag ingest --ray [--ray-address ADDRESS]`, the optional extra `ray`).
 
 An Embedder like the others, so ingest does not change: chunking counts tokens with a local copy of the model,
 and each `embed_batch` call is split into one shard per Ray actor; every actor loads the model once and embeds
@@ -67,6 +67,9 @@ class RayEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.local.embed_query(text)
+
+    def embed_for_query(self, texts: list[str]) -> np.ndarray:
+        return self.local.embed_for_query(texts)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         return self.local.count_tokens(texts)

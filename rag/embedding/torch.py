@@ -25,7 +25,8 @@ class SentenceTransformerEmbedder(CachedEmbedder):
         encoded = self.model.tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
+    def _encode(self, texts: list[str], query: bool = False) -> np.ndarray:
+        # One module, one thread pool (torch's is process-wide): queries and documents share it.
         with self._lock:
             return self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
                                      convert_to_numpy=True, show_progress_bar=False)

@@ -334,7 +334,7 @@ def handle(call: LocalCall) -> str:
     question = parse_tag(prompt, "question")
     if question is None:
         raise ValueError("local/extractive needs a prompt with <question> and <passages> (answer.vN)")
-    embed = call.embedder.embed_batch if call.embedder is not None else None
+    embed = call.embedder.embed_for_query if call.embedder is not None else None
     found = parse_passages_with_attributes(prompt)
     return answer(question, {n: text for n, (text, _) in found.items()}, embed,
                   companies={n: attributes.get("company", "") for n, (_, attributes) in found.items()},
