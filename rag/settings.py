@@ -57,8 +57,8 @@ class EmbeddingSettings(BaseModel):
     document_threads: int | None = Field(
         None, ge=1, description="CPU threads that embed documents (ingest, uploads; onnx backends), apart from the "
         "threads that embed queries. Default: every core for `rag ingest`; all cores but one under `rag serve`, so "
-        "searches keep a core while an upload embeds (2 cores: /v1/search p99 with a continuous uploader 1.96x -> "
-        "1.11x of without; bench/search_under_writes.py).")
+        "searches keep a core while an upload embeds (2 cores, 10k chunks, a continuous uploader: /v1/search p99 "
+        "2.11-2.55x of without -> 1.31-1.54x; bench/results/search_under_writes_ab.json).")
 
 
 class ChunkingSettings(BaseModel):
