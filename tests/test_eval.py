@@ -101,7 +101,7 @@ def test_a_subset_run_is_deterministic_and_says_so(seeded_copy: Library, tmp_pat
     assert {r["split"] for r in first["results"]} == {"test"} and first["metrics"]["test_items"] == 4.0
     assert not any(name.startswith(("dev_", "retrieval_dev_")) for name in first["metrics"])
     assert "**Subset**: 4 of 112 items (split test, limit 4" in (runs[0] / "earnings" / "report.md").read_text()
-    with pytest.raises(BadInputError, match="earnings suite only"):
+    with pytest.raises(BadInputError, match="earnings and financebench suites only"):
         run_gate("seeds", seeded_copy.settings, None, tmp_path, thresholds, None, index, split="test")
     with pytest.raises(BadInputError, match="--limit"):
         run_gate("all", seeded_copy.settings, None, tmp_path, thresholds, None, index, limit=3)
@@ -132,9 +132,11 @@ def test_financebench_suite_on_a_small_subset(empty_library: Library) -> None:
     wanted = {pid for q in subset for pid in q.pages}
     assert empty_library.add_documents([p for p in pages if p.id in wanted]).ok
     report = financebench.run(empty_library, subset)
-    assert report["questions"] == 4 and set(report["retrieval"]) == {"bm25", "dense", "hybrid"}
+    splits = {q.split for q in subset}
+    assert report["questions"] == 4 and set(report["retrieval"]) == {f"{s}_{m}" for s in splits
+                                                                      for m in ("bm25", "dense", "hybrid")}
     # With only the gold pages indexed, every question finds one of its pages.
-    assert report["metrics"]["retrieval_hybrid_recall@5"] == 1.0
+    assert all(report["metrics"][f"retrieval_{s}_hybrid_recall@5"] == 1.0 for s in splits)
 
 
 def _flaky_model(call: LocalCall) -> str:

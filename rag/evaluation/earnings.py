@@ -6,23 +6,21 @@ abstention precision / recall and latency."""
 
 from __future__ import annotations
 
-import hashlib
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rag.evaluation.gold import GoldQuestion
+from rag.evaluation.gold import GoldQuestion, Split, split_of
 from rag.evaluation.metrics import ask_or_failure, failed_item, flatten, retrieval_metrics
 from rag.library import Library
 from rag.models import Answer, Passage, Turn
 from rag.settings import PROJECT_ROOT
 
 GOLD = PROJECT_ROOT / "eval" / "gold" / "earnings.yaml"
-Split = Literal["dev", "test"]
 
 
 class GoldPassage(BaseModel):
@@ -48,8 +46,7 @@ class EarningsItem(GoldQuestion):
 
     @property
     def split(self) -> Split:
-        """Half the items each, fixed by the question text: never tune on test."""
-        return "test" if int(hashlib.sha256(self.question.encode()).hexdigest(), 16) % 2 else "dev"
+        return split_of(self.question)
 
     def is_gold(self, entry: GoldPassage, passage: Passage) -> bool:
         return passage.doc_id == entry.doc and entry.evidence in passage.text
