@@ -40,8 +40,8 @@ def check_subset(name: str, limit: int | None, split: str | None) -> None:
 def run_suite(name: str, settings: Settings, model: str | None = None, index: Path | None = None,
               limit: int | None = None, split: str | None = None) -> dict[str, Any]:
     """Without `index`, the suite's documents are ingested into a temporary index first. `limit` runs that many
-    gold items (spread over the file) and `split` one split (earnings, financebench): a deterministic subset for models too slow
-    for the whole suite (a local model on 2 cores), recorded in the report as `subset`."""
+    gold items (spread over the file) and `split` one split (earnings, financebench): a deterministic subset for
+    models too slow for the whole suite (a local model on 2 cores), recorded in the report as `subset`."""
     check_subset(name, limit, split)
     total = 0
     with tempfile.TemporaryDirectory() as tmp:
