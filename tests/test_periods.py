@@ -33,8 +33,14 @@ def test_periods_are_read_from_questions_titles_and_metadata() -> None:
 
 
 def test_narrow_takes_the_latest_year_asked_that_has_documents_then_the_quarter() -> None:
-    index = PeriodIndex({"k17": Periods(frozenset({"2017"})), "k16": Periods(frozenset({"2016"})),
-                         "q23": Periods(frozenset({"2023"}), frozenset({"q2"})), "k23": Periods(frozenset({"2023"}))})
+    index = PeriodIndex(
+        {
+            "k17": Periods(frozenset({"2017"})),
+            "k16": Periods(frozenset({"2016"})),
+            "q23": Periods(frozenset({"2023"}), frozenset({"q2"})),
+            "k23": Periods(frozenset({"2023"})),
+        }
+    )
     everything = list(index.of)
     assert index.narrow(periods_of("from FY2015 to FY2017"), everything) == {"k17"}
     assert index.narrow(periods_of("as of FY2016, what will it pay in 2024"), everything) == {"k16"}
@@ -45,8 +51,10 @@ def test_narrow_takes_the_latest_year_asked_that_has_documents_then_the_quarter(
 
 
 def test_a_year_in_the_question_picks_that_years_filing(filings: Library) -> None:
-    found = filings.retrieve("Basing your judgments off of the balance sheet, what is the year end FY2018 amount of "
-                             "accounts payable for MGM Resorts?")
+    found = filings.retrieve(
+        "Basing your judgments off of the balance sheet, what is the year end FY2018 amount of "
+        "accounts payable for MGM Resorts?"
+    )
     assert [m.company.key for m in found.companies] == ["MGM Resorts"]
     assert {p.doc_id for p in found.passages} == {"MGMRESORTS_2018_10K-p57"}
     # Three years named: the latest filing reports all three.
@@ -62,15 +70,20 @@ def test_a_quarter_picks_that_quarters_filing_and_an_unknown_year_narrows_nothin
 
 
 def test_a_possessive_after_a_digit_still_links_the_company(filings: Library) -> None:
-    found = filings.retrieve("If we exclude the impact of M&A, which segment has dragged down 3M's overall growth "
-                             "in 2022?")
+    found = filings.retrieve(
+        "If we exclude the impact of M&A, which segment has dragged down 3M's overall growth in 2022?"
+    )
     assert [m.company.key for m in found.companies] == ["3M"]
     assert {p.doc_id.rsplit("-p", 1)[0] for p in found.passages} == {"3M_2022_10K"}
 
 
 def test_period_linking_can_be_turned_off(filings: Library) -> None:
-    unlinked = Library(filings.settings.model_copy(update={"retrieval": RetrievalSettings(link_periods=False)}),
-                       embedder=filings.embedder)
-    found = unlinked.search("Basing your judgments off of the balance sheet, what is the year end FY2018 amount of "
-                            "accounts payable for MGM Resorts?")
+    unlinked = Library(
+        filings.settings.model_copy(update={"retrieval": RetrievalSettings(link_periods=False)}),
+        embedder=filings.embedder,
+    )
+    found = unlinked.search(
+        "Basing your judgments off of the balance sheet, what is the year end FY2018 amount of "
+        "accounts payable for MGM Resorts?"
+    )
     assert {p.doc_id for p in found} != {"MGMRESORTS_2018_10K-p57"}

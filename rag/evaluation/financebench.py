@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from rag.evaluation.gold import Split, split_of
-from rag.evaluation.metrics import ask_or_failure, failed_item, flatten, retrieval_metrics
+from rag.evaluation.metrics import ask_or_failure, by_split, failed_item
 from rag.library import Library
 from rag.models import Document
 from rag.settings import PROJECT_ROOT
@@ -101,18 +101,8 @@ def run(lib: Library, questions: list[Question], k: int = 5, model: str | None =
                         "ok": cited and matched is not False,
                         "citations": [{"n": c.n, "doc_id": c.doc_id, "span": [c.start, c.end]}
                                       for c in answer.citations]})
-    metrics: dict[str, float] = {}
-    retrieval: dict[str, dict[str, float]] = {}
-    for split in ("dev", "test"):
-        in_split = [r for r in results if r["split"] == split]
-        if not in_split:  # a run of one split (`rag eval --split`) measures nothing of the other
-            continue
-        metrics.update({f"{split}_{name}": value for name, value in _answer_metrics(in_split).items()})
-        found = retrieval_metrics(lib, [(q.question, [lambda p, pages=q.pages: p.doc_id in pages])
-                                        for q in questions if q.split == split], k)
-        retrieval.update({f"{split}_{mode}": values for mode, values in found.items()})
-    metrics.update(flatten(retrieval))
-    metrics["failed_items"] = sum("error" in r for r in results)
+    metrics, retrieval = by_split(lib, results, _answer_metrics, lambda split: [
+        (q.question, [lambda p, pages=q.pages: p.doc_id in pages]) for q in questions if q.split == split], k)
     metrics["latency_ms_p50"] = round(statistics.median(latencies), 1)
     return {"suite": "financebench", "questions": len(questions), "metrics": metrics, "retrieval": retrieval,
             "results": results}
