@@ -27,6 +27,7 @@ class Periods:
     quarters: frozenset[str] = frozenset()  # "q2"
 
     def __bool__(self) -> bool:
+        # Only a year makes a period to link: "the first quarter" alone could be any year's.
         return bool(self.years)
 
 
