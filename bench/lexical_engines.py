@@ -34,8 +34,8 @@ METRICS = {
     "seeds": ["fact_accuracy", "retrieval_hybrid_recall@5", "retrieval_hybrid_mrr", "retrieval_bm25_recall@5"],
     "earnings": ["dev_fact_accuracy", "retrieval_dev_hybrid_recall@5", "retrieval_dev_hybrid_mrr",
                  "retrieval_dev_bm25_recall@5"],
-    "financebench": ["retrieval_hybrid_recall@5", "retrieval_hybrid_mrr", "retrieval_bm25_recall@5",
-                     "retrieval_bm25_mrr"],
+    "financebench": ["retrieval_dev_hybrid_recall@5", "retrieval_dev_hybrid_mrr", "retrieval_dev_bm25_recall@5",
+                     "retrieval_dev_bm25_mrr"],
 }
 
 

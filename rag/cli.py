@@ -433,7 +433,7 @@ def run_eval(suite: Annotated[str, typer.Option(help="A suite (seeds, earnings, 
                  help="Run only this many gold items per suite, spread evenly over the gold file (the same ones "
                  "every run): for models too slow for a whole suite. Recorded in the report.")] = None,
              split: Annotated[str | None, typer.Option(
-                 help="earnings only: run one split, dev or test (the gate reads test).")] = None) -> None:
+                 help="earnings and financebench only: one split, dev or test (the gate reads test).")] = None) -> None:
     """Run eval suites: OUT/SUITE/report.{json,md} per suite, OUT/report.{json,md} over all. Exits 1 when any
     metric is outside its bound in the thresholds file."""
     from rag.evaluation.gate import run_gate

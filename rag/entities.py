@@ -115,7 +115,8 @@ _NOT_NAMES = frozenset(tokenize(
 
 
 def _fold_word(word: str) -> list[str]:
-    return tokenize(word.replace("&", " and "), drop_stopwords=False)
+    # The possessive goes first: tokenize keeps it on a word that starts with a digit ("3M's"), as on amounts.
+    return tokenize(_POSSESSIVE.sub("", word).replace("&", " and "), drop_stopwords=False)
 
 
 def _name_tokens(name: str) -> tuple[str, ...]:

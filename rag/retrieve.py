@@ -4,6 +4,8 @@
   documents only (falling back to all when that finds nothing). Two or more: each company's documents are
   searched separately and the results interleaved, so a comparison gets passages for every side. Explicit
   filters (tickers, document ids) win over linking.
+- A fiscal year or quarter named in the question ("FY2018", "Q2 of FY2023") narrows each linked company's
+  documents to those of that period (rag.periods), when the company has any.
 - Hybrid search: dense (FAISS) and lexical (BM25) rankings fused by reciprocal rank, filters applied to both
   before ranking so a filter never empties a top-k that had matches further down.
 - Diversity: a list question that names no company ("which banks discussed cost of risk") needs several
@@ -24,6 +26,7 @@ from rag.embedding import Embedder
 from rag.entities import Mention
 from rag.index import Snapshot
 from rag.models import Passage, SearchFilters
+from rag.periods import Periods, periods_of
 from rag.settings import RetrievalSettings
 from rag.text import is_list_question
 
@@ -43,15 +46,16 @@ def retrieve(snapshot: Snapshot, embedder: Embedder, query: str, settings: Retri
     explicit = filters is not None and bool(filters.tickers or filters.doc_ids)
     mentions = [] if explicit or not settings.link_companies else snapshot.entities.link(query)
     unknown = [] if explicit or mentions else snapshot.entities.unknown_mentions(query, mentions)
+    asked = periods_of(query) if mentions and settings.link_periods else Periods()
     if len(mentions) == 1:
-        scoped = _narrow(filters, mentions[0].company.doc_ids)
+        scoped = _narrow(filters, _in_period(snapshot, asked, mentions[0].company.doc_ids))
         passages = search(snapshot, embedder, query, settings, k, scoped, mode)
         if passages:
             return Retrieval(passages, mentions)
     elif len(mentions) > 1:
         each = max(2, math.ceil(k / len(mentions)))
-        rankings = [search(snapshot, embedder, query, settings, each, _narrow(filters, m.company.doc_ids), mode)
-                    for m in mentions]
+        rankings = [search(snapshot, embedder, query, settings, each,
+                           _narrow(filters, _in_period(snapshot, asked, m.company.doc_ids)), mode) for m in mentions]
         merged = [p for rank in range(each) for ranking in rankings if rank < len(ranking) for p in [ranking[rank]]]
         if merged:
             return Retrieval(merged, mentions)
@@ -60,6 +64,11 @@ def retrieve(snapshot: Snapshot, embedder: Embedder, query: str, settings: Retri
         return Retrieval(search(snapshot, embedder, query, settings, k, filters, mode, settings.max_per_document),
                          mentions, unknown)
     return Retrieval(search(snapshot, embedder, query, settings, k, filters, mode), mentions, unknown)
+
+
+def _in_period(snapshot: Snapshot, asked: Periods, doc_ids: frozenset[str]) -> frozenset[str]:
+    """A company's documents of the period asked about, or all of them when it has none of that period."""
+    return (snapshot.periods.narrow(asked, doc_ids) or doc_ids) if asked else doc_ids
 
 
 def _narrow(filters: SearchFilters | None, doc_ids: frozenset[str]) -> SearchFilters:

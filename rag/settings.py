@@ -107,6 +107,9 @@ class RetrievalSettings(BaseModel):
     ann: AnnSettings = Field(default_factory=AnnSettings, description="Dense search method.")
     link_companies: bool = Field(
         True, description="Link companies named in a question to their documents and search those (rag.entities).")
+    link_periods: bool = Field(
+        True, description="Narrow a linked company's documents to the fiscal year (and quarter) the question names, "
+        "read from each document's metadata period/quarter or title (rag.periods).")
     list_k: int = Field(10, ge=1, le=100, description="List questions that name no company get at least this many "
                         "passages (their answer gathers items from several documents).")
     max_per_document: int = Field(

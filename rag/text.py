@@ -71,6 +71,30 @@ def _fold(token: str) -> str:
     return token if any(ch.isdigit() for ch in token) else _stem(token)
 
 
+# Period labels as folded: q3, h1, fy, a year, or a fiscal year written as one word (fy2018, fy22).
+# Years are 1990-2039 only: "1,906" folds to 1906 and is an amount, not a year.
+# Labels may combine: "fy2023q1", "q1fy22", "2023q2".
+PERIOD = re.compile(r"^(?=.)(q[1-4]|h[12])?(fy)?(199\d|20[0-3]\d|(?<=fy)\d\d)?(q[1-4]|h[12])?$")
+
+
+def period_labels(terms: set[str]) -> set[str]:
+    """The period labels among folded `terms`, a combined label also as its parts and a fiscal year also as its
+    calendar year ("fy2023q1" -> q1, 2023; "fy22" -> 2022), so a question about FY2018 meets a page that says
+    2018."""
+    found: set[str] = set()
+    for t in terms:
+        match = PERIOD.match(t)
+        if match:
+            found.add(t)
+            quarter = match.group(1) or match.group(4)
+            year = match.group(3)
+            if quarter and t != quarter:
+                found.add(quarter)
+            if year:
+                found.add(year if len(year) == 4 else "20" + year)
+    return found
+
+
 # "Which companies...", "who...", "list...": questions whose answer gathers items, often from several documents.
 _LIST_QUESTION = re.compile(r"^\s*(who|list|name)\b|^\s*(which|what)\b(?=.*\b[a-z]{3,}[^su\W]s\b)", re.I)
 

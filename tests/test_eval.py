@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from rag.errors import BadInputError
 from rag.evaluation import financebench, phrasebank
 from rag.evaluation.gate import run_gate
-from rag.evaluation.gold import GoldItem, load_suite
+from rag.evaluation.gold import GoldItem, load_suite, split_of
 from rag.evaluation.report import check_thresholds, markdown
 from rag.evaluation.runner import spread
 from rag.evaluation.seeds import run
@@ -101,7 +101,7 @@ def test_a_subset_run_is_deterministic_and_says_so(seeded_copy: Library, tmp_pat
     assert {r["split"] for r in first["results"]} == {"test"} and first["metrics"]["test_items"] == 4.0
     assert not any(name.startswith(("dev_", "retrieval_dev_")) for name in first["metrics"])
     assert "**Subset**: 4 of 112 items (split test, limit 4" in (runs[0] / "earnings" / "report.md").read_text()
-    with pytest.raises(BadInputError, match="earnings suite only"):
+    with pytest.raises(BadInputError, match="earnings and financebench suites only"):
         run_gate("seeds", seeded_copy.settings, None, tmp_path, thresholds, None, index, split="test")
     with pytest.raises(BadInputError, match="--limit"):
         run_gate("all", seeded_copy.settings, None, tmp_path, thresholds, None, index, limit=3)
@@ -121,6 +121,8 @@ def test_financebench_loads_pages_and_matches_figures() -> None:
     pages, questions = financebench.load()
     assert len(questions) == 150 and len(pages) == 168
     assert all(set(q.pages) <= {p.id for p in pages} for q in questions)
+    # Split like the earnings suite, by the same hash of the question: tune on dev, gate on test.
+    assert [q.split for q in questions].count("dev") == 73 and all(q.split == split_of(q.question) for q in questions)
     assert financebench.figure_match("$1577.00", "Capital expenditure was $1,577 million [1].")
     assert financebench.figure_match("$1577.00", "It was 1,600 [1].") is False
     assert financebench.figure_match("No, it is not capital-intensive.", "anything") is None
@@ -132,9 +134,11 @@ def test_financebench_suite_on_a_small_subset(empty_library: Library) -> None:
     wanted = {pid for q in subset for pid in q.pages}
     assert empty_library.add_documents([p for p in pages if p.id in wanted]).ok
     report = financebench.run(empty_library, subset)
-    assert report["questions"] == 4 and set(report["retrieval"]) == {"bm25", "dense", "hybrid"}
+    splits = {q.split for q in subset}
+    assert report["questions"] == 4 and set(report["retrieval"]) == {f"{s}_{m}" for s in splits
+                                                                      for m in ("bm25", "dense", "hybrid")}
     # With only the gold pages indexed, every question finds one of its pages.
-    assert report["metrics"]["retrieval_hybrid_recall@5"] == 1.0
+    assert all(report["metrics"][f"retrieval_{s}_hybrid_recall@5"] == 1.0 for s in splits)
 
 
 def _flaky_model(call: LocalCall) -> str:

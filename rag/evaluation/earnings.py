@@ -6,23 +6,21 @@ abstention precision / recall and latency."""
 
 from __future__ import annotations
 
-import hashlib
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rag.evaluation.gold import GoldQuestion
-from rag.evaluation.metrics import ask_or_failure, failed_item, flatten, retrieval_metrics
+from rag.evaluation.gold import GoldQuestion, Split, split_of
+from rag.evaluation.metrics import ask_or_failure, by_split, failed_item
 from rag.library import Library
 from rag.models import Answer, Passage, Turn
 from rag.settings import PROJECT_ROOT
 
 GOLD = PROJECT_ROOT / "eval" / "gold" / "earnings.yaml"
-Split = Literal["dev", "test"]
 
 
 class GoldPassage(BaseModel):
@@ -48,8 +46,7 @@ class EarningsItem(GoldQuestion):
 
     @property
     def split(self) -> Split:
-        """Half the items each, fixed by the question text: never tune on test."""
-        return "test" if int(hashlib.sha256(self.question.encode()).hexdigest(), 16) % 2 else "dev"
+        return split_of(self.question)
 
     def is_gold(self, entry: GoldPassage, passage: Passage) -> bool:
         return passage.doc_id == entry.doc and entry.evidence in passage.text
@@ -121,19 +118,10 @@ def run(lib: Library, suite: EarningsSuite, k: int = 5, model: str | None = None
         standalone[item.id] = answer.standalone_question if answer else item.question
         results.append(_judge(item, answer, tickers_of) if answer else failed_item(
             item.id, item.question, item.abstain, error or "no answer", kind=item.kind, split=item.split))
-    metrics: dict[str, float] = {}
-    retrieval: dict[str, dict[str, float]] = {}
-    for split in ("dev", "test"):
-        in_split = [r for r in results if r["split"] == split]
-        if not in_split:  # a run of one split (`rag eval --split`) measures nothing of the other
-            continue
-        metrics.update({f"{split}_{name}": value for name, value in _split_metrics(in_split).items()})
-        answerable = [i for i in suite.items if i.split == split and not i.abstain]
-        found = retrieval_metrics(lib, [
-            (standalone[i.id], [lambda p, i=i, g=g: i.is_gold(g, p) for g in i.gold]) for i in answerable], k)
-        retrieval.update({f"{split}_{mode}": values for mode, values in found.items()})
-    metrics.update(flatten(retrieval))
-    metrics["failed_items"] = sum("error" in r for r in results)
+    # Retrieval is measured on the question as searched: a follow-up's standalone rewrite.
+    metrics, retrieval = by_split(lib, results, _split_metrics, lambda split: [
+        (standalone[i.id], [lambda p, i=i, g=g: i.is_gold(g, p) for g in i.gold])
+        for i in suite.items if i.split == split and not i.abstain], k)
     metrics["latency_ms_p50"] = round(statistics.median(latencies), 1)
     metrics["latency_ms_p95"] = round(sorted(latencies)[max(0, int(len(latencies) * 0.95) - 1)], 1)
     return {"suite": suite.suite, "questions": len(suite.items), "metrics": metrics, "retrieval": retrieval,

@@ -7,10 +7,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rag.errors import ConfigError, RagError
+from rag.evaluation.gold import Split
 from rag.library import Library
 from rag.models import Answer, Passage, Turn
 
 IsGold = Callable[[Passage], bool]
+Row = dict[str, Any]
 logger = logging.getLogger(__name__)
 
 
@@ -30,6 +32,25 @@ def retrieval_metrics(lib: Library, queries: list[tuple[str, list[IsGold]]], k: 
             reciprocal.append(1 / first if first else 0.0)
         rows[mode] = {f"recall@{k}": sum(recalls) / len(recalls), "mrr": sum(reciprocal) / len(reciprocal)}
     return rows
+
+
+def by_split(lib: Library, results: list[Row], answer_metrics: Callable[[list[Row]], dict[str, float]],
+             queries: Callable[[Split], list[tuple[str, list[IsGold]]]],
+             k: int) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Metrics of a suite split dev/test (each result row has its "split"): the answer metrics of each split's rows
+    and the retrieval baselines of its `queries`, prefixed with the split, then the failed items over both."""
+    metrics: dict[str, float] = {}
+    retrieval: dict[str, dict[str, float]] = {}
+    for split in ("dev", "test"):
+        in_split = [r for r in results if r["split"] == split]
+        if not in_split:  # a run of one split (`rag eval --split`) measures nothing of the other
+            continue
+        metrics.update({f"{split}_{name}": value for name, value in answer_metrics(in_split).items()})
+        found = retrieval_metrics(lib, queries(split), k)
+        retrieval.update({f"{split}_{mode}": values for mode, values in found.items()})
+    metrics.update(flatten(retrieval))
+    metrics["failed_items"] = sum("error" in r for r in results)
+    return metrics, retrieval
 
 
 def flatten(retrieval: dict[str, dict[str, float]]) -> dict[str, float]:

@@ -15,6 +15,7 @@ from rag.settings import PROJECT_ROOT, Settings
 
 SUITES = ("seeds", "earnings", "phrasebank", "fiqa", "earnings-sentiment", "financebench")
 SENTIMENT_ONLY = ("phrasebank", "fiqa", "earnings-sentiment")
+SPLIT_SUITES = ("earnings", "financebench")  # suites with a dev and a test split of their questions
 GOLD_DIR = PROJECT_ROOT / "eval" / "gold"
 T = TypeVar("T")
 
@@ -30,8 +31,8 @@ def spread(items: list[T], limit: int | None) -> list[T]:
 def check_subset(name: str, limit: int | None, split: str | None) -> None:
     if name not in SUITES:
         raise BadInputError(f"unknown suite {name!r}; available: {', '.join(SUITES)}")
-    if split is not None and (name != "earnings" or split not in ("dev", "test")):
-        raise BadInputError("--split is dev or test, for the earnings suite only")
+    if split is not None and (name not in SPLIT_SUITES or split not in ("dev", "test")):
+        raise BadInputError("--split is dev or test, for the earnings and financebench suites only")
     if limit is not None and (limit < 1 or name == "phrasebank"):
         raise BadInputError("--limit is a positive number of items, for the seeds, earnings and financebench suites")
 
@@ -39,8 +40,8 @@ def check_subset(name: str, limit: int | None, split: str | None) -> None:
 def run_suite(name: str, settings: Settings, model: str | None = None, index: Path | None = None,
               limit: int | None = None, split: str | None = None) -> dict[str, Any]:
     """Without `index`, the suite's documents are ingested into a temporary index first. `limit` runs that many
-    gold items (spread over the file) and `split` one earnings split: a deterministic subset for models too slow
-    for the whole suite (a local model on 2 cores), recorded in the report as `subset`."""
+    gold items (spread over the file) and `split` one split (earnings, financebench): a deterministic subset for
+    models too slow for the whole suite (a local model on 2 cores), recorded in the report as `subset`."""
     check_subset(name, limit, split)
     total = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,7 +74,7 @@ def run_suite(name: str, settings: Settings, model: str | None = None, index: Pa
         else:
             documents, questions = financebench.load()
             total = len(questions)
-            questions = spread(questions, limit)
+            questions = spread([q for q in questions if split is None or q.split == split], limit)
             if index is None:
                 lib.add_documents(documents)
             result = financebench.run(lib, questions, model=model)

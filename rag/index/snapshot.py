@@ -19,6 +19,7 @@ from rag.index.lexical import Corpus
 from rag.index.manifest import Manifest, segment_dir
 from rag.index.segment import Segment, index_texts
 from rag.models import Chunk, Document, DocumentInfo, SearchFilters
+from rag.periods import PeriodIndex, document_periods
 from rag.settings import AnnSettings
 from rag.text import tokenize
 
@@ -186,6 +187,14 @@ class Snapshot:
         except IndexDamagedError as exc:
             raise self._guard(exc) from None
         return build_entities(documents, docs_containing)
+
+    @cached_property
+    def periods(self) -> PeriodIndex:
+        """The fiscal periods of this generation's documents, from their metadata or titles (rag.periods)."""
+        found = self._each("""SELECT id, title, coalesce(json_extract(metadata, '$.period'),
+                                  json_extract(metadata, '$.quarter')) AS period FROM documents""")
+        return PeriodIndex({r["id"]: document_periods(r["title"], r["period"] and str(r["period"]))
+                            for s, rows in found for r in rows if r["id"] not in s.deleted})
 
     def sample_vectors(self, n: int) -> tuple[list[str], np.ndarray]:
         """Texts and stored vectors of up to n chunks spread over the index (backend agreement checks)."""

@@ -18,7 +18,7 @@ import numpy as np
 from rag.chunking import split_sentences
 from rag.prompt_tags import parse_history, parse_passages_with_attributes, parse_tag, prompt_text
 from rag.providers.registry import LocalCall, RegisteredModel
-from rag.text import STOPWORDS, is_list_question, spelled_numbers_to_digits, tokenize
+from rag.text import PERIOD, STOPWORDS, is_list_question, period_labels, spelled_numbers_to_digits, tokenize
 
 NOT_FOUND = "NOT_FOUND"
 
@@ -89,10 +89,6 @@ _NOT_NAMES = frozenset(tokenize("january february march april may june july augu
                                 "december covid coronavirus", drop_stopwords=False))
 _SPEAKER = re.compile(r"^\s*Speaker \d+:\s*")
 _NEGATION = frozenset("no not never without nor none".split())
-# Period labels as folded: q3, h1, fy, a year, or a fiscal year written as one word (fy2018, fy22).
-# Years are 1990-2039 only: "1,906" folds to 1906 and is an amount, not a year.
-# Labels may combine: "fy2023q1", "q1fy22".
-_PERIOD = re.compile(r"^(?=.)(q[1-4]|h[12])?(fy)?(199\d|20[0-3]\d|(?<=fy)\d\d)?(q[1-4]|h[12])?$")
 _LIST_HEAD = re.compile(r"^\s*(?:which|what)\s+(\w+)", re.I)
 _CONTEXT = re.compile(r"\s*\(context: (.*)\)\s*$", re.S)
 _ABOUT = re.compile(r"\b(?:say|said|says|comment(?:ed)?|discuss(?:ed)?|talk(?:ed)?|note[sd]?) about (.+)$", re.I)
@@ -121,23 +117,6 @@ def _terms(text: str) -> set[str]:
     tokens = tokenize(text, drop_stopwords=False)
     kept = [t for i, t in enumerate(tokens) if not (i and tokens[i - 1] in _NEGATION)]
     return {_GROUP_OF.get(t, t) for t in kept if t not in STOPWORDS}
-
-
-def _periods(terms: set[str]) -> set[str]:
-    """The period labels among `terms`, a combined label also as its parts and a fiscal year also as its calendar
-    year ("fy2023q1" -> q1, 2023; "fy22" -> 2022), so a question about FY2018 meets a page that says 2018."""
-    found: set[str] = set()
-    for t in terms:
-        match = _PERIOD.match(t)
-        if match:
-            found.add(t)
-            quarter = match.group(1) or match.group(4)
-            year = match.group(3)
-            if quarter and t != quarter:
-                found.add(quarter)
-            if year:
-                found.add(year if len(year) == 4 else "20" + year)
-    return found
 
 
 def focus_terms(question: str) -> set[str]:
@@ -179,7 +158,7 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
             seen.add(key)
             # A sentence names its period, or else is dated by its document ("MTN Ghana 2019 results call").
             terms = _terms(sentence)
-            periods = _periods(terms) or _periods(title_terms)
+            periods = period_labels(terms) or period_labels(title_terms)
             out.append(Candidate(n=n, text=sentence, terms=terms, company=companies.get(n, ""), order=len(out),
                                  periods=periods, title_terms=title_terms))
     return out
@@ -204,8 +183,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     focus = focus_terms(asked) - ignored
     if context_match and len(focus) < 2:  # a bare follow-up ("and RPO?") borrows the earlier question's terms
         focus |= focus_terms(context_match.group(1)) - ignored
-    periods = _periods(focus)
-    focus -= {t for t in focus if _PERIOD.match(t)}
+    periods = period_labels(focus)
+    focus -= {t for t in focus if PERIOD.match(t)}
     candidates = _candidates(passages, companies, titles)
     if not focus or not candidates:
         return NOT_FOUND
@@ -214,7 +193,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     proper = _terms(" ".join(re.findall(r"(?<!^)(?<![.?!] )\b[A-Z][a-zñéáíóú]+(?:\s+[A-Z][a-zñéáíóú]+)*", asked)))
     words = re.findall(r"[A-Za-z]+", asked)
     title_case = sum(w[0].isupper() for w in words) > 0.4 * len(words)  # "What Was AMCOR's Adjusted EBITDA"
-    required_names = set() if title_case else {t for t in proper & focus if not _PERIOD.match(t)
+    required_names = set() if title_case else {t for t in proper & focus if not PERIOD.match(t)
                                                  and t not in _NOT_NAMES}
     # A code the question hinges on ("5G") that no passage contains: the topic is absent.
     codes = {t for t in focus if re.search(r"[a-z]", t) and re.search(r"\d", t)}

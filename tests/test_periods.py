@@ -1,0 +1,89 @@
+"""Period linking: the fiscal year / quarter a question names picks among one company's filings. A small real index
+of FinanceBench evidence pages (eval/data/financebench, CC BY-NC 4.0, evaluation only) of 3M and MGM Resorts
+from several years, with the real model, FAISS and BM25."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.evaluation import financebench
+from rag.library import Library
+from rag.periods import PeriodIndex, Periods, document_periods, periods_of
+from rag.settings import RetrievalSettings
+from tests.conftest import make_settings
+
+
+@pytest.fixture(scope="module")
+def filings(tmp_path_factory: pytest.TempPathFactory, embedder) -> Library:
+    pages = [p for p in financebench.load()[0] if p.metadata["company"] in ("3M", "MGM Resorts")]
+    lib = Library(make_settings(tmp_path_factory.mktemp("filings") / "index"), embedder=embedder)
+    assert lib.add_documents(pages).ok
+    return lib
+
+
+def test_periods_are_read_from_questions_titles_and_metadata() -> None:
+    assert periods_of("Q2 of FY2023") == Periods(frozenset({"2023"}), frozenset({"q2"}))
+    assert periods_of("in the third quarter of fiscal 2020") == Periods(frozenset({"2020"}), frozenset({"q3"}))
+    assert periods_of("its quick ratio for FY22").years == {"2022"}
+    assert periods_of("from FY2015 to FY2017").years == {"2015", "2017"}
+    assert not periods_of("1,906 employees in the first quarter")  # an amount, and a quarter without a year
+    assert document_periods("3M_2023Q2_10Q page 5", None) == Periods(frozenset({"2023"}), frozenset({"q2"}))
+    # The metadata period wins over what the title happens to mention.
+    assert document_periods("Acme on its 2019 acquisition", "Q1 2021").years == {"2021"}
+
+
+def test_narrow_takes_the_latest_year_asked_that_has_documents_then_the_quarter() -> None:
+    index = PeriodIndex(
+        {
+            "k17": Periods(frozenset({"2017"})),
+            "k16": Periods(frozenset({"2016"})),
+            "q23": Periods(frozenset({"2023"}), frozenset({"q2"})),
+            "k23": Periods(frozenset({"2023"})),
+        }
+    )
+    everything = list(index.of)
+    assert index.narrow(periods_of("from FY2015 to FY2017"), everything) == {"k17"}
+    assert index.narrow(periods_of("as of FY2016, what will it pay in 2024"), everything) == {"k16"}
+    assert index.narrow(periods_of("in Q2 of FY2023"), everything) == {"q23"}
+    assert index.narrow(periods_of("in Q4 of FY2023"), everything) == {"q23", "k23"}  # no Q4 document: the year
+    assert index.narrow(periods_of("in FY2030"), everything) is None
+    assert index.narrow(periods_of("lately"), everything) is None
+
+
+def test_a_year_in_the_question_picks_that_years_filing(filings: Library) -> None:
+    found = filings.retrieve(
+        "Basing your judgments off of the balance sheet, what is the year end FY2018 amount of "
+        "accounts payable for MGM Resorts?"
+    )
+    assert [m.company.key for m in found.companies] == ["MGM Resorts"]
+    assert {p.doc_id for p in found.passages} == {"MGMRESORTS_2018_10K-p57"}
+    # Three years named: the latest filing reports all three.
+    span = filings.search("What is the FY2018 - FY2020 3 year average of capex as a % of revenue for MGM Resorts?")
+    assert {p.doc_id.rsplit("-p", 1)[0] for p in span} == {"MGMRESORTS_2020_10K"}
+
+
+def test_a_quarter_picks_that_quarters_filing_and_an_unknown_year_narrows_nothing(filings: Library) -> None:
+    q4 = filings.search("What adjusted EBITDAR did MGM Resorts report in Q4 of FY2022?")
+    assert {p.doc_id.rsplit("-p", 1)[0] for p in q4} == {"MGMRESORTS_2022Q4_EARNINGS"}
+    later = filings.search("What adjusted EBITDAR did MGM Resorts report in FY2030?")  # no 2030 filing: the company's
+    assert later and all(p.doc_id.startswith("MGMRESORTS_") for p in later)
+
+
+def test_a_possessive_after_a_digit_still_links_the_company(filings: Library) -> None:
+    found = filings.retrieve(
+        "If we exclude the impact of M&A, which segment has dragged down 3M's overall growth in 2022?"
+    )
+    assert [m.company.key for m in found.companies] == ["3M"]
+    assert {p.doc_id.rsplit("-p", 1)[0] for p in found.passages} == {"3M_2022_10K"}
+
+
+def test_period_linking_can_be_turned_off(filings: Library) -> None:
+    unlinked = Library(
+        filings.settings.model_copy(update={"retrieval": RetrievalSettings(link_periods=False)}),
+        embedder=filings.embedder,
+    )
+    found = unlinked.search(
+        "Basing your judgments off of the balance sheet, what is the year end FY2018 amount of "
+        "accounts payable for MGM Resorts?"
+    )
+    assert {p.doc_id for p in found} != {"MGMRESORTS_2018_10K-p57"}
