@@ -162,8 +162,13 @@ def fit_transcript_map(balances: dict[str, float], items: list[earnings_sentimen
     slope = 2 * NEUTRAL_EDGE / (high - low)
     offset = -NEUTRAL_EDGE - slope * low
     knots = [(round((-1 - offset) / slope, 6), -1.0), (round((1 - offset) / slope, 6), 1.0)]
+    # How well 27-odd calls pin the map down: the raw balance it sends to 0, over bootstrap resamples of the dev calls.
+    rng = np.random.default_rng(17)
+    resamples = [rng.integers(0, len(dev), len(dev)) for _ in range(300)]
+    zeros = [float(np.mean(ordinal_cutpoints(x[i], y[i])[1:])) for i in resamples if len(set(y[i])) == 3]
     fit = {"calls": len(dev), "b": round(b, 4), "bad_mixed_boundary": round(low, 4),
-           "mixed_good_boundary": round(high, 4), "slope": round(slope, 4), "offset": round(offset, 4)}
+           "mixed_good_boundary": round(high, 4), "slope": round(slope, 4), "offset": round(offset, 4),
+           "zero_p05": round(float(np.percentile(zeros, 5)), 3), "zero_p95": round(float(np.percentile(zeros, 95)), 3)}
     return knots, fit
 
 
@@ -267,9 +272,11 @@ def main() -> None:
              f"raw balance of the {f['calls']} dev calls puts the bad|mixed boundary at a raw balance of "
              f"{f['bad_mixed_boundary']} and the mixed|good boundary at {f['mixed_good_boundary']}; the affine map "
              f"taking them to -0.10 and +0.10 (the neutral band's edges) is score = {f['slope']} x raw "
-             f"{f['offset']:+}, clipped to [-1, 1]. Why calls only: management speech is positive by convention "
-             "(a bad quarter's call still reads positive), the offset the map removes is a property of calls, and "
-             "calls are the only documents with document-scale labels that may be fitted",
+             f"{f['offset']:+}, clipped to [-1, 1]. The fit is loose: over bootstrap resamples of the dev calls, "
+             f"the raw balance it maps to 0 ({(f['bad_mixed_boundary'] + f['mixed_good_boundary']) / 2:.3f}) "
+             f"ranges over {f['zero_p05']}-{f['zero_p95']} (90%). Why calls only: management speech is positive "
+             "by convention (a bad quarter's call still reads positive), the offset the map removes is a property "
+             "of calls, and calls are the only documents with document-scale labels that may be fitted",
              "- written documents and short texts: the raw balance, unmapped. A map fitted on pseudo-documents of "
              "PhraseBank dev sentences (isotonic regression onto their counted label balance, version 1 of this "
              "file) was dropped: a counted balance says how many sentences lean one way, not how strongly a "
