@@ -58,8 +58,8 @@ def test_seed_suite_on_a_small_subset(seeded_copy: Library) -> None:
     assert report["metrics"]["fact_accuracy"] == 1.0 and report["metrics"]["abstention_recall"] == 1.0
     assert set(report["retrieval"]) == {"bm25", "dense", "hybrid"}
     assert all(r["ok"] for r in report["results"] if not r["id"].startswith("sentiment-"))
-    # The note's own score is 0.62; the calibrated offline scorer lands near it (gated by MAE, see thresholds.yaml)
-    assert report["metrics"]["sentiment_mae"] <= 0.25
+    # The note's own score is 0.62 (moderately positive); the offline scorer lands near it (gated, see thresholds.yaml)
+    assert report["metrics"]["sentiment_mae"] <= 0.10 and report["metrics"]["sentiment_label_accuracy"] == 1.0
 
 
 @pytest.mark.slow

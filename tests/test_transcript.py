@@ -132,3 +132,21 @@ def test_calibrated_scorer_reads_the_issues_sentences(classifier: FinanceSentime
     calibration = load_calibration()
     assert calibration.direction_boost > 0 and calibration.temperature > 0
     assert "test" in calibration.card["never_used"]  # type: ignore[operator]  # a str in the shipped card
+
+
+def test_transcript_map_moves_calls_only(classifier: FinanceSentimentClassifier) -> None:
+    # Management speech is positive by convention, so a call's raw balance is mapped onto the gold labels' scale
+    # (fitted on the earnings sentiment gold set's dev calls: their bad|mixed and mixed|good boundaries become the
+    # neutral band's edges); written documents and short texts keep the raw balance.
+    calibration = load_calibration()
+    fit = calibration.card["transcript_fit"]
+    assert isinstance(fit, dict) and fit["calls"] < 51  # the dev split only
+    assert calibration.document_score(fit["bad_mixed_boundary"], transcript=True) == pytest.approx(-0.10, abs=1e-3)
+    assert calibration.document_score(fit["mixed_good_boundary"], transcript=True) == pytest.approx(0.10, abs=1e-3)
+    assert calibration.document_score(0.3, transcript=False) == 0.3
+    said = {1: "Revenue grew 12% to $500 million and operating margin expanded 150 basis points."}
+    written = verdict(classifier, said, {1: "body"})["score"]
+    assert verdict(classifier, said, None)["score"] == written
+    # the same sentence, with the same weight, in a call's prepared remarks: only the map differs
+    assert verdict(classifier, said, {1: "prepared"})["score"] == pytest.approx(
+        calibration.document_score(float(written), transcript=True), abs=1e-4)  # type: ignore[arg-type]  # a float

@@ -59,23 +59,26 @@ class HeadFile(BaseModel):
 
 
 class Calibration(BaseModel):
-    """What eval/calibrate_sentiment.py derives from PhraseBank train and dev (never test, FiQA, the seeds or the
-    earnings gold set): `direction_boost`, the log-odds the metric-direction rule adds to the class it implies
-    (from the rule's precision on train: a second, independent opinion combined by Bayes' rule), and
-    `temperature` (chosen on dev: p^(1/T) renormalised); `card` holds the data, the fit and the reliability table."""
+    """What eval/calibrate_sentiment.py derives: `direction_boost`, the log-odds the metric-direction rule adds to the
+    class it implies (from the rule's precision on PhraseBank train: a second, independent opinion combined by Bayes'
+    rule), `temperature` (chosen on PhraseBank dev: p^(1/T) renormalised), and `transcript_map` (fitted on the dev
+    split of the earnings sentiment gold set); never PhraseBank test, FiQA, the seeds or that gold set's test split.
+    `card` holds the data, the fits and the reliability tables."""
 
     direction_boost: float
     temperature: float
-    score_map: list[tuple[float, float]] = Field(
-        default_factory=list, description="Knots (raw document score, calibrated score) of a monotone map fitted on "
-        "pseudo-documents of dev sentences; empty = identity.")
+    transcript_map: list[tuple[float, float]] = Field(
+        default_factory=list, description="Knots (raw balance, score) of the monotone map applied to the balance of "
+        "an earnings-call transcript; empty = identity. Written documents and short texts keep the raw balance: "
+        "the only document-scale labels we may fit on are calls, and the offset this map removes (management "
+        "speech is positive by convention) is a property of calls.")
     card: dict[str, object]
 
-    def document_score(self, raw: float) -> float:
-        """The raw sentence balance mapped to a score on the scale of the labelled balance (see score_map)."""
-        if not self.score_map:
+    def document_score(self, raw: float, transcript: bool) -> float:
+        """The raw sentence balance as a document score: mapped by `transcript_map` for a transcript."""
+        if not transcript or not self.transcript_map:
             return raw
-        xs, ys = zip(*self.score_map, strict=True)
+        xs, ys = zip(*self.transcript_map, strict=True)
         return float(np.clip(np.interp(raw, xs, ys), -1.0, 1.0))
 
 
@@ -179,7 +182,7 @@ def verdict(classifier: FinanceSentimentClassifier, passages: dict[int, str],
     courtesy lines count 0, management's spoken sentences without a figure a quarter; `sections` gives each
     passage's, else it is the author's body). confidence grows with
     the amount of weighted opinion found and the classifier's certainty. Sentences repeated by chunk overlap count
-    once. The balance is then mapped by the calibration's `score_map` (fitted where the gold balance is known)."""
+    once. A transcript's balance (its passages carry sections) is then mapped by the calibration's `transcript_map`."""
     owners: list[int] = []
     sentences: list[str] = []
     weights: list[float] = []
@@ -200,7 +203,8 @@ def verdict(classifier: FinanceSentimentClassifier, passages: dict[int, str],
     probs = classifier.probabilities(sentences)
     polarity = (probs[:, 2] - probs[:, 0]) * w
     opinion = float(((probs[:, 0] + probs[:, 2]) * w).sum())
-    score = classifier.calibration.document_score(float(polarity.sum() / (opinion + NEUTRAL_PRIOR)))
+    is_transcript = any(section != "body" for section in (sections or {}).values())
+    score = classifier.calibration.document_score(float(polarity.sum() / (opinion + NEUTRAL_PRIOR)), is_transcript)
     counted = w > 0
     confidence = (1.0 - math.exp(-opinion / 4.0)) * float(probs[counted].max(axis=1).mean())
 
