@@ -13,12 +13,15 @@ question also names a quarter that some of those documents cover, only those. Wh
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rag.text import period_labels, tokenize
 
 _QUARTERS = frozenset({"q1", "q2", "q3", "q4"})
+# Amounts are not years: "$2,019 million", "2,019 units", "$2019".
+_AMOUNT = re.compile(r"\$\s?\d[\d,.]*|\b\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class Periods:
 
 
 def periods_of(text: str) -> Periods:
-    labels = period_labels(set(tokenize(text, drop_stopwords=False)))
+    labels = period_labels(set(tokenize(_AMOUNT.sub(" ", text), drop_stopwords=False)))
     return Periods(frozenset(t for t in labels if t.isdigit()), frozenset(labels & _QUARTERS))
 
 

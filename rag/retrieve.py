@@ -5,7 +5,9 @@
   searched separately and the results interleaved, so a comparison gets passages for every side. Explicit
   filters (tickers, document ids) win over linking.
 - A fiscal year or quarter named in the question ("FY2018", "Q2 of FY2023") narrows each linked company's
-  documents to those of that period (rag.periods), when the company has any.
+  documents to those of that period (rag.periods), when the company has any and the caller's filters leave one
+  of them; otherwise all the company's documents are searched. Explicit tickers or document ids turn linking off,
+  periods included.
 - Hybrid search: dense (FAISS) and lexical (BM25) rankings fused by reciprocal rank, filters applied to both
   before ranking so a filter never empties a top-k that had matches further down.
 - Diversity: a list question that names no company ("which banks discussed cost of risk") needs several
@@ -48,14 +50,14 @@ def retrieve(snapshot: Snapshot, embedder: Embedder, query: str, settings: Retri
     unknown = [] if explicit or mentions else snapshot.entities.unknown_mentions(query, mentions)
     asked = periods_of(query) if mentions and settings.link_periods else Periods()
     if len(mentions) == 1:
-        scoped = _narrow(filters, _in_period(snapshot, asked, mentions[0].company.doc_ids))
-        passages = search(snapshot, embedder, query, settings, k, scoped, mode)
+        passages = _company_search(snapshot, embedder, query, settings, k, filters, mode, asked,
+                                   mentions[0].company.doc_ids)
         if passages:
             return Retrieval(passages, mentions)
     elif len(mentions) > 1:
         each = max(2, math.ceil(k / len(mentions)))
-        rankings = [search(snapshot, embedder, query, settings, each,
-                           _narrow(filters, _in_period(snapshot, asked, m.company.doc_ids)), mode) for m in mentions]
+        rankings = [_company_search(snapshot, embedder, query, settings, each, filters, mode, asked,
+                                    m.company.doc_ids) for m in mentions]
         merged = [p for rank in range(each) for ranking in rankings if rank < len(ranking) for p in [ranking[rank]]]
         if merged:
             return Retrieval(merged, mentions)
@@ -66,9 +68,17 @@ def retrieve(snapshot: Snapshot, embedder: Embedder, query: str, settings: Retri
     return Retrieval(search(snapshot, embedder, query, settings, k, filters, mode), mentions, unknown)
 
 
-def _in_period(snapshot: Snapshot, asked: Periods, doc_ids: frozenset[str]) -> frozenset[str]:
-    """A company's documents of the period asked about, or all of them when it has none of that period."""
-    return (snapshot.periods.narrow(asked, doc_ids) or doc_ids) if asked else doc_ids
+def _company_search(snapshot: Snapshot, embedder: Embedder, query: str, settings: RetrievalSettings, k: int,
+                    filters: SearchFilters | None, mode: Mode, asked: Periods,
+                    doc_ids: frozenset[str]) -> list[Passage]:
+    """One company's passages: of the period asked about when it has documents of that period that the caller's
+    filters keep, else of all its documents."""
+    in_period = snapshot.periods.narrow(asked, doc_ids) if asked else None
+    if in_period:
+        passages = search(snapshot, embedder, query, settings, k, _narrow(filters, in_period), mode)
+        if passages:
+            return passages
+    return search(snapshot, embedder, query, settings, k, _narrow(filters, doc_ids), mode)
 
 
 def _narrow(filters: SearchFilters | None, doc_ids: frozenset[str]) -> SearchFilters:

@@ -115,6 +115,18 @@ def test_list_question_gathers_several_documents(companies: Library) -> None:
     assert len({p.doc_id for p in found.passages}) >= 2
 
 
+def test_a_list_answer_names_the_company_even_when_one_qualifies() -> None:
+    from rag.providers.extractive import answer
+
+    passages = {1: "Our consolidated net income was 95.1 billion pesos, the highest quarterly net income in our "
+                   "history.",
+                2: "The weather in the region was mild during the quarter and our staff enjoyed the summer picnic."}
+    companies = {1: "Itau CorpBanca", 2: "Acme Foods"}
+    text = answer("Which banks reported the highest quarterly net income in their history?", passages,
+                  companies=companies)
+    assert text.startswith("Itau CorpBanca: Our consolidated net income") and "[1]" in text and "Acme" not in text
+
+
 def test_metadata_company_reaches_passages_and_prompt(companies: Library, tmp_path: Path) -> None:
     [passage] = companies.search("Halloween season", k=1, mode="bm25")
     assert passage.company == "Hershey"

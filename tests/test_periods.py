@@ -8,6 +8,7 @@ import pytest
 
 from rag.evaluation import financebench
 from rag.library import Library
+from rag.models import SearchFilters
 from rag.periods import PeriodIndex, Periods, document_periods, periods_of
 from rag.settings import RetrievalSettings
 from tests.conftest import make_settings
@@ -27,6 +28,7 @@ def test_periods_are_read_from_questions_titles_and_metadata() -> None:
     assert periods_of("its quick ratio for FY22").years == {"2022"}
     assert periods_of("from FY2015 to FY2017").years == {"2015", "2017"}
     assert not periods_of("1,906 employees in the first quarter")  # an amount, and a quarter without a year
+    assert periods_of("revenue of $2,019 million in FY2018").years == {"2018"}  # amounts are not years
     assert document_periods("3M_2023Q2_10Q page 5", None) == Periods(frozenset({"2023"}), frozenset({"q2"}))
     # The metadata period wins over what the title happens to mention.
     assert document_periods("Acme on its 2019 acquisition", "Q1 2021").years == {"2021"}
@@ -65,8 +67,18 @@ def test_a_year_in_the_question_picks_that_years_filing(filings: Library) -> Non
 def test_a_quarter_picks_that_quarters_filing_and_an_unknown_year_narrows_nothing(filings: Library) -> None:
     q4 = filings.search("What adjusted EBITDAR did MGM Resorts report in Q4 of FY2022?")
     assert {p.doc_id.rsplit("-p", 1)[0] for p in q4} == {"MGMRESORTS_2022Q4_EARNINGS"}
-    later = filings.search("What adjusted EBITDAR did MGM Resorts report in FY2030?")  # no 2030 filing: the company's
+    question = "What adjusted EBITDAR did MGM Resorts report in FY2030?"  # no 2030 filing: all the company's
+    later = filings.search(question)
     assert later and all(p.doc_id.startswith("MGMRESORTS_") for p in later)
+    assert [p.chunk_id for p in later] == [p.chunk_id for p in _unlinked(filings).search(question)]
+
+
+def test_a_period_the_filters_exclude_falls_back_to_the_companys_other_documents(filings: Library) -> None:
+    # Q4 FY2022 narrows MGM to its Q4 earnings deck, which the 10-K filter removes: the company's 10-Ks are
+    # searched, not the whole index.
+    question = "What was MGM Resorts' segment growth by region in Q4 of FY2022?"
+    found = filings.search(question, filters=SearchFilters(doc_types=["10k"]))
+    assert found and all(p.doc_id.startswith("MGMRESORTS_") and "_10K" in p.doc_id for p in found)
 
 
 def test_a_possessive_after_a_digit_still_links_the_company(filings: Library) -> None:
@@ -77,12 +89,13 @@ def test_a_possessive_after_a_digit_still_links_the_company(filings: Library) ->
     assert {p.doc_id.rsplit("-p", 1)[0] for p in found.passages} == {"3M_2022_10K"}
 
 
+def _unlinked(filings: Library) -> Library:
+    return Library(filings.settings.model_copy(update={"retrieval": RetrievalSettings(link_periods=False)}),
+                   embedder=filings.embedder)
+
+
 def test_period_linking_can_be_turned_off(filings: Library) -> None:
-    unlinked = Library(
-        filings.settings.model_copy(update={"retrieval": RetrievalSettings(link_periods=False)}),
-        embedder=filings.embedder,
-    )
-    found = unlinked.search(
+    found = _unlinked(filings).search(
         "Basing your judgments off of the balance sheet, what is the year end FY2018 amount of "
         "accounts payable for MGM Resorts?"
     )

@@ -210,7 +210,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     if about:
         topic = focus_terms(about.group(1)) & set(weight)
         if topic:
-            required |= {max(topic, key=lambda t: weight[t])}
+            # Ties broken by the term itself: set order changes with each process's hash seed, and so would answers.
+            required |= {max(topic, key=lambda t: (weight[t], t))}
     denominator = sum(weight.values())
     wants_outlook = bool(_OUTLOOK & _terms(asked))
     # "Revenue and gross margin": each metric may come from its own sentence, so a sentence is judged on the
@@ -258,7 +259,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         # Items of a list share the question's most distinctive name (capitalised word, e.g. a product)
         # that the best item has; without names, its most distinctive term.
         names = _terms(" ".join(re.findall(r"(?<!^)\b[A-Z][\w-]*", asked.strip()))) & best.terms & focus
-        anchor = max(names or (focus & best.terms), key=lambda t: weight[t])
+        anchor = max(names or (focus & best.terms), key=lambda t: (weight[t], t))
         chosen = [c for c in ranked if c.coverage >= LIST_SHARE_OF_BEST * best.coverage
                   and anchor in c.terms][:MAX_LIST_ITEMS]
         # Keep document order so a list reads in the order the source gives it.
@@ -276,7 +277,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         extra = next((c for c in ranked[1:] if c.company == chosen[0].company and missing & c.terms), None)
         if extra is not None:
             chosen.append(extra)
-    label = len({c.company for c in chosen}) > 1
+    # "Which banks ...?" is answered by naming them, even when one company's sentence is all that qualifies.
+    label = len({c.company for c in chosen}) > 1 or (is_list_question(asked) and several)
     return " ".join(f"{c.company}: {c.text} [{c.n}]" if label and c.company else f"{c.text} [{c.n}]"
                     for c in chosen)
 
