@@ -28,7 +28,7 @@ import httpx  # noqa: E402
 from bench.common import print_table, write_result  # noqa: E402
 from rag.library import Library  # noqa: E402
 from rag.settings import PROJECT_ROOT, Settings  # noqa: E402
-from tests.fakes import free_port  # noqa: E402
+from tests.fakes import free_port, wait_until_serving  # noqa: E402
 
 QUESTIONS = [
     "What was Calix's Q4 revenue?", "How large is remaining performance obligations?", "What is the Q1 guide?",
@@ -93,16 +93,7 @@ def running_server(index: Path) -> Iterator[tuple[str, int]]:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() > deadline or server.poll() is not None:
-                raise SystemExit("server did not start")
-            time.sleep(0.3)
+        wait_until_serving(server, url, timeout=180)
         yield url, server.pid
     finally:
         server.terminate()

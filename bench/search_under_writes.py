@@ -9,7 +9,10 @@ uploading phase, divided by the uploads; the upload's own size (text + its vecto
 clients, the uploader and the server share the machine's two cores: embedding an upload takes CPU that search
 would otherwise get, whatever the index does.
 
-    python bench/search_under_writes.py [--sizes 10000 100000] [--seconds 20] [--clients 4]"""
+    python bench/search_under_writes.py [--sizes 10000 100000] [--seconds 20] [--clients 4]
+
+To compare with one shared embedding session (documents and queries on the same threads), run it again with
+RAG_EMBEDDING__DOCUMENT_THREADS set to the core count (search_under_writes_ab.json: both, alternately)."""
 
 from __future__ import annotations
 

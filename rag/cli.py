@@ -60,8 +60,9 @@ RayOpt = Annotated[bool, typer.Option(
     "--ray", help="Run on Ray (ingest: embedding; rescore: scoring); a local cluster in this process unless "
     "--ray-address names one. Needs the `ray` extra.")]
 RayAddressOpt = Annotated[str | None, typer.Option(
-    help="Cluster to join with --ray (auto, ray://HEAD:10001); default: a local cluster in this process.")]
-RayWorkersOpt = Annotated[int | None, typer.Option(min=1, help="Ray actors (default: one per CPU of the cluster).")]
+    help="Ray cluster to join (auto, ray://HEAD:10001); implies --ray. Default: a local cluster in this process.")]
+RayWorkersOpt = Annotated[int | None, typer.Option(min=1, help="Ray actors (default: one per CPU of the cluster); "
+                                                   "implies --ray.")]
 
 
 def _on_ray(lib: Library, address: str | None, workers: int | None) -> Library:
@@ -119,7 +120,7 @@ def ingest(paths: Annotated[list[str], typer.Argument(
     and keeps its URL as source. Commits every RAG_INGEST__COMMIT_DOCUMENTS documents, so a rerun after a crash
     resumes. Exits 1 if any file or URL failed."""
     lib = _library(index)
-    if ray:
+    if ray or ray_address or ray_workers:
         lib = _on_ray(lib, ray_address, ray_workers)
     update, stop = _progress("embedding")
     with _errors():
@@ -398,7 +399,7 @@ def rescore(model: ModelOpt = None, prompt: PromptOpt = None, ticker: TickerOpt 
 
     with _errors():
         run = lib.prepare_rescore(request)
-        if ray:
+        if ray or ray_address:
             from rag.distributed import RayScoring
 
             run.scorer.executor = RayScoring(lib.settings.embedding, ray_address)

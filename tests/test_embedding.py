@@ -3,13 +3,12 @@ within the model's token limit."""
 
 from __future__ import annotations
 
-import os
-
 import faiss
 import numpy as np
 import pytest
 
 from rag.chunking import chunk_document
+from rag.embedding.base import usable_cores
 from rag.embedding.factory import bundled_model_path, make_embedder
 from rag.embedding.onnx import exported_model
 from rag.errors import IndexMismatchError
@@ -46,16 +45,37 @@ def test_document_threads_session_gives_the_same_vectors(chunk_texts: list[str],
     queries keep the full one."""
     capped = make_embedder(EmbeddingSettings(document_threads=1))
     assert capped is not embedder
-    assert (capped.document_session is not capped.session) == ((os.cpu_count() or 1) > 1)
-    assert np.allclose(capped.embed_batch(chunk_texts[:6]), embedder.embed_batch(chunk_texts[:6]), atol=1e-5)
-    assert np.allclose(capped.embed_query("Q4 revenue"), embedder.embed_query("Q4 revenue"), atol=1e-5)
-    assert np.allclose(capped.embed_for_query(chunk_texts[:2]), embedder.embed_batch(chunk_texts[:2]), atol=1e-5)
+    assert (capped.document_session is not capped.session) == (usable_cores() > 1)
+    calls: list[str] = []
+
+    class Counted:
+        def __init__(self, session, name: str) -> None:
+            self.session, self.name = session, name
+
+        def run(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            calls.append(self.name)
+            return self.session.run(*args, **kwargs)
+
+    sessions = capped.session, capped.document_session
+    capped.session, capped.document_session = Counted(sessions[0], "query"), Counted(sessions[1], "document")
+    try:
+        assert np.allclose(capped.embed_batch(chunk_texts[:6]), embedder.embed_batch(chunk_texts[:6]), atol=1e-5)
+        assert set(calls) == {"document"}
+        calls.clear()
+        assert np.allclose(capped.embed_query("Q4 revenue?"), embedder.embed_query("Q4 revenue?"), atol=1e-5)
+        assert np.allclose(capped.embed_for_query(chunk_texts[:2]), embedder.embed_batch(chunk_texts[:2]), atol=1e-5)
+        assert set(calls) == {"query"}
+    finally:
+        capped.session, capped.document_session = sessions
+    # More threads than cores are all of them: one session.
+    oversized = make_embedder(EmbeddingSettings(document_threads=64))
+    assert oversized.document_session is oversized.session
 
 
 def test_server_leaves_a_core_to_queries_unless_configured() -> None:
     from rag.api.app import serving
 
-    assert serving(Settings()).embedding.document_threads == max(1, (os.cpu_count() or 1) - 1)
+    assert serving(Settings()).embedding.document_threads == max(1, usable_cores() - 1)
     assert serving(Settings(embedding=EmbeddingSettings(document_threads=2))).embedding.document_threads == 2
 
 

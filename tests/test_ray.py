@@ -73,15 +73,15 @@ def test_rescore_on_ray_equals_the_local_rescore_and_journals(cluster, seeded_co
 
 
 def test_cli_ingest_and_rescore_with_ray_flag(cluster, seeded: Library, tmp_path) -> None:
-    """`rag ingest PATH --ray` and `rag rescore --ray` as a user types them (the cluster this module started is
-    the local one the flag joins)."""
+    """`rag ingest PATH --ray-workers 2` and `rag rescore --ray` as a user types them (the cluster this module
+    started is the local one the flags join)."""
     from typer.testing import CliRunner
 
     from rag.cli import app
 
     index = str(tmp_path / "index")
-    ingest = CliRunner().invoke(app, ["ingest", str(SEEDS), "--index", index, "--ray", "--ray-workers", "2",
-                                      "--json"])
+    # --ray-workers (like --ray-address) implies --ray.
+    ingest = CliRunner().invoke(app, ["ingest", str(SEEDS), "--index", index, "--ray-workers", "2", "--json"])
     assert ingest.exit_code == 0, ingest.output
     assert len(json.loads(ingest.output)["added"]) == 2
     lib = Library(make_settings(tmp_path / "index"), embedder=seeded.embedder)

@@ -25,7 +25,8 @@ PACKAGE = PROJECT_ROOT / "rag"
 # Lowest first. A module may import its own layer or lower ones, never a higher one.
 LAYERS = [
     ["rag", "rag.settings", "rag.models", "rag.errors", "rag.text", "rag.offline", "rag.prompts", "rag.prompt_tags"],
-    ["rag.embedding", "rag.chunking", "rag.transcript", "rag.loaders", "rag.entities", "rag.index", "rag.providers"],
+    ["rag.embedding", "rag.chunking", "rag.transcript", "rag.loaders", "rag.entities", "rag.periods", "rag.index",
+     "rag.providers"],
     ["rag.retrieve", "rag.llm", "rag.index_check", "rag.url_fetch"],
     ["rag.answer", "rag.ingest", "rag.sentiment.scoring", "rag.sentiment.store", "rag.sentiment.relative"],
     ["rag.qa", "rag.sentiment.batch", "rag.sentiment.service", "rag.sentiment", "rag.distributed"],

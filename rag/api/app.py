@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +20,7 @@ from rag import __version__
 from rag.api.metrics import Metrics
 from rag.api.routes import ask, chat, documents, health, search, sentiment, web
 from rag.api.routes import models as model_list
+from rag.embedding.base import usable_cores
 from rag.errors import RagError
 from rag.library import Library
 from rag.offline import use_offline_environment
@@ -96,10 +96,11 @@ class LimitsAndMetrics:
 
 
 def serving(settings: Settings) -> Settings:
-    """A server embeds uploads while it answers searches: unless configured, documents get all cores but one."""
+    """A server embeds uploads while it answers searches: unless configured, documents get all cores but one
+    (onnx backends; torch has one process-wide pool). Each of `rag serve --workers N` applies this on its own."""
     if settings.embedding.document_threads is not None:
         return settings
-    threads = max(1, (os.cpu_count() or 1) - 1)
+    threads = max(1, usable_cores() - 1)
     embedding = settings.embedding.model_copy(update={"document_threads": threads})
     return settings.model_copy(update={"embedding": embedding})
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.embedding.base import CachedEmbedder
+from rag.embedding.base import CachedEmbedder, usable_cores
 
 EXPORT_VERSION = "1"
 OPSET = 17
@@ -149,11 +149,12 @@ class OnnxEmbedder(CachedEmbedder):
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
 
-        cores = os.cpu_count() or 1
+        cores = usable_cores()
         self.session = session(cores, spin=True)
         # A second session with fewer threads caps what document batches take from queries served meanwhile;
         # its threads do not spin between batches (spinning threads would take that core anyway).
-        self.document_session = (self.session if document_threads in (None, cores)
+        document_threads = min(document_threads or cores, cores)
+        self.document_session = (self.session if document_threads == cores
                                  else session(document_threads, spin=False))
         self.batch_size = batch_size
         dim = int(json.loads((folder / "config.json").read_text())["hidden_size"])
