@@ -54,3 +54,10 @@ def print_table(rows: list[dict], columns: list[str]) -> None:
     print("  ".join(c.ljust(widths[c]) for c in columns))
     for r in rows:
         print("  ".join(f"{r.get(c, '')}".ljust(widths[c]) for c in columns))
+
+
+def report(name: str, rows: list[dict], columns: list[str], **payload: object) -> None:
+    """The closing table of a run, and its JSON under bench/results/NAME.json."""
+    print()
+    print_table(rows, columns)
+    print(f"\nwrote {write_result(name, {**payload, 'rows': rows})}")

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bench.common import print_table, write_result  # noqa: E402
+from bench.common import print_table, report  # noqa: E402
 from bench.http_service import load, running_server  # noqa: E402
 from bench.search import build  # noqa: E402
 from bench.write_scaling import bulk_texts, corpus, disk_mb, unit  # noqa: E402
@@ -115,10 +115,7 @@ def main() -> None:
         for size in args.sizes:
             rows.extend(measure(size, texts, small, args, settings, Path(tmp)))
             print_table(rows[-2:], columns)
-    print()
-    print_table(rows, columns)
-    out = write_result(args.out, {"seconds_per_phase": args.seconds, "rows": rows})
-    print(f"\nwrote {out}")
+    report(args.out, rows, columns, seconds_per_phase=args.seconds)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from bench.common import load_transcripts, print_table, write_result  # noqa: E402
+from bench.common import load_transcripts, print_table, report  # noqa: E402
 from bench.search import build  # noqa: E402
 from rag.chunking import chunk_document, split_sentences  # noqa: E402
 from rag.index import DocumentUpsert, IndexStore  # noqa: E402
@@ -144,11 +144,7 @@ def main() -> None:
             rows.append(measure(size, texts, queries, small, args.repeats, settings, Path(tmp)))
             print_table(rows[-1:], list(rows[-1]))
             shutil.rmtree(Path(tmp) / f"index-{size}", ignore_errors=True)
-    columns = list(rows[0])
-    print()
-    print_table(rows, columns)
-    out = write_result(args.out, {"repeats": args.repeats, "rows": rows})
-    print(f"\nwrote {out}")
+    report(args.out, rows, list(rows[0]), repeats=args.repeats)
 
 
 if __name__ == "__main__":
