@@ -99,6 +99,22 @@ def test_a_write_adds_one_segment_and_a_tombstone_and_readers_merge(seeded_copy:
     assert [(p.chunk_id, round(p.score, 6)) for p in seeded_copy.search("Q4 revenue SmartMDU", k=8)] == ranked
 
 
+def test_linking_follows_writes_and_deletes_without_rereading_old_segments(seeded_copy: Library) -> None:
+    doc = Document(id="zephyr-q3", text="Zephyr Widgets reported Q3 FY2021 revenue of $12 million.",
+                   title="Zephyr Widgets Q3 FY2021 results", tickers=["ZPHR"],
+                   metadata={"company": "Zephyr Widgets", "period": "Q3 FY2021"})
+    assert seeded_copy.add_documents([doc]).ok
+    snap = seeded_copy.snapshot()
+    assert [m.company.key for m in snap.entities.link("What did Zephyr Widgets earn?")] == ["Zephyr Widgets"]
+    assert snap.periods.of["zephyr-q3"].years == {"2021"}
+    seeded_copy.delete("zephyr-q3")
+    after = seeded_copy.snapshot()
+    # The seeds' segment is reused with what it already read; the tombstoned document links to nothing.
+    assert after.segments[0] is snap.segments[0] and "document_facts" in after.segments[0].__dict__
+    assert after.segments[1].document_facts is snap.segments[1].document_facts
+    assert not after.entities.link("What did Zephyr Widgets earn?") and "zephyr-q3" not in after.periods.of
+
+
 def test_writes_past_max_segments_merge_the_newest_ones(seeded_copy: Library) -> None:
     settings = seeded_copy.settings.model_copy(update={"index": IndexSettings(max_segments=3)})
     lib = Library(settings, embedder=seeded_copy.embedder)

@@ -19,6 +19,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from rag.chunking import context_line, index_text
 from rag.errors import IndexDamagedError
 from rag.index.lexical import Postings
 from rag.index.manifest import SegmentInfo, crc32_of, damaged, fsync_tree
+from rag.periods import Periods, document_periods
 from rag.settings import AnnSettings
 
 SCHEMA = """
@@ -104,6 +106,16 @@ def build_segment(folder: Path, name: str, fill: Callable[[sqlite3.Connection], 
         crc32={p.name: crc32_of(p) for p in sorted(folder.iterdir()) if p.is_file()}, hnsw=hnsw)
 
 
+@dataclass(frozen=True)
+class DocumentFacts:
+    """What question linking reads of a document (rag.entities, rag.periods)."""
+
+    id: str
+    company: str | None
+    tickers: tuple[str, ...]
+    periods: Periods
+
+
 class Segment:
     """A read-only segment; safe to share between threads. The store opens at once (after checking every file's
     size against the manifest, which catches truncated and emptied files without reading them); vectors and
@@ -118,6 +130,7 @@ class Segment:
         self.deleted = frozenset(info.deleted)
         self._lock = threading.Lock()
         self._load_lock = threading.RLock()
+        self._word_documents: dict[str, frozenset[str]] = {}  # shared with reused copies: the segment never changes
         self.check_sizes()
         try:
             self._db = sqlite3.connect(f"file:{folder / 'store.sqlite'}?mode=ro", uri=True, check_same_thread=False)
@@ -192,6 +205,26 @@ class Segment:
     def doc_of_row(self) -> list[str]:
         """Document id of each row (position)."""
         return [r[0] for r in self.query("SELECT doc_id FROM chunks ORDER BY rowid")]
+
+    @cached_property
+    def document_facts(self) -> list[DocumentFacts]:
+        """Each document's company, tickers and periods, tombstoned ones included. Read once per segment, not once
+        per generation: a generation after a write reuses it, and the query reads past every document's text."""
+        rows = self.query("""SELECT id, title, tickers, json_extract(metadata, '$.company') AS company,
+                                    coalesce(json_extract(metadata, '$.period'),
+                                             json_extract(metadata, '$.quarter')) AS period FROM documents""")
+        return [DocumentFacts(r["id"], r["company"], tuple(json.loads(r["tickers"])),
+                              document_periods(r["title"], r["period"] and str(r["period"]))) for r in rows]
+
+    def documents_with_word(self, word: str) -> frozenset[str]:
+        """Documents (tombstoned ones included) whose chunks hold the folded `word`; remembered per segment."""
+        found = self._word_documents.get(word)
+        if found is None:
+            hit = self.postings.lookup(word)
+            doc_of = self.doc_of_row
+            found = frozenset(doc_of[p] for p in hit[0]) if hit is not None else frozenset()
+            self._word_documents[word] = found
+        return found
 
     def rowids_of_documents(self, doc_ids: Sequence[str]) -> np.ndarray:
         rows: list[int] = []

@@ -17,9 +17,9 @@ from rag.entities import build as build_entities
 from rag.errors import IndexDamagedError, NotFoundError
 from rag.index.lexical import Corpus
 from rag.index.manifest import Manifest, segment_dir
-from rag.index.segment import Segment, index_texts
+from rag.index.segment import DocumentFacts, Segment, index_texts
 from rag.models import Chunk, Document, DocumentInfo, SearchFilters
-from rag.periods import PeriodIndex, document_periods
+from rag.periods import PeriodIndex
 from rag.settings import AnnSettings
 from rag.text import tokenize
 
@@ -166,24 +166,26 @@ class Snapshot:
         found = self._live_rows("SELECT * FROM chunks WHERE doc_id = ? ORDER BY ordinal", doc_id)
         return [Chunk(**{k: r[k] for k in r.keys() if k != "rowid"}) for r in (found[1] if found else [])]
 
+    def _live_facts(self) -> list[tuple[Segment, DocumentFacts]]:
+        try:
+            return [(s, f) for s in self.segments for f in s.document_facts if f.id not in s.deleted]
+        except IndexDamagedError as exc:
+            raise self._guard(exc) from None
+
     @cached_property
     def entities(self) -> EntityIndex:
-        """Companies of this generation's documents and the names that link a question to them."""
-        found = self._each("SELECT id, json_extract(metadata, '$.company') AS company, tickers FROM documents")
-        documents = [(r["id"], r["company"], json.loads(r["tickers"])) for s, rows in found for r in rows
-                     if r["id"] not in s.deleted]
+        """Companies of this generation's documents and the names that link a question to them. Built from each
+        segment's remembered facts and word lookups, so a new generation costs its new segment, not a re-read of
+        every document (at 100k chunks that was ~50 ms on the first search after each write)."""
+        documents = [(f.id, f.company, list(f.tickers)) for _, f in self._live_facts()]
         docs_containing: dict[str, set[str]] = {}
         words = entity_words(documents)
         try:
             for segment in self.segments:
-                hits = {w: segment.postings.lookup(w) for w in words}
-                hits = {w: h for w, h in hits.items() if h is not None}
-                if not hits:
-                    continue
-                doc_of = segment.doc_of_row
-                for word, (positions, _tf) in hits.items():
-                    live = positions[segment.live[positions]]
-                    docs_containing.setdefault(word, set()).update(doc_of[p] for p in live)
+                for word in words:
+                    found = segment.documents_with_word(word)
+                    if found:
+                        docs_containing.setdefault(word, set()).update(found - segment.deleted)
         except IndexDamagedError as exc:
             raise self._guard(exc) from None
         return build_entities(documents, docs_containing)
@@ -191,10 +193,7 @@ class Snapshot:
     @cached_property
     def periods(self) -> PeriodIndex:
         """The fiscal periods of this generation's documents, from their metadata or titles (rag.periods)."""
-        found = self._each("""SELECT id, title, coalesce(json_extract(metadata, '$.period'),
-                                  json_extract(metadata, '$.quarter')) AS period FROM documents""")
-        return PeriodIndex({r["id"]: document_periods(r["title"], r["period"] and str(r["period"]))
-                            for s, rows in found for r in rows if r["id"] not in s.deleted})
+        return PeriodIndex({f.id: f.periods for _, f in self._live_facts()})
 
     def sample_vectors(self, n: int) -> tuple[list[str], np.ndarray]:
         """Texts and stored vectors of up to n chunks spread over the index (backend agreement checks)."""
