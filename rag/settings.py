@@ -57,8 +57,9 @@ class EmbeddingSettings(BaseModel):
     document_threads: int | None = Field(
         None, ge=1, description="CPU threads that embed documents (ingest, uploads; onnx backends), apart from the "
         "threads that embed queries. Default: every core for `rag ingest`; all cores but one under `rag serve`, so "
-        "searches keep a core while an upload embeds (2 cores, 10k chunks, a continuous uploader: /v1/search p99 "
-        "167-193 ms -> 108-143 ms; docs/benchmarks.md). Values above the core count mean every core.")
+        "searches keep a core while an upload embeds (on a busy 2-core machine, 10k chunks, a continuous uploader: "
+        "/v1/search p99 167-193 ms -> 108-143 ms; no difference when idle; docs/benchmarks.md). Values above the "
+        "core count mean every core.")
 
 
 class ChunkingSettings(BaseModel):
