@@ -6,8 +6,8 @@
   filters (tickers, document ids) win over linking.
 - A fiscal year or quarter named in the question ("FY2018", "Q2 of FY2023") narrows each linked company's
   documents to those of that period (rag.periods), when the company has any and the caller's filters leave one
-  of them; otherwise all the company's documents are searched. Explicit tickers or document ids turn linking off,
-  periods included.
+  of them; otherwise all the company's documents are searched. Explicit tickers take the place of linked
+  companies (their documents are narrowed to the period the same way); explicit document ids turn linking off.
 - Hybrid search: dense (FAISS) and lexical (BM25) rankings fused by reciprocal rank, filters applied to both
   before ranking so a filter never empties a top-k that had matches further down.
 - Diversity: a list question that names no company ("which banks discussed cost of risk") needs several
@@ -48,7 +48,13 @@ def retrieve(snapshot: Snapshot, embedder: Embedder, query: str, settings: Retri
     explicit = filters is not None and bool(filters.tickers or filters.doc_ids)
     mentions = [] if explicit or not settings.link_companies else snapshot.entities.link(query)
     unknown = [] if explicit or mentions else snapshot.entities.unknown_mentions(query, mentions)
-    asked = periods_of(query) if mentions and settings.link_periods else Periods()
+    tickers = filters.tickers if filters is not None and not filters.doc_ids else None
+    asked = periods_of(query) if (mentions or tickers) and settings.link_periods else Periods()
+    if tickers and asked:
+        ticker_docs = snapshot.documents_with_tickers(tickers)
+        if ticker_docs:
+            return Retrieval(_company_search(snapshot, embedder, query, settings, k, filters, mode, asked,
+                                             ticker_docs))
     if len(mentions) == 1:
         passages = _company_search(snapshot, embedder, query, settings, k, filters, mode, asked,
                                    mentions[0].company.doc_ids)

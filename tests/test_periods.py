@@ -16,7 +16,9 @@ from tests.conftest import make_settings
 
 @pytest.fixture(scope="module")
 def filings(tmp_path_factory: pytest.TempPathFactory, embedder) -> Library:
-    pages = [p for p in financebench.load()[0] if p.metadata["company"] in ("3M", "MGM Resorts")]
+    tickers = {"3M": ["MMM"], "MGM Resorts": ["MGM"]}
+    pages = [p.model_copy(update={"tickers": tickers[p.metadata["company"]]}) for p in financebench.load()[0]
+             if p.metadata["company"] in tickers]
     lib = Library(make_settings(tmp_path_factory.mktemp("filings") / "index"), embedder=embedder)
     assert lib.add_documents(pages).ok
     return lib
@@ -79,6 +81,15 @@ def test_a_period_the_filters_exclude_falls_back_to_the_companys_other_documents
     question = "What was MGM Resorts' segment growth by region in Q4 of FY2022?"
     found = filings.search(question, filters=SearchFilters(doc_types=["10k"]))
     assert found and all(p.doc_id.startswith("MGMRESORTS_") and "_10K" in p.doc_id for p in found)
+
+
+def test_an_explicit_ticker_is_narrowed_to_the_period_like_a_linked_company(filings: Library) -> None:
+    question = "Basing your judgments off of the balance sheet, what is the year end FY2018 amount of accounts payable?"
+    found = filings.search(question, filters=SearchFilters(tickers=["mgm"]))
+    assert found and {p.doc_id.rsplit("-p", 1)[0] for p in found} == {"MGMRESORTS_2018_10K"}
+    # A year the ticker has no filing for: all of its documents, as without a period.
+    later = filings.search("accounts payable in FY2030", filters=SearchFilters(tickers=["MGM"]))
+    assert later and all(p.doc_id.startswith("MGMRESORTS_") for p in later)
 
 
 def test_a_possessive_after_a_digit_still_links_the_company(filings: Library) -> None:

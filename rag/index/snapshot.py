@@ -190,6 +190,11 @@ class Snapshot:
             raise self._guard(exc) from None
         return build_entities(documents, docs_containing)
 
+    def documents_with_tickers(self, tickers: Sequence[str]) -> frozenset[str]:
+        """Live documents carrying any of `tickers` (case-insensitive, as the tickers filter matches)."""
+        wanted = {t.upper() for t in tickers}
+        return frozenset(f.id for _, f in self._live_facts() if wanted & {t.upper() for t in f.tickers})
+
     @cached_property
     def periods(self) -> PeriodIndex:
         """The fiscal periods of this generation's documents, from their metadata or titles (rag.periods)."""
