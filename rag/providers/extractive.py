@@ -25,7 +25,7 @@ NOT_FOUND = "NOT_FOUND"
 # Words that say what kind of answer is wanted, not what it is about.
 _FILLER = frozenset(tokenize(
     """company firm report reported say said tell according document documents note mention mentioned give
-    number figure amount value total level see saw seen get got make made take took come came happen
+    number figure amount value level see saw seen get got make made take took come came happen
     happened look go went add added exactly please currently latest recent recently anything something
     provide show know large big size stock quarter year period last main biggest primary most discuss discussed
     talk talked call calls comment commented describe described compare comparison versus both each""",
@@ -58,7 +58,7 @@ _METRICS = frozenset(_GROUP_OF.get(t, t) for t in tokenize(
 # A question about one of these is only answered by a sentence that names it: a paraphrase will not do,
 # and "Calix's GAAP EPS" must not be answered with its revenue.
 _REQUIRED = _METRICS | frozenset(_GROUP_OF.get(t, t) for t in tokenize(
-    "dividend ebitda debt cash ceo cfo chairman employee headcount valuation price target capex"))
+    "dividend ebitda debt cash ceo cfo chairman employee headcount valuation capex"))
 _ANAPHORA = frozenset("that this it its those these they them their there same".split())
 
 MIN_COVERAGE = 0.5
@@ -85,6 +85,7 @@ _HEDGES = re.compile(r"\b(uh|um|you know|i mean)\b", re.I)
 # Forward-looking words: a question about guidance wants them, a question about results does not.
 _OUTLOOK = frozenset(tokenize("guidance guide outlook expect forecast target plan anticipate will project",
                               drop_stopwords=False))
+_INTENT = frozenset(tokenize("plan target anticipate project aim", drop_stopwords=False))
 _NOT_NAMES = frozenset(tokenize("january february march april may june july august september october november "
                                 "december covid coronavirus", drop_stopwords=False))
 _SPEAKER = re.compile(r"^\s*Speaker \d+:\s*")
@@ -92,6 +93,27 @@ _NEGATION = frozenset("no not never without nor none".split())
 _LIST_HEAD = re.compile(r"^\s*(?:which|what)\s+(\w+)", re.I)
 _CONTEXT = re.compile(r"\s*\(context: (.*)\)\s*$", re.S)
 _ABOUT = re.compile(r"\b(?:say|said|says|comment(?:ed)?|discuss(?:ed)?|talk(?:ed)?|note[sd]?) about (.+)$", re.I)
+# An analyst asking in the middle of a sentence, stammer included ("If I look back at Halloween, I'm cu, curious if
+# you split the season apart"), or asking for colour ("if you can give a little color on that").
+_ASKING_INSIDE = re.compile(r"\b(?:i'?m|i am|we'?re|we are)\b[\w ,]{0,20}\b(?:curious|wondering)\b|"
+                            r"\bif you (?:can|could) (?:give|provide|talk|share|comment|walk|help)\b|"
+                            r"\b(?:any|some|more) colou?r on\b", re.I)
+_MONTHS = frozenset(tokenize("january february march april may june july august september october november december",
+                             drop_stopwords=False))
+# "The quarter ended December 2021" dates the question; the words "ended" and "December" are not its topic.
+_ENDED = re.compile(r"\bend(?:ed|ing)\s+(?=(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b)", re.I)
+# What a figure is compared with ("up 530 basis points over Q2", "compared to 41% in the third quarter of 2019")
+# is not the period the sentence reports on.
+_BASE_MARKERS = frozenset(tokenize("over than from against since", drop_stopwords=False))
+_COMPARISON = frozenset(tokenize("versus vs", drop_stopwords=False))
+_BASE_SKIP = frozenset(tokenize("the a last prior same", drop_stopwords=False))
+# "What share of sales": a sentence stating "51% of net sales" gives a share, whatever word it uses.
+_SHARE_ASKED = re.compile(r"\b(?:share|percentage|proportion|portion|percent) of\b", re.I)
+_SHARE_STATED = re.compile(r"\d\s?(?:%|percent) of\b", re.I)
+_SHARE_TERMS = frozenset(tokenize("share percentage proportion portion percent", drop_stopwords=False))
+# Spoken and written ways of saying "so far this year".
+_YEAR_TO_DATE = re.compile(r"\b(?:year[- ]to[- ]date|ytd|so far(?: (?:this|in the|in) (?:fiscal )?year)?)\b", re.I)
+_HYPHENATED = re.compile(r"\b[a-z]+(?:-[a-z]+){2,}\b", re.I)
 
 
 @dataclass
@@ -113,10 +135,36 @@ class Candidate:
 
 def _terms(text: str) -> set[str]:
     """Folded terms, without those a negation directly governs ("no constraints" is no evidence of
-    constraints)."""
-    tokens = tokenize(text, drop_stopwords=False)
+    constraints); a hyphenated compound also gives its initials ("direct-to-consumer" -> dtc)."""
+    tokens = tokenize(_YEAR_TO_DATE.sub(" ytd ", text), drop_stopwords=False)
     kept = [t for i, t in enumerate(tokens) if not (i and tokens[i - 1] in _NEGATION)]
-    return {_GROUP_OF.get(t, t) for t in kept if t not in STOPWORDS}
+    return {_GROUP_OF.get(t, t) for t in kept if t not in STOPWORDS} | set(_acronyms(text))
+
+
+def _acronyms(text: str) -> dict[str, set[str]]:
+    """Initials of the hyphenated compounds of three or more words, with the compound's own terms: "DTC" in one
+    sentence and "direct-to-consumer" in another are the same thing."""
+    found = {}
+    for compound in _HYPHENATED.findall(text):
+        words = compound.lower().split("-")
+        found["".join(w[0] for w in words)] = {_GROUP_OF.get(t, t) for t in tokenize(" ".join(words))}
+    return found
+
+
+def _stated_periods(text: str) -> set[str]:
+    """The periods a sentence reports on: those it names, less what it compares with (everything after "versus"
+    or "compared to", and a period right after "over", "than", "from"...)."""
+    tokens = tokenize(text, drop_stopwords=False)
+    own: set[str] = set()
+    for i, t in enumerate(tokens):
+        if t in _COMPARISON or (t == "compar" and tokens[i + 1:i + 2] in (["to"], ["with"])):
+            break
+        before = i - 1
+        while before >= 0 and tokens[before] in _BASE_SKIP:
+            before -= 1
+        if before < 0 or tokens[before] not in _BASE_MARKERS:
+            own.add(t)
+    return period_labels(own)
 
 
 def focus_terms(question: str) -> set[str]:
@@ -153,12 +201,13 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
         for unit in _units(text):
             sentence = _SPEAKER.sub("", unit)
             key = sentence.lower()
-            if key in seen or "?" in sentence or _ASKING.match(sentence) or _BOILERPLATE.search(sentence):
+            if key in seen or "?" in sentence or _ASKING.match(sentence) or _ASKING_INSIDE.search(sentence) \
+                    or _BOILERPLATE.search(sentence):
                 continue
             seen.add(key)
             # A sentence names its period, or else is dated by its document ("MTN Ghana 2019 results call").
             terms = _terms(sentence)
-            periods = period_labels(terms) or period_labels(title_terms)
+            periods = _stated_periods(sentence) or period_labels(title_terms)
             out.append(Candidate(n=n, text=sentence, terms=terms, company=companies.get(n, ""), order=len(out),
                                  periods=periods, title_terms=title_terms))
     return out
@@ -173,7 +222,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     sentence is labelled with its company."""
     companies = companies or {}
     context_match = _CONTEXT.search(question)
-    asked = question[:context_match.start()] if context_match else question
+    asked = _ENDED.sub("", question[:context_match.start()] if context_match else question)
     # Who and when are settled by retrieval (the company's documents) and checked below (the period): a
     # transcript rarely names its own company or restates the quarter in the sentence that answers.
     ignored = {t for name in set(companies.values()) for t in _terms(name)}
@@ -184,10 +233,21 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     if context_match and len(focus) < 2:  # a bare follow-up ("and RPO?") borrows the earlier question's terms
         focus |= focus_terms(context_match.group(1)) - ignored
     periods = period_labels(focus)
-    focus -= {t for t in focus if PERIOD.match(t)}
+    focus -= {t for t in focus if PERIOD.match(t) or t in _MONTHS}
+    # "Plan to", "targeting" say the question wants an outlook, which the outlook check below rewards; as topic
+    # words they would demand a sentence that repeats them. ("Guidance" stays: "relative to guidance" is a topic.)
+    if focus - _INTENT:
+        focus -= _INTENT
+    spelled_out = {acronym: words for acronym, words in _acronyms(asked).items() if words and words <= focus}
+    for acronym, words in spelled_out.items():
+        focus = focus - words | {acronym}
     candidates = _candidates(passages, companies, titles)
     if not focus or not candidates:
         return NOT_FOUND
+    for c in candidates:
+        c.terms |= {acronym for acronym, words in spelled_out.items() if words <= c.terms}
+        if _SHARE_ASKED.search(asked) and _SHARE_STATED.search(c.text):
+            c.terms |= focus & _SHARE_TERMS
     # A name the question asks about that is not one of the passages' companies ("What ARPU gain did Highline
     # report?") must be in the sentence that answers.
     proper = _terms(" ".join(re.findall(r"(?<!^)(?<![.?!] )\b[A-Z][a-zñéáíóú]+(?:\s+[A-Z][a-zñéáíóú]+)*", asked)))
@@ -222,7 +282,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         c.coverage = sum(weight[t] for t in focus & c.terms) / (denominator - sum(weight[t] for t in left_out))
         if quantity and not any(ch.isdigit() for ch in spelled_numbers_to_digits(c.text.lower())):
             c.coverage *= 0.5  # "how much" is not answered by a sentence without a number (digits or words)
-        if periods and c.periods - periods and not periods & c.periods:
+        if _conflict(periods, c.periods):
             c.coverage *= 0.5  # Q3 actuals do not answer a question about Q4 (nor 2021 about 2020)
         if wants_outlook != bool(_OUTLOOK & c.terms):
             c.coverage *= 0.8  # guidance does not answer "what was", and results do not answer "what do they expect"
@@ -281,6 +341,17 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     label = len({c.company for c in chosen}) > 1 or (is_list_question(asked) and several)
     return " ".join(f"{c.company}: {c.text} [{c.n}]" if label and c.company else f"{c.text} [{c.n}]"
                     for c in chosen)
+
+
+_QUARTER = re.compile(r"^(q[1-4]|h[12])$")
+_YEAR = re.compile(r"^\d{4}$")
+
+
+def _conflict(asked: set[str], stated: set[str]) -> bool:
+    """Whether a sentence's periods rule it out: another quarter (or half) than the one asked, or another year;
+    a year in common does not make Q2 answer a question about Q3."""
+    return any(a and s and not a & s for a, s in (({p for p in asked if kind.match(p)}, {p for p in stated
+                                                   if kind.match(p)}) for kind in (_QUARTER, _YEAR)))
 
 
 def _names(company: str, question: str, tickers: list[str]) -> bool:

@@ -1,0 +1,68 @@
+"""The offline answerer's choice of sentence, on passages modelled on earnings-call misses of the earnings dev split
+(each case was answered wrongly, or not at all, before the rule it tests). No embedder: coverage alone decides."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.providers.extractive import NOT_FOUND, answer
+
+
+@pytest.mark.parametrize(("question", "passages", "expected", "company"), [
+    pytest.param(
+        "What free cash flow did Embraer generate in the second quarter of 2021?",
+        ["We had 181 million of free cash flow usage in the first half of the year, so we expect to generate up to "
+         "180 million of cash in the second half of 2021.",
+         "Free cash flow in the second quarter was positively 45 million, 272 million higher than first quarter."],
+        "positively 45 million", "Embraer", id="another-half-of-the-same-year-is-another-period"),
+    pytest.param(
+        "What was SiTime's non-GAAP gross margin in the third quarter of 2020?",
+        ["Non-GAAP gross margins during the quarter were 52.1%, up 530 basis points over Q2.",
+         "We expect continued gross margin expansion with non-GAAP gross margins increasing to approximately 53%."],
+        "52.1%", "SiTime", id="the-period-compared-with-is-not-the-period-reported"),
+    pytest.param(
+        "How did Hershey's Halloween season perform?",
+        ["If I look back at, uh, Halloween, I'm cu, curious if you split the season apart, how each piece performed.",
+         "Within the season, the early part of the season performed more strongly than the trick-or-treat part."],
+        "early part of the season", "Hershey", id="an-analyst-asking-without-a-question-mark-is-not-quoted"),
+    pytest.param(
+        "How much does LATAM plan to grow cargo capacity in 2020?",
+        ["We are also correcting cargo capacity to increase between four to six percent this year.",
+         "Passenger capacity rose 9% while traffic grew 3.8% and the load factor was 78.3%."],
+        "four to six percent", "LATAM Airlines", id="plan-asks-for-an-outlook-and-is-not-a-topic-word"),
+    pytest.param(
+        "What dividend growth are they targeting?",
+        ["We continue to expect to grow our dividends per share at roughly 10% per year through at least 2022.",
+         "The pipeline is now scheduled for a full in-service date during early 2021 at a lower cost."],
+        "roughly 10% per year", "NextEra Energy", id="targeting-is-not-a-price-target"),
+    pytest.param(
+        "And what share of sales came from direct-to-consumer?",
+        ["Direct-to-consumer net sales grew 62% to $150.4 million, driven by coolers and drinkware.",
+         "Overall, DTC reached 51% of net sales for the period compared to 41% in last year's period."],
+        "51% of net sales", "YETI", id="initials-stand-for-their-hyphenated-compound-and-a-percent-of-is-a-share"),
+    pytest.param(
+        "How many new online customers has Bed Bath & Beyond gained so far in fiscal 2020?",
+        ["During the quarter, we gained 2.2 million new online customers across our banners.",
+         "Year to date we have gained approximately seven million new online customers."],
+        "seven million", "Bed Bath & Beyond", id="so-far-is-year-to-date"),
+])
+def test_the_sentence_that_answers_is_quoted(question: str, passages: list[str], expected: str, company: str) -> None:
+    text = answer(question, dict(enumerate(passages, start=1)), companies=dict.fromkeys(range(1, len(passages) + 1),
+                                                                                       company))
+    assert expected in text, text
+    assert text.count("[") == 1  # one sentence, one citation
+
+
+def test_the_month_a_quarter_ended_dates_the_question_and_is_not_its_topic() -> None:
+    title = "Dr. Reddy's Laboratories Q3 2022 Earnings Call"  # its fiscal Q3 2022 ended in December 2021
+    passages = {1: "This is the earnings conference call of the company for the quarter ended December 31st, 2021.",
+                2: "The EBITDA for the quarter is 1,266 crores and the EBITDA margin is 23.8%."}
+    text = answer("What EBITDA margin did Dr. Reddy's report for the quarter ended December 2021?", passages,
+                  companies={1: "Dr. Reddy's Laboratories", 2: "Dr. Reddy's Laboratories"}, titles={1: title, 2: title})
+    assert text == "The EBITDA for the quarter is 1,266 crores and the EBITDA margin is 23.8%. [2]"
+
+
+def test_another_quarter_of_the_same_year_still_does_not_answer_alone() -> None:
+    passages = {1: "Free cash flow in the first quarter of 2021 was a use of 227 million, as usual for the season."}
+    assert answer("What free cash flow did Embraer generate in the second quarter of 2021?", passages,
+                  companies={1: "Embraer"}) == NOT_FOUND
