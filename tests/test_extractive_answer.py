@@ -66,3 +66,26 @@ def test_another_quarter_of_the_same_year_still_does_not_answer_alone() -> None:
     passages = {1: "Free cash flow in the first quarter of 2021 was a use of 227 million, as usual for the season."}
     assert answer("What free cash flow did Embraer generate in the second quarter of 2021?", passages,
                   companies={1: "Embraer"}) == NOT_FOUND
+
+
+def test_a_list_gathers_companies_that_answer_either_side_of_an_or() -> None:
+    passages = {1: "Our cash taxes this year were materially reduced by lower operating performance and CARES Act "
+                   "benefits.",
+                2: "The effective tax rate was 136.4% for the quarter, reflecting the reversal of the CARES Act tax "
+                   "benefit recorded earlier.",
+                3: "We also drew on the loan received under the CARES Act to secure our financing for the year.",
+                4: "Unit volumes rose in every region and the new factory is running at full capacity now."}
+    companies = {1: "Cumulus Media", 2: "GCP Applied Technologies", 3: "ZAGG", 4: "Acme Foods"}
+    text = answer("Which companies said the CARES Act affected their taxes or financing?", passages,
+                  companies=companies)
+    assert all(f"{name}:" in text for name in ("Cumulus Media", "GCP Applied Technologies", "ZAGG")), text
+    assert "Acme" not in text
+
+
+def test_business_is_not_a_topic_word() -> None:
+    passages = {1: "You know, this is on all our business, but I'll focus on offshore wind since that's the topic.",
+                2: "In offshore wind, certification for our industry leading turbine, the Haliade-X, remains on track.",
+                3: "We are operating one offshore wind farm together with Equinor and are building two more."}
+    companies = {1: "Eversource Energy", 2: "General Electric", 3: "RWE"}
+    text = answer("Which companies talked about their offshore wind business?", passages, companies=companies)
+    assert "General Electric:" in text and "RWE:" in text, text

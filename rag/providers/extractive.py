@@ -28,7 +28,7 @@ _FILLER = frozenset(tokenize(
     number figure amount value level see saw seen get got make made take took come came happen
     happened look go went add added exactly please currently latest recent recently anything something
     provide show know large big size stock quarter year period last main biggest primary most discuss discussed
-    talk talked call calls comment commented describe described compare comparison versus both each""",
+    talk talked call calls comment commented describe described compare comparison versus both each business""",
     drop_stopwords=False,
 ))
 
@@ -113,6 +113,7 @@ _SHARE_STATED = re.compile(r"\d\s?(?:%|percent) of\b", re.I)
 _SHARE_TERMS = frozenset(tokenize("share percentage proportion portion percent", drop_stopwords=False))
 # Spoken and written ways of saying "so far this year".
 _YEAR_TO_DATE = re.compile(r"\b(?:year[- ]to[- ]date|ytd|so far(?: (?:this|in the|in) (?:fiscal )?year)?)\b", re.I)
+_OR = re.compile(r"\b([a-z][\w-]*) or ([a-z][\w-]*)\b", re.I)
 _HYPHENATED = re.compile(r"\b[a-z]+(?:-[a-z]+){2,}\b", re.I)
 
 
@@ -149,6 +150,16 @@ def _acronyms(text: str) -> dict[str, set[str]]:
         words = compound.lower().split("-")
         found["".join(w[0] for w in words)] = {_GROUP_OF.get(t, t) for t in tokenize(" ".join(words))}
     return found
+
+
+def _alternatives(question: str) -> list[tuple[str, str]]:
+    """Folded word pairs joined by "or" ("taxes or financing")."""
+    pairs = []
+    for first, second in _OR.findall(question):
+        a, b = _terms(first), _terms(second)
+        if len(a) == 1 and len(b) == 1 and a != b:
+            pairs.append((next(iter(a)), next(iter(b))))
+    return pairs
 
 
 def _stated_periods(text: str) -> set[str]:
@@ -241,11 +252,15 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     spelled_out = {acronym: words for acronym, words in _acronyms(asked).items() if words and words <= focus}
     for acronym, words in spelled_out.items():
         focus = focus - words | {acronym}
+    # "Taxes or financing": either word answers, so the pair counts as one term (the first).
+    either = {second: first for first, second in _alternatives(asked) if first in focus and second in focus}
+    focus -= set(either)
     candidates = _candidates(passages, companies, titles)
     if not focus or not candidates:
         return NOT_FOUND
     for c in candidates:
         c.terms |= {acronym for acronym, words in spelled_out.items() if words <= c.terms}
+        c.terms |= {either[t] for t in c.terms & set(either)}
         if _SHARE_ASKED.search(asked) and _SHARE_STATED.search(c.text):
             c.terms |= focus & _SHARE_TERMS
     # A name the question asks about that is not one of the passages' companies ("What ARPU gain did Highline
