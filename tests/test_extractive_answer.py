@@ -89,3 +89,12 @@ def test_business_is_not_a_topic_word() -> None:
     companies = {1: "Eversource Energy", 2: "General Electric", 3: "RWE"}
     text = answer("Which companies talked about their offshore wind business?", passages, companies=companies)
     assert "General Electric:" in text and "RWE:" in text, text
+
+
+def test_words_asked_together_are_preferred_together() -> None:
+    passages = {1: "The board declared an interim dividend of two pesewas per share after the half-year review.",
+                2: "The board is recommending a final dividend of four pesewas per share, bringing the total dividend "
+                   "for 2019 to six pesewas per share."}
+    text = answer("What total dividend per share did MTN Ghana declare for 2019?", passages,
+                  companies={1: "MTN Ghana", 2: "MTN Ghana"})
+    assert "six pesewas" in text and "[2]" in text and "[1]" not in text, text

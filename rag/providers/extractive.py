@@ -68,6 +68,9 @@ MAX_LIST_ITEMS = 8
 LIST_SHARE_OF_BEST = 0.6
 MIN_SENTENCE_CHARS = 25
 MIN_SENTENCE_WORDS = 7  # shorter lines are headings or labels
+# "Net income" is answered by "net income was", not by "net interest income": words of the question that stand
+# together should stand together in the answer.
+PHRASING_WEIGHT = 0.2
 
 
 # Transcript lines that carry no answer: the operator's script, safe-harbour boilerplate, hand-overs.
@@ -128,10 +131,12 @@ class Candidate:
     title_terms: set[str] = field(default_factory=set)  # who/what the document is about ("Acme Q3 results")
     coverage: float = 0.0
     cosine: float = 0.0
+    pairs: set[tuple[str, str]] = field(default_factory=set)  # adjacent folded terms
+    phrasing: float = 0.0  # share of the question's adjacent term pairs found adjacent here
 
     @property
     def score(self) -> float:
-        return self.coverage + 0.5 * self.cosine
+        return self.coverage + 0.5 * self.cosine + PHRASING_WEIGHT * self.phrasing
 
 
 def _terms(text: str) -> set[str]:
@@ -150,6 +155,11 @@ def _acronyms(text: str) -> dict[str, set[str]]:
         words = compound.lower().split("-")
         found["".join(w[0] for w in words)] = {_GROUP_OF.get(t, t) for t in tokenize(" ".join(words))}
     return found
+
+
+def _pairs(text: str) -> set[tuple[str, str]]:
+    folded = [_GROUP_OF.get(t, t) for t in tokenize(text)]
+    return set(zip(folded, folded[1:], strict=False))
 
 
 def _alternatives(question: str) -> list[tuple[str, str]]:
@@ -220,7 +230,7 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
             terms = _terms(sentence)
             periods = _stated_periods(sentence) or period_labels(title_terms)
             out.append(Candidate(n=n, text=sentence, terms=terms, company=companies.get(n, ""), order=len(out),
-                                 periods=periods, title_terms=title_terms))
+                                 periods=periods, title_terms=title_terms, pairs=_pairs(sentence)))
     return out
 
 
@@ -289,6 +299,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             required |= {max(topic, key=lambda t: (weight[t], t))}
     denominator = sum(weight.values())
     wants_outlook = bool(_OUTLOOK & _terms(asked))
+    asked_pairs = {pair for pair in _pairs(asked) if set(pair) <= focus}
     # "Revenue and gross margin": each metric may come from its own sentence, so a sentence is judged on the
     # metrics it states, and the answer adds a sentence for a metric the first leaves out (below).
     asked_metrics = required & _METRICS if len(required & _METRICS) > 1 else set()
@@ -301,6 +312,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             c.coverage *= 0.5  # Q3 actuals do not answer a question about Q4 (nor 2021 about 2020)
         if wants_outlook != bool(_OUTLOOK & c.terms):
             c.coverage *= 0.8  # guidance does not answer "what was", and results do not answer "what do they expect"
+        if asked_pairs:
+            c.phrasing = len(asked_pairs & c.pairs) / len(asked_pairs)
         if len(_HEDGES.findall(c.text)) >= 3:
             c.coverage *= 0.8  # spoken hedging ("uh, you know, um") marks an answer in passing, not the statement
     if embed is not None:
