@@ -2,7 +2,9 @@
 
 Every document's company (metadata `company`) and tickers give the names to look for:
 - the whole company name, without legal suffixes ("General Electric", "Bed Bath & Beyond", "Lands' End"),
-  matched case-insensitively, with possessives and plurals folded as everywhere else (rag.text.tokenize);
+  matched case-insensitively, with possessives and plurals folded as everywhere else (rag.text.tokenize), or its
+  first two or more words when no other company's name starts with them ("Healthcare Realty" for Healthcare
+  Realty Trust);
 - a ticker, matched only as written in capitals ("GE's", "YETI");
 - one word of the name on its own ("Danaher", "Santander", "NextEra"), when that word is distinctive: in no
   other company's name and in the text of no more than a few other documents (so "General", "Energy",
@@ -158,6 +160,17 @@ def build(documents: Iterable[tuple[str, str | None, list[str]]],
             index.names.setdefault(tokens, key)
         for token in set(tokens):
             word_owners[token].add(key)
+    # A name said without its last words ("Healthcare Realty" for Healthcare Realty Trust, "Bed Bath" for Bed Bath
+    # & Beyond) still names the company when no other company's name starts that way.
+    prefix_owners: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    for key, company in names.items():
+        tokens = _name_tokens(company)
+        for length in range(2, len(tokens)):
+            if tokens[length - 1] not in _LEGAL:
+                prefix_owners[tokens[:length]].add(key)
+    for prefix, owners in prefix_owners.items():
+        if len(owners) == 1:
+            index.names.setdefault(prefix, next(iter(owners)))
     for key in companies:
         for ticker in tickers[key]:
             if len(ticker) >= 2:

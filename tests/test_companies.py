@@ -90,7 +90,9 @@ def test_markers_inside_document_text_never_become_citations(empty_library: Libr
 def test_linking_uses_the_index_metadata_without_alias_tables() -> None:
     documents = [("ge", "General Electric", ["GE"]), ("nee", "NextEra Energy", ["NEE"]),
                  ("es", "Eversource Energy", ["ES"]), ("lands", "Lands' End", ["LE"]),
-                 ("bbby", "Bed Bath & Beyond", ["BBBY"]), ("itcb", "Itau CorpBanca", ["ITCB"])]
+                 ("bbby", "Bed Bath & Beyond", ["BBBY"]), ("itcb", "Itau CorpBanca", ["ITCB"]),
+                 ("hr", "Healthcare Realty Trust", ["HR"]), ("clpr", "Clipper Realty", ["CLPR"]),
+                 ("hta", "Healthcare Trust of America", ["HTA"])]
     containing = {"general": {"nee", "es", "lands"}, "nextera": {"nee"}, "eversourc": {"es"}}
     index = build(documents, {k: v for k, v in containing.items()})
     keys = [m.company.key for m in index.link("Compare NextEra's and Eversource's EPS guidance")]
@@ -98,6 +100,9 @@ def test_linking_uses_the_index_metadata_without_alias_tables() -> None:
     assert [m.company.key for m in index.link("What did GE's CEO say?")] == ["General Electric"]
     assert [m.company.key for m in index.link("What did General Electric say?")] == ["General Electric"]
     assert index.link("What did management say in general about energy?") == []  # common words never link alone
+    # A name without its last word links when no other name starts the same way ("Realty" alone is two companies').
+    assert [m.company.key for m in index.link("What FFO did Healthcare Realty report?")] == ["Healthcare Realty Trust"]
+    assert index.link("What did Healthcare say?") == []
     assert [m.company.key for m in index.link("How did Bed Bath & Beyond do?")] == ["Bed Bath & Beyond"]
     assert [m.company.key for m in index.link("What did Lands' End say?")] == ["Lands' End"]
     assert [m.company.key for m in index.link("What did Itaú CorpBanca earn?")] == ["Itau CorpBanca"]

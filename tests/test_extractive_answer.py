@@ -98,3 +98,12 @@ def test_words_asked_together_are_preferred_together() -> None:
     text = answer("What total dividend per share did MTN Ghana declare for 2019?", passages,
                   companies={1: "MTN Ghana", 2: "MTN Ghana"})
     assert "six pesewas" in text and "[2]" in text and "[1]" not in text, text
+
+
+def test_the_end_of_a_month_is_a_date_not_a_topic() -> None:
+    passages = {1: "Cash, cash equivalents and marketable securities as of June 30, 2020, plus the offering proceeds, "
+                   "are expected to be sufficient to fund operations through the end of 2022.",
+                2: "As of June 30, 2020, cash, cash equivalents and marketable securities were $66.2 million."}
+    text = answer("How much cash and marketable securities did Aldeyra hold at the end of June 2020?", passages,
+                  companies={1: "Aldeyra Therapeutics", 2: "Aldeyra Therapeutics"})
+    assert "$66.2 million" in text and "[1]" not in text, text

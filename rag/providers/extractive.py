@@ -103,8 +103,9 @@ _ASKING_INSIDE = re.compile(r"\b(?:i'?m|i am|we'?re|we are)\b[\w ,]{0,20}\b(?:cu
                             r"\b(?:any|some|more) colou?r on\b", re.I)
 _MONTHS = frozenset(tokenize("january february march april may june july august september october november december",
                              drop_stopwords=False))
-# "The quarter ended December 2021" dates the question; the words "ended" and "December" are not its topic.
-_ENDED = re.compile(r"\bend(?:ed|ing)\s+(?=(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b)", re.I)
+# "The quarter ended December 2021", "at the end of June" date the question; "end" and the month are not its topic.
+_ENDED = re.compile(r"\bend(?:ed|ing)?\s+(?:of\s+)?(?=(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b)",
+                    re.I)
 # What a figure is compared with ("up 530 basis points over Q2", "compared to 41% in the third quarter of 2019")
 # is not the period the sentence reports on.
 _BASE_MARKERS = frozenset(tokenize("over than from against since", drop_stopwords=False))
