@@ -1,4 +1,4 @@
-"""The earnings suite: 112 hand-written analyst questions over 60 earnings calls of ~59 companies (plus the two
+"""The earnings suite: 156 hand-written analyst questions over 60 earnings calls of ~59 companies (plus the two
 Calix seeds as distractors), where the hard part is answering from the right company's call. Reports, for the
 dev and the test split separately (split by a hash of the question; tune on dev only, gate on test):
 retrieval recall@5 / MRR (hybrid, bm25, dense), fact accuracy, citation precision, wrong-company citations,
