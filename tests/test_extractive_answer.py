@@ -107,3 +107,12 @@ def test_the_end_of_a_month_is_a_date_not_a_topic() -> None:
     text = answer("How much cash and marketable securities did Aldeyra hold at the end of June 2020?", passages,
                   companies={1: "Aldeyra Therapeutics", 2: "Aldeyra Therapeutics"})
     assert "$66.2 million" in text and "[1]" not in text, text
+
+
+def test_now_is_not_a_topic_word() -> None:
+    passages = {1: "A growing pipeline is driving the increase in our acquisition guidance up to 300 to 375 million "
+                   "for the year.",
+                2: "These targeted acquisitions are located in six markets where we already are invested now."}
+    text = answer("What acquisition volume does Healthcare Realty now expect for 2020?", passages,
+                  companies={1: "Healthcare Realty Trust", 2: "Healthcare Realty Trust"})
+    assert "300 to 375 million" in text, text

@@ -26,7 +26,7 @@ NOT_FOUND = "NOT_FOUND"
 _FILLER = frozenset(tokenize(
     """company firm report reported say said tell according document documents note mention mentioned give
     number figure amount value level see saw seen get got make made take took come came happen
-    happened look go went add added exactly please currently latest recent recently anything something
+    happened look go went add added exactly please now currently latest recent recently anything something
     provide show know large big size stock quarter year period last main biggest primary most discuss discussed
     talk talked call calls comment commented describe described compare comparison versus both each business""",
     drop_stopwords=False,
