@@ -129,6 +129,14 @@ def test_financebench_loads_pages_and_matches_figures() -> None:
     assert financebench.figure_match("No, it is not capital-intensive.", "anything") is None
 
 
+def test_financebench_measures_no_figure_match_without_a_figure_question() -> None:
+    row = {"figure_match": None, "gold_page_cited": True, "abstained": False}
+    metrics = financebench._answer_metrics([row])
+    assert "figure_match" not in metrics and "figure_match_cited" not in metrics  # not measured, so not 0.0
+    assert metrics["gold_page_cited"] == 1.0
+    assert financebench._answer_metrics([row, {**row, "figure_match": True}])["figure_match_cited"] == 1.0
+
+
 def test_financebench_suite_on_a_small_subset(empty_library: Library) -> None:
     pages, questions = financebench.load()
     subset = questions[:4]

@@ -110,13 +110,14 @@ def run(lib: Library, questions: list[Question], k: int = 5, model: str | None =
 
 def _answer_metrics(results: list[dict[str, Any]]) -> dict[str, float]:
     with_figure = [r for r in results if r["figure_match"] is not None]
-    figures_of = max(len(with_figure), 1)  # a small subset (`--limit`) may hold no question with a gold figure
-    return {
-        "figure_match": sum(bool(r["figure_match"]) for r in with_figure) / figures_of,
-        # The figure stated AND the gold page cited: a figure quoted from another company's filing is no answer.
-        "figure_match_cited": sum(bool(r["figure_match"]) and r["gold_page_cited"] for r in with_figure)
-        / figures_of,
+    metrics = {
         "gold_page_cited": sum(r["gold_page_cited"] for r in results) / len(results),
         "abstention_rate": sum(r["abstained"] for r in results) / len(results),
         "items": float(len(results)),
     }
+    if with_figure:  # a small subset (`--limit`) may hold no question with a gold figure: then nothing is measured
+        metrics["figure_match"] = sum(bool(r["figure_match"]) for r in with_figure) / len(with_figure)
+        # The figure stated AND the gold page cited: a figure quoted from another company's filing is no answer.
+        metrics["figure_match_cited"] = sum(bool(r["figure_match"]) and r["gold_page_cited"]
+                                            for r in with_figure) / len(with_figure)
+    return metrics
