@@ -27,9 +27,14 @@ def _score(doc: Document, chunks: list[Chunk], template: PromptTemplate, model: 
     use_offline_environment()
     embedder = None
     if embedding is not None:
-        from rag.embedding.factory import make_embedder
+        import ray
 
-        embedder = make_embedder(embedding)  # once per worker process (the factory shares it)
+        from rag.embedding.factory import make_embedder
+        from rag.embedding.ray import actor_settings
+
+        # Once per worker process (the factory shares it), with the CPUs Ray gave the task.
+        assigned = ray.get_runtime_context().get_assigned_resources()
+        embedder = make_embedder(actor_settings(embedding.model_dump_json(), assigned))
     return asyncio.run(score_document(doc, chunks, template, model, version, llm_settings, settings,
                                       job_id=job_id, embedder=embedder))
 

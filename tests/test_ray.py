@@ -46,6 +46,14 @@ def test_ingest_on_ray_equals_the_local_ingest(cluster, seeded: Library, tmp_pat
         assert [p.chunk_id for p in local.search(query, k=5)] == [p.chunk_id for p in seeded.search(query, k=5)]
 
 
+def test_an_actor_embeds_with_the_cpus_ray_gave_it(seeded: Library) -> None:
+    from rag.embedding.ray import actor_settings
+
+    settings = seeded.settings.embedding.model_copy(update={"document_threads": None})
+    assert actor_settings(settings.model_dump_json(), {"CPU": 1.0}).document_threads == 1
+    assert actor_settings(settings.model_dump_json(), {"CPU": 3.0}).document_threads == 3
+
+
 def _rescore(lib: Library, executor: object | None):
     run = lib.prepare_rescore(RescoreRequest(model="local/finance-sentiment"))
     run.scorer.executor = executor

@@ -18,15 +18,25 @@ from rag.errors import ConfigError
 from rag.settings import EmbeddingSettings
 
 
+def actor_settings(settings_json: str, assigned: dict[str, float]) -> EmbeddingSettings:
+    """The embedding settings of one Ray actor or task: it embeds with the CPUs Ray gave it, not every core of its
+    machine (N actors each running N threads on one N-core machine would oversubscribe it N times)."""
+    settings = EmbeddingSettings.model_validate_json(settings_json)
+    return settings.model_copy(update={"document_threads": max(1, int(assigned.get("CPU", 1)))})
+
+
 class _Worker:
     """One model per Ray worker process."""
 
     def __init__(self, settings_json: str) -> None:
+        import ray
+
         from rag.embedding.factory import make_embedder
         from rag.offline import use_offline_environment
 
         use_offline_environment()
-        self.embedder = make_embedder(EmbeddingSettings.model_validate_json(settings_json))
+        assigned = ray.get_runtime_context().get_assigned_resources()
+        self.embedder = make_embedder(actor_settings(settings_json, assigned))
 
     def embed(self, texts: list[str]) -> np.ndarray:
         return self.embedder.embed_batch(texts)
