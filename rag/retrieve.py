@@ -2,8 +2,8 @@
 
 - Companies named in the question are linked to the index's documents (rag.entities). One company: its
   documents only (falling back to all when that finds nothing). Two or more: each company's documents are
-  searched separately and the results interleaved, so a comparison gets passages for every side. Explicit
-  filters (tickers, document ids) win over linking.
+  searched separately, with the question less the other companies' names, and the results interleaved, so a
+  comparison gets passages for every side. Explicit filters (tickers, document ids) win over linking.
 - A fiscal year or quarter named in the question ("FY2018", "Q2 of FY2023") narrows each linked company's
   documents to those of that period (rag.periods), when the company has any and the caller's filters leave one
   of them; otherwise all the company's documents are searched. Explicit tickers take the place of linked
@@ -62,8 +62,8 @@ def retrieve(snapshot: Snapshot, embedder: Embedder, query: str, settings: Retri
             return Retrieval(passages, mentions)
     elif len(mentions) > 1:
         each = max(2, math.ceil(k / len(mentions)))
-        rankings = [_company_search(snapshot, embedder, query, settings, each, filters, mode, asked,
-                                    m.company.doc_ids) for m in mentions]
+        rankings = [_company_search(snapshot, embedder, _about(query, mentions, m), settings, each, filters, mode,
+                                    asked, m.company.doc_ids) for m in mentions]
         merged = [p for rank in range(each) for ranking in rankings if rank < len(ranking) for p in [ranking[rank]]]
         if merged:
             return Retrieval(merged, mentions)
@@ -72,6 +72,18 @@ def retrieve(snapshot: Snapshot, embedder: Embedder, query: str, settings: Retri
         return Retrieval(search(snapshot, embedder, query, settings, k, filters, mode, settings.max_per_document),
                          mentions, unknown)
     return Retrieval(search(snapshot, embedder, query, settings, k, filters, mode), mentions, unknown)
+
+
+def _about(query: str, mentions: list[Mention], company: Mention) -> str:
+    """The question as one company's search of a comparison sees it: without the other companies' names. Their
+    documents are filtered out of this search, so the names can find nothing in it; they only pull the dense ranking
+    toward passages that sound like the other business and let words such as "Pride" or "Group" match. ("Compare
+    the adjusted EBITDA margins of Pilgrim's Pride and YETI...": YETI's answering passage ranked 15th in YETI's call
+    by dense, 4th by hybrid, one past the 3 slots each side gets; without "Pilgrim's Pride", 8th and 3rd.)"""
+    text = query
+    for other in sorted((m for m in mentions if m is not company), key=lambda m: -m.start):
+        text = text[:other.start] + text[other.start + len(other.text):]
+    return " ".join(text.split())
 
 
 def _company_search(snapshot: Snapshot, embedder: Embedder, query: str, settings: RetrievalSettings, k: int,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from rag import retrieve as retrieve_module
 from rag.entities import build
 from rag.library import Library
 from rag.models import Document
@@ -53,6 +54,24 @@ def test_comparison_answers_each_side_with_its_own_citation(companies: Library) 
     assert {p.doc_id for p in answer.passages} == {"e21-4344338", "e21-4341191"}
     assert "Danaher:" in answer.answer and "General Electric:" in answer.answer
     assert {c.doc_id for c in answer.citations} == {"e21-4344338", "e21-4341191"}
+
+
+def test_each_side_of_a_comparison_is_searched_without_the_other_companys_name(
+        companies: Library, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The other company's documents are filtered out of a side's search, so its name can only mislead the ranking.
+    searched: list[tuple[str, frozenset[str]]] = []
+    real_search = retrieve_module.search
+
+    def spy(snapshot, embedder, query, settings, k, filters=None, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        searched.append((query, frozenset(filters.doc_ids if filters else ())))
+        return real_search(snapshot, embedder, query, settings, k, filters, *args, **kwargs)
+
+    monkeypatch.setattr(retrieve_module, "search", spy)
+    found = companies.retrieve("Compare Danaher's and GE's free cash flow in the first quarter of 2020.")
+    assert {p.doc_id for p in found.passages} == {"e21-4344338", "e21-4341191"}
+    queries = {next(iter(docs)): query for query, docs in searched if len(docs) == 1}
+    assert queries == {"e21-4344338": "Compare Danaher's and free cash flow in the first quarter of 2020.",
+                       "e21-4341191": "Compare and GE's free cash flow in the first quarter of 2020."}
 
 
 def test_spelled_out_numbers_are_found_and_quoted(empty_library: Library) -> None:
