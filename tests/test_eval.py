@@ -97,10 +97,10 @@ def test_a_subset_run_is_deterministic_and_says_so(seeded_copy: Library, tmp_pat
         run_gate("earnings", seeded_copy.settings, None, out, thresholds, None, index, limit=4, split="test")
     first, second = (json.loads((out / "earnings" / "report.json").read_text()) for out in runs)
     assert [r["id"] for r in first["results"]] == [r["id"] for r in second["results"]]
-    assert first["subset"] == {"items": 4, "of": 112, "split": "test", "limit": 4}
+    assert first["subset"] == {"items": 4, "of": 156, "split": "test", "limit": 4}
     assert {r["split"] for r in first["results"]} == {"test"} and first["metrics"]["test_items"] == 4.0
     assert not any(name.startswith(("dev_", "retrieval_dev_")) for name in first["metrics"])
-    assert "**Subset**: 4 of 112 items (split test, limit 4" in (runs[0] / "earnings" / "report.md").read_text()
+    assert "**Subset**: 4 of 156 items (split test, limit 4" in (runs[0] / "earnings" / "report.md").read_text()
     with pytest.raises(BadInputError, match="earnings and financebench suites only"):
         run_gate("seeds", seeded_copy.settings, None, tmp_path, thresholds, None, index, split="test")
     with pytest.raises(BadInputError, match="--limit"):
