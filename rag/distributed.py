@@ -34,7 +34,7 @@ def _score(doc: Document, chunks: list[Chunk], template: PromptTemplate, model: 
 
         # Once per worker process (the factory shares it), with the CPUs Ray gave the task.
         assigned = ray.get_runtime_context().get_assigned_resources()
-        embedder = make_embedder(actor_settings(embedding.model_dump_json(), assigned))
+        embedder = make_embedder(actor_settings(embedding, assigned))
     return asyncio.run(score_document(doc, chunks, template, model, version, llm_settings, settings,
                                       job_id=job_id, embedder=embedder))
 

@@ -3,8 +3,8 @@
 Every document's company (metadata `company`) and tickers give the names to look for:
 - the whole company name, without legal suffixes ("General Electric", "Bed Bath & Beyond", "Lands' End"),
   matched case-insensitively, with possessives and plurals folded as everywhere else (rag.text.tokenize), or its
-  first two or more words when no other company's name starts with them ("Healthcare Realty" for Healthcare
-  Realty Trust);
+  first two or more words, capitalised, when no other company's name starts with them ("Healthcare Realty" for
+  Healthcare Realty Trust);
 - a ticker, matched only as written in capitals ("GE's", "YETI");
 - one word of the name on its own ("Danaher", "Santander", "NextEra"), when that word is distinctive: in no
   other company's name and in the text of no more than a few other documents (so "General", "Energy",
@@ -54,6 +54,7 @@ class EntityIndex:
     names: dict[tuple[str, ...], str] = field(default_factory=dict)  # folded name tokens -> company key
     words: dict[str, str] = field(default_factory=dict)  # one distinctive folded word -> company key
     tickers: dict[str, str] = field(default_factory=dict)  # ticker as written -> company key
+    prefixes: dict[tuple[str, ...], str] = field(default_factory=dict)  # first words of one name -> company key
 
     def link(self, question: str) -> list[Mention]:
         """Companies named in the question, in order of first mention, each once."""
@@ -66,7 +67,12 @@ class EntityIndex:
         while i < len(tokens):
             hit = None
             for length in range(min(8, len(tokens) - i), 0, -1):
-                key = self.names.get(tuple(t for t, _ in tokens[i:i + length]))
+                span = tuple(t for t, _ in tokens[i:i + length])
+                key = self.names.get(span)
+                # A shortened name links only written as a name: "Healthcare Realty", not "innovative solutions".
+                if key is None and all(words[w].group(0)[:1].isupper() or words[w].group(0) == "&"
+                                       for _, w in tokens[i:i + length]):
+                    key = self.prefixes.get(span)
                 if key is not None:
                     hit = (key, length)
                     break
@@ -169,8 +175,8 @@ def build(documents: Iterable[tuple[str, str | None, list[str]]],
             if tokens[length - 1] not in _LEGAL:
                 prefix_owners[tokens[:length]].add(key)
     for prefix, owners in prefix_owners.items():
-        if len(owners) == 1:
-            index.names.setdefault(prefix, next(iter(owners)))
+        if len(owners) == 1 and prefix not in index.names:
+            index.prefixes[prefix] = next(iter(owners))
     for key in companies:
         for ticker in tickers[key]:
             if len(ticker) >= 2:

@@ -60,6 +60,9 @@ class EmbeddingSettings(BaseModel):
         "searches keep a core while an upload embeds (on a busy 2-core machine, 10k chunks, a continuous uploader: "
         "/v1/search p99 167-193 ms -> 108-143 ms; no difference when idle; docs/benchmarks.md). Values above the "
         "core count mean every core.")
+    query_threads: int | None = Field(
+        None, ge=1, description="CPU threads that embed queries (onnx backends). Default: every core this process may "
+        "use. A Ray actor sets it, and document_threads, to the CPUs Ray gave it.")
 
 
 class ChunkingSettings(BaseModel):

@@ -122,6 +122,7 @@ def test_linking_uses_the_index_metadata_without_alias_tables() -> None:
     # A name without its last word links when no other name starts the same way ("Realty" alone is two companies').
     assert [m.company.key for m in index.link("What FFO did Healthcare Realty report?")] == ["Healthcare Realty Trust"]
     assert index.link("What did Healthcare say?") == []
+    assert index.link("What healthcare realty trends did management see?") == []  # not written as a name
     assert [m.company.key for m in index.link("How did Bed Bath & Beyond do?")] == ["Bed Bath & Beyond"]
     assert [m.company.key for m in index.link("What did Lands' End say?")] == ["Lands' End"]
     assert [m.company.key for m in index.link("What did Itaú CorpBanca earn?")] == ["Itau CorpBanca"]

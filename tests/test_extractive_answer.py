@@ -116,3 +116,47 @@ def test_now_is_not_a_topic_word() -> None:
     text = answer("What acquisition volume does Healthcare Realty now expect for 2020?", passages,
                   companies={1: "Healthcare Realty Trust", 2: "Healthcare Realty Trust"})
     assert "300 to 375 million" in text, text
+
+
+@pytest.mark.parametrize(("question", "passages", "expected"), [
+    pytest.param("What was Acme's adjusted EBITDA in the third quarter of 2020?",
+                 ["Adjusted EBITDA was $412 million, up 6% over the third quarter of 2019.",
+                  "Adjusted EBITDA margin in the services segment expanded to 18%, helped by cost actions."],
+                 "$412 million", id="the-year-compared-with-is-not-the-year-reported"),
+    pytest.param("What was Acme's gross margin in the third quarter of 2020?",
+                 ["Gross margin was 44.3% compared to 41.5% in the second quarter of 2020.",
+                  "We expect gross margin to reach 45% next year as the new plant ramps."],
+                 "44.3%", id="nothing-after-compared-to-is-the-period-reported"),
+    pytest.param("How much did Acme's passenger traffic fall in April?",
+                 ["Passenger traffic fell 40% in March as borders closed across the region.",
+                  "In April, passenger traffic fell 95% from a year earlier as flights were grounded."],
+                 "95%", id="a-month-asked-about-is-a-topic"),
+    pytest.param("What did Acme say about end market demand?",
+                 ["Market demand for respirators rose sharply in the quarter as hospitals restocked.",
+                  "Demand in our end markets recovered steadily through the quarter in every region."],
+                 "end markets", id="end-market-is-not-the-end-of-a-month"),
+    pytest.param("How much cash-on-hand did Acme have at quarter end?",
+                 ["Cash, cash equivalents and marketable securities were $66.2 million at quarter end."],
+                 "$66.2 million", id="a-hyphenated-compound-keeps-its-words"),
+    pytest.param("What was Acme's gross margin in the quarter?",
+                 ["To give some more color on gross margin, it was 45.2% in the quarter, up from 43% a year ago."],
+                 "45.2%", id="management-giving-colour-is-not-an-analyst-asking"),
+    pytest.param("What total dividend did Acme declare for 2019?",
+                 ["The total dividend declared for 2018 was five pesewas per share after the annual review.",
+                  "The board declared a final dividend, bringing the dividend for 2019 to six pesewas per share.",
+                  "The total number of subscribers rose to 25 million by the end of the period."],
+                 "six pesewas", id="adjacent-words-do-not-outweigh-the-wrong-year"),
+])
+def test_rules_do_not_misfire(question: str, passages: list[str], expected: str) -> None:
+    numbered = dict(enumerate(passages, start=1))
+    text = answer(question, numbered, companies=dict.fromkeys(numbered, "Acme"),
+                  titles=dict.fromkeys(numbered, "Acme Q3 2020 earnings call"))
+    assert expected in text, text
+
+
+def test_a_word_that_starts_a_phrase_after_or_is_no_alternative() -> None:
+    passages = {1: "Earnings were $1.20 per share and we suspended formal guidance for the year.",
+                2: "We suspended our dividend for the rest of the year to preserve liquidity."}
+    text = answer("Which companies suspended their dividend or share repurchases?", passages,
+                  companies={1: "Gamma Corp", 2: "Acme"})
+    assert "Acme:" in text and "Gamma" not in text, text

@@ -46,12 +46,23 @@ def test_ingest_on_ray_equals_the_local_ingest(cluster, seeded: Library, tmp_pat
         assert [p.chunk_id for p in local.search(query, k=5)] == [p.chunk_id for p in seeded.search(query, k=5)]
 
 
-def test_an_actor_embeds_with_the_cpus_ray_gave_it(seeded: Library) -> None:
+def test_an_actor_embeds_with_the_cpus_ray_gave_it() -> None:
     from rag.embedding.ray import actor_settings
+    from rag.settings import EmbeddingSettings
 
-    settings = seeded.settings.embedding.model_copy(update={"document_threads": None})
-    assert actor_settings(settings.model_dump_json(), {"CPU": 1.0}).document_threads == 1
-    assert actor_settings(settings.model_dump_json(), {"CPU": 3.0}).document_threads == 3
+    one = actor_settings(EmbeddingSettings(), {"CPU": 1.0})
+    assert (one.document_threads, one.query_threads) == (1, 1)
+    assert actor_settings(EmbeddingSettings(), {"CPU": 3.0}).query_threads == 3
+    assert actor_settings(EmbeddingSettings(document_threads=2), {"CPU": 3.0}).document_threads == 2  # never more
+
+
+def test_query_threads_cap_the_onnx_session() -> None:
+    from rag.embedding.factory import make_embedder
+    from rag.settings import EmbeddingSettings
+
+    embedder = make_embedder(EmbeddingSettings(query_threads=1, document_threads=1))
+    assert embedder.document_session is embedder.session  # one session, not the model twice
+    assert embedder.embed_query("revenue").shape == (embedder.dim,)
 
 
 def _rescore(lib: Library, executor: object | None):

@@ -48,14 +48,14 @@ def _build(settings: EmbeddingSettings, model_path: str) -> CachedEmbedder:
 
     file = exported_model(model_path, onnx_cache_dir(settings), quantize=settings.backend == "onnx-int8")
     return OnnxEmbedder(file, settings.model_name, settings.backend, settings.batch_size, settings.query_cache_size,
-                        settings.document_threads)
+                        settings.document_threads, settings.query_threads)
 
 
 def make_embedder(settings: EmbeddingSettings) -> CachedEmbedder:
     """Loading a model costs seconds; every Library in the process reuses one instance per configuration."""
     model_path = settings.model_path or bundled_model_path()
     key = (settings.backend, model_path, settings.model_name, settings.batch_size, settings.query_cache_size,
-           settings.document_threads)
+           settings.document_threads, settings.query_threads)
     with _shared_lock:
         if not _shared:
             _single_threaded_blas()

@@ -129,7 +129,8 @@ def exported_model(model_path: str, cache_dir: Path, quantize: bool) -> Path:
 
 class OnnxEmbedder(CachedEmbedder):
     def __init__(self, model_file: Path, name: str, backend: str, batch_size: int = 64,
-                 query_cache_size: int = 1024, document_threads: int | None = None) -> None:
+                 query_cache_size: int = 1024, document_threads: int | None = None,
+                 query_threads: int | None = None) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -149,7 +150,7 @@ class OnnxEmbedder(CachedEmbedder):
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
 
-        cores = usable_cores()
+        cores = min(query_threads or usable_cores(), usable_cores())
         self.session = session(cores, spin=True)
         # A second session with fewer threads caps what document batches take from queries served meanwhile;
         # its threads do not spin between batches (spinning threads would take that core anyway).

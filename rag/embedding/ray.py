@@ -18,11 +18,13 @@ from rag.errors import ConfigError
 from rag.settings import EmbeddingSettings
 
 
-def actor_settings(settings_json: str, assigned: dict[str, float]) -> EmbeddingSettings:
+def actor_settings(settings: EmbeddingSettings, assigned: dict[str, float]) -> EmbeddingSettings:
     """The embedding settings of one Ray actor or task: it embeds with the CPUs Ray gave it, not every core of its
-    machine (N actors each running N threads on one N-core machine would oversubscribe it N times)."""
-    settings = EmbeddingSettings.model_validate_json(settings_json)
-    return settings.model_copy(update={"document_threads": max(1, int(assigned.get("CPU", 1)))})
+    machine (N actors each running N threads on one N-core machine would oversubscribe it N times), in one onnx
+    session (queries and documents alike), and never with more threads than the settings ask for."""
+    cpus = max(1, int(assigned.get("CPU", 1)))
+    threads = min(cpus, settings.document_threads or cpus, settings.query_threads or cpus)
+    return settings.model_copy(update={"document_threads": threads, "query_threads": threads})
 
 
 class _Worker:
@@ -36,7 +38,7 @@ class _Worker:
 
         use_offline_environment()
         assigned = ray.get_runtime_context().get_assigned_resources()
-        self.embedder = make_embedder(actor_settings(settings_json, assigned))
+        self.embedder = make_embedder(actor_settings(EmbeddingSettings.model_validate_json(settings_json), assigned))
 
     def embed(self, texts: list[str]) -> np.ndarray:
         return self.embedder.embed_batch(texts)

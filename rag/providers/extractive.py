@@ -28,7 +28,7 @@ _FILLER = frozenset(tokenize(
     number figure amount value level see saw seen get got make made take took come came happen
     happened look go went add added exactly please now currently latest recent recently anything something
     provide show know large big size stock quarter year period last main biggest primary most discuss discussed
-    talk talked call calls comment commented describe described compare comparison versus both each business""",
+    talk talked call calls comment commented describe described compare comparison versus both each""",
     drop_stopwords=False,
 ))
 
@@ -88,9 +88,12 @@ _HEDGES = re.compile(r"\b(uh|um|you know|i mean)\b", re.I)
 # Forward-looking words: a question about guidance wants them, a question about results does not.
 _OUTLOOK = frozenset(tokenize("guidance guide outlook expect forecast target plan anticipate will project",
                               drop_stopwords=False))
-_INTENT = frozenset(tokenize("plan target anticipate project aim", drop_stopwords=False))
-_NOT_NAMES = frozenset(tokenize("january february march april may june july august september october november "
-                                "december covid coronavirus", drop_stopwords=False))
+_MONTH_NAMES = "january february march april may june july august september october november december".split()
+_NOT_NAMES = frozenset(tokenize(" ".join(_MONTH_NAMES) + " covid coronavirus", drop_stopwords=False))
+# "Plan to", "targeting": the question wants an outlook (the outlook check rewards it), and these verbs are not its
+# topic. Only as verbs: "projects", "pension plan", "price target" stay topic words.
+_INTENT = re.compile(r"\b(?:plan(?:s|ned|ning)?|aim(?:s|ed|ing)?|intend(?:s|ed|ing)?) to\b|\btarget(?:ing|ed)\b",
+                     re.I)
 _SPEAKER = re.compile(r"^\s*Speaker \d+:\s*")
 _NEGATION = frozenset("no not never without nor none".split())
 _LIST_HEAD = re.compile(r"^\s*(?:which|what)\s+(\w+)", re.I)
@@ -98,26 +101,35 @@ _CONTEXT = re.compile(r"\s*\(context: (.*)\)\s*$", re.S)
 _ABOUT = re.compile(r"\b(?:say|said|says|comment(?:ed)?|discuss(?:ed)?|talk(?:ed)?|note[sd]?) about (.+)$", re.I)
 # An analyst asking in the middle of a sentence, stammer included ("If I look back at Halloween, I'm cu, curious if
 # you split the season apart"), or asking for colour ("if you can give a little color on that").
-_ASKING_INSIDE = re.compile(r"\b(?:i'?m|i am|we'?re|we are)\b[\w ,]{0,20}\b(?:curious|wondering)\b|"
+_ASKING_INSIDE = re.compile(r"\b(?:i['’]?m|i am|we['’]?re|we are)\b[\w ,]{0,20}\b(?:curious|wondering)\b|"
                             r"\bif you (?:can|could) (?:give|provide|talk|share|comment|walk|help)\b|"
-                            r"\b(?:any|some|more) colou?r on\b", re.I)
-_MONTHS = frozenset(tokenize("january february march april may june july august september october november december",
-                             drop_stopwords=False))
-# "The quarter ended December 2021", "at the end of June" date the question; "end" and the month are not its topic.
-_ENDED = re.compile(r"\bend(?:ed|ing)?\s+(?:of\s+)?(?=(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b)",
-                    re.I)
-# What a figure is compared with ("up 530 basis points over Q2", "compared to 41% in the third quarter of 2019")
-# is not the period the sentence reports on.
-_BASE_MARKERS = frozenset(tokenize("over than from against since", drop_stopwords=False))
-_COMPARISON = frozenset(tokenize("versus vs", drop_stopwords=False))
-_BASE_SKIP = frozenset(tokenize("the a last prior same", drop_stopwords=False))
+                            r"\bany colou?r on\b", re.I)
+# "The quarter ended December 31st, 2021", "at the end of June" date the question: "end", the month and the day are
+# not its topic (the year stays, as a period). A month asked about on its own ("traffic in April") is a topic.
+_ENDED = re.compile(rf"\bend(?:ed|ing)?\s+(?:of\s+)?(?:{'|'.join(_MONTH_NAMES)}|jan|feb|mar|apr|jun|jul|aug|sept?|"
+                    r"oct|nov|dec)\b\.?(?:\s+\d{1,2}(?:st|nd|rd|th)?\b)?", re.I)
+# What a figure is compared with is not the period the sentence reports on: everything after "versus" or "compared
+# to", and the rest of a clause after "over", "than", "from"... ("up 6% over the third quarter of 2019").
+_COMPARED = re.compile(r"\b(?:versus|vs\.?|compared (?:to|with))\b", re.I)
+_BASE = re.compile(r"\b(?:over|than|from|against|since)\b", re.I)
+_CLAUSE = re.compile(r"[,;:](?=\s)")
 # "What share of sales": a sentence stating "51% of net sales" gives a share, whatever word it uses.
-_SHARE_ASKED = re.compile(r"\b(?:share|percentage|proportion|portion|percent) of\b", re.I)
+_SHARE_WORDS = "share percentage proportion portion percent"
+_SHARE_ASKED = re.compile(rf"\b(?:{'|'.join(_SHARE_WORDS.split())}) of\b", re.I)
 _SHARE_STATED = re.compile(r"\d\s?(?:%|percent) of\b", re.I)
-_SHARE_TERMS = frozenset(tokenize("share percentage proportion portion percent", drop_stopwords=False))
+_SHARE_TERMS = frozenset(tokenize(_SHARE_WORDS, drop_stopwords=False))
+# "Their offshore wind business": every activity is some company's business, so the word is no topic there ("business
+# travel", "the business segment" keep it).
+_THEIR_BUSINESS = re.compile(r"\b(?:their|its|our|his|her)\s+(?:[\w-]+\s+){0,3}business(?:es)?\b", re.I)
+_BUSINESS = frozenset(tokenize("business", drop_stopwords=False))
+_QUARTER = re.compile(r"^(q[1-4]|h[12])$")
+_YEAR = re.compile(r"^\d{4}$")
 # Spoken and written ways of saying "so far this year".
 _YEAR_TO_DATE = re.compile(r"\b(?:year[- ]to[- ]date|ytd|so far(?: (?:this|in the|in) (?:fiscal )?year)?)\b", re.I)
-_OR = re.compile(r"\b([a-z][\w-]*) or ([a-z][\w-]*)\b", re.I)
+# "Taxes or financing?", "projects or plans on their calls": two alternatives, each ending its phrase (in "dividend or
+# share repurchases" the word after "or" starts a phrase, and is no alternative to "dividend").
+_OR = re.compile(r"\b([a-z][\w-]*) or ([a-z][\w-]*)(?=\s*(?:[?,.;]|$)|\s+(?:in|for|on|at|to|from|of|by|with|as|during|"
+                 r"after|before|because)\b)", re.I)
 _HYPHENATED = re.compile(r"\b[a-z]+(?:-[a-z]+){2,}\b", re.I)
 
 
@@ -137,25 +149,26 @@ class Candidate:
 
     @property
     def score(self) -> float:
-        return self.coverage + 0.5 * self.cosine + PHRASING_WEIGHT * self.phrasing
+        return self.coverage * (1 + PHRASING_WEIGHT * self.phrasing) + 0.5 * self.cosine
 
 
 def _terms(text: str) -> set[str]:
     """Folded terms, without those a negation directly governs ("no constraints" is no evidence of
-    constraints); a hyphenated compound also gives its initials ("direct-to-consumer" -> dtc)."""
+    constraints)."""
     tokens = tokenize(_YEAR_TO_DATE.sub(" ytd ", text), drop_stopwords=False)
     kept = [t for i, t in enumerate(tokens) if not (i and tokens[i - 1] in _NEGATION)]
-    return {_GROUP_OF.get(t, t) for t in kept if t not in STOPWORDS} | set(_acronyms(text))
+    return {_GROUP_OF.get(t, t) for t in kept if t not in STOPWORDS}
 
 
-def _acronyms(text: str) -> dict[str, set[str]]:
-    """Initials of the hyphenated compounds of three or more words, with the compound's own terms: "DTC" in one
-    sentence and "direct-to-consumer" in another are the same thing."""
-    found = {}
-    for compound in _HYPHENATED.findall(text):
-        words = compound.lower().split("-")
-        found["".join(w[0] for w in words)] = {_GROUP_OF.get(t, t) for t in tokenize(" ".join(words))}
-    return found
+def _initials(compound: str) -> str:
+    return "".join(word[0] for word in compound.lower().split("-"))
+
+
+def _spelled_out(text: str) -> dict[str, set[str]]:
+    """The hyphenated compounds of three or more words, by their initials, with the compound's own terms: "DTC" in
+    one sentence and "direct-to-consumer" in another are the same thing."""
+    return {_initials(c): {_GROUP_OF.get(t, t) for t in tokenize(c.replace("-", " "))}
+            for c in _HYPHENATED.findall(text)}
 
 
 def _pairs(text: str) -> set[tuple[str, str]]:
@@ -174,19 +187,11 @@ def _alternatives(question: str) -> list[tuple[str, str]]:
 
 
 def _stated_periods(text: str) -> set[str]:
-    """The periods a sentence reports on: those it names, less what it compares with (everything after "versus"
-    or "compared to", and a period right after "over", "than", "from"...)."""
-    tokens = tokenize(text, drop_stopwords=False)
-    own: set[str] = set()
-    for i, t in enumerate(tokens):
-        if t in _COMPARISON or (t == "compar" and tokens[i + 1:i + 2] in (["to"], ["with"])):
-            break
-        before = i - 1
-        while before >= 0 and tokens[before] in _BASE_SKIP:
-            before -= 1
-        if before < 0 or tokens[before] not in _BASE_MARKERS:
-            own.add(t)
-    return period_labels(own)
+    """The periods a sentence reports on: those it names, less what it compares with."""
+    compared = _COMPARED.search(text)
+    reported = text[:compared.start()] if compared else text
+    own = " ".join(_BASE.split(clause, maxsplit=1)[0] for clause in _CLAUSE.split(reported))
+    return period_labels(set(tokenize(own, drop_stopwords=False)))
 
 
 def focus_terms(question: str) -> set[str]:
@@ -228,7 +233,8 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
                 continue
             seen.add(key)
             # A sentence names its period, or else is dated by its document ("MTN Ghana 2019 results call").
-            terms = _terms(sentence)
+            # A hyphenated compound also stands for its initials ("direct-to-consumer" -> dtc).
+            terms = _terms(sentence) | {_initials(c) for c in _HYPHENATED.findall(sentence)}
             periods = _stated_periods(sentence) or period_labels(title_terms)
             out.append(Candidate(n=n, text=sentence, terms=terms, company=companies.get(n, ""), order=len(out),
                                  periods=periods, title_terms=title_terms, pairs=_pairs(sentence)))
@@ -244,7 +250,9 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     sentence is labelled with its company."""
     companies = companies or {}
     context_match = _CONTEXT.search(question)
-    asked = _ENDED.sub("", question[:context_match.start()] if context_match else question)
+    asked = question[:context_match.start()] if context_match else question
+    wants_outlook = bool(_OUTLOOK & _terms(asked) or _INTENT.search(asked))
+    asked = _INTENT.sub(" ", _ENDED.sub(" ", asked))
     # Who and when are settled by retrieval (the company's documents) and checked below (the period): a
     # transcript rarely names its own company or restates the quarter in the sentence that answers.
     ignored = {t for name in set(companies.values()) for t in _terms(name)}
@@ -255,24 +263,23 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     if context_match and len(focus) < 2:  # a bare follow-up ("and RPO?") borrows the earlier question's terms
         focus |= focus_terms(context_match.group(1)) - ignored
     periods = period_labels(focus)
-    focus -= {t for t in focus if PERIOD.match(t) or t in _MONTHS}
-    # "Plan to", "targeting" say the question wants an outlook, which the outlook check below rewards; as topic
-    # words they would demand a sentence that repeats them. ("Guidance" stays: "relative to guidance" is a topic.)
-    if focus - _INTENT:
-        focus -= _INTENT
-    spelled_out = {acronym: words for acronym, words in _acronyms(asked).items() if words and words <= focus}
-    for acronym, words in spelled_out.items():
-        focus = focus - words | {acronym}
+    focus -= {t for t in focus if PERIOD.match(t)}
+    if _THEIR_BUSINESS.search(asked):
+        focus -= _BUSINESS
+    # A sentence that says "DTC" says each word of "direct-to-consumer" (the words stay what the question asks).
+    spelled_out = {acronym: words for acronym, words in _spelled_out(asked).items() if words}
     # "Taxes or financing": either word answers, so the pair counts as one term (the first).
     either = {second: first for first, second in _alternatives(asked) if first in focus and second in focus}
     focus -= set(either)
     candidates = _candidates(passages, companies, titles)
     if not focus or not candidates:
         return NOT_FOUND
+    share_asked = bool(_SHARE_ASKED.search(asked))
     for c in candidates:
-        c.terms |= {acronym for acronym, words in spelled_out.items() if words <= c.terms}
+        for acronym in c.terms & set(spelled_out):
+            c.terms |= spelled_out[acronym]
         c.terms |= {either[t] for t in c.terms & set(either)}
-        if _SHARE_ASKED.search(asked) and _SHARE_STATED.search(c.text):
+        if share_asked and _SHARE_STATED.search(c.text):
             c.terms |= focus & _SHARE_TERMS
     # A name the question asks about that is not one of the passages' companies ("What ARPU gain did Highline
     # report?") must be in the sentence that answers.
@@ -299,7 +306,6 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             # Ties broken by the term itself: set order changes with each process's hash seed, and so would answers.
             required |= {max(topic, key=lambda t: (weight[t], t))}
     denominator = sum(weight.values())
-    wants_outlook = bool(_OUTLOOK & _terms(asked))
     asked_pairs = {pair for pair in _pairs(asked) if set(pair) <= focus}
     # "Revenue and gross margin": each metric may come from its own sentence, so a sentence is judged on the
     # metrics it states, and the answer adds a sentence for a metric the first leaves out (below).
@@ -372,15 +378,15 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
                     for c in chosen)
 
 
-_QUARTER = re.compile(r"^(q[1-4]|h[12])$")
-_YEAR = re.compile(r"^\d{4}$")
-
-
 def _conflict(asked: set[str], stated: set[str]) -> bool:
     """Whether a sentence's periods rule it out: another quarter (or half) than the one asked, or another year;
     a year in common does not make Q2 answer a question about Q3."""
-    return any(a and s and not a & s for a, s in (({p for p in asked if kind.match(p)}, {p for p in stated
-                                                   if kind.match(p)}) for kind in (_QUARTER, _YEAR)))
+    for kind in (_QUARTER, _YEAR):
+        asked_of_kind = {p for p in asked if kind.match(p)}
+        stated_of_kind = {p for p in stated if kind.match(p)}
+        if asked_of_kind and stated_of_kind and not asked_of_kind & stated_of_kind:
+            return True
+    return False
 
 
 def _names(company: str, question: str, tickers: list[str]) -> bool:
