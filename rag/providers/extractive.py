@@ -152,10 +152,11 @@ class Candidate:
         return self.coverage * (1 + PHRASING_WEIGHT * self.phrasing) + 0.5 * self.cosine
 
 
-def _terms(text: str) -> set[str]:
+def _terms(text: str, tokens: list[str] | None = None) -> set[str]:
     """Folded terms, without those a negation directly governs ("no constraints" is no evidence of
-    constraints)."""
-    tokens = tokenize(_YEAR_TO_DATE.sub(" ytd ", text), drop_stopwords=False)
+    constraints). `tokens`: tokenize(text, drop_stopwords=False), when the caller has them already."""
+    if tokens is None or _YEAR_TO_DATE.search(text):
+        tokens = tokenize(_YEAR_TO_DATE.sub(" ytd ", text), drop_stopwords=False)
     kept = [t for i, t in enumerate(tokens) if not (i and tokens[i - 1] in _NEGATION)]
     return {_GROUP_OF.get(t, t) for t in kept if t not in STOPWORDS}
 
@@ -171,8 +172,9 @@ def _spelled_out(text: str) -> dict[str, set[str]]:
             for c in _HYPHENATED.findall(text)}
 
 
-def _pairs(text: str) -> set[tuple[str, str]]:
-    folded = [_GROUP_OF.get(t, t) for t in tokenize(text)]
+def _pairs(tokens: list[str]) -> set[tuple[str, str]]:
+    """Adjacent folded terms of tokenize(text, drop_stopwords=False)."""
+    folded = [_GROUP_OF.get(t, t) for t in tokens if t not in STOPWORDS]
     return set(zip(folded, folded[1:], strict=False))
 
 
@@ -186,12 +188,13 @@ def _alternatives(question: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _stated_periods(text: str) -> set[str]:
-    """The periods a sentence reports on: those it names, less what it compares with."""
+def _stated_periods(text: str, tokens: list[str]) -> set[str]:
+    """The periods a sentence reports on: those it names, less what it compares with. `tokens`: tokenize(text,
+    drop_stopwords=False)."""
     compared = _COMPARED.search(text)
     reported = text[:compared.start()] if compared else text
     own = " ".join(_BASE.split(clause, maxsplit=1)[0] for clause in _CLAUSE.split(reported))
-    return period_labels(set(tokenize(own, drop_stopwords=False)))
+    return period_labels(set(tokens if own == text else tokenize(own, drop_stopwords=False)))
 
 
 def focus_terms(question: str) -> set[str]:
@@ -234,10 +237,11 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
             seen.add(key)
             # A sentence names its period, or else is dated by its document ("MTN Ghana 2019 results call").
             # A hyphenated compound also stands for its initials ("direct-to-consumer" -> dtc).
-            terms = _terms(sentence) | {_initials(c) for c in _HYPHENATED.findall(sentence)}
-            periods = _stated_periods(sentence) or period_labels(title_terms)
+            tokens = tokenize(sentence, drop_stopwords=False)  # once: terms, periods and pairs all read them
+            terms = _terms(sentence, tokens) | {_initials(c) for c in _HYPHENATED.findall(sentence)}
+            periods = _stated_periods(sentence, tokens) or period_labels(title_terms)
             out.append(Candidate(n=n, text=sentence, terms=terms, company=companies.get(n, ""), order=len(out),
-                                 periods=periods, title_terms=title_terms, pairs=_pairs(sentence)))
+                                 periods=periods, title_terms=title_terms, pairs=_pairs(tokens)))
     return out
 
 
@@ -306,7 +310,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             # Ties broken by the term itself: set order changes with each process's hash seed, and so would answers.
             required |= {max(topic, key=lambda t: (weight[t], t))}
     denominator = sum(weight.values())
-    asked_pairs = {pair for pair in _pairs(asked) if set(pair) <= focus}
+    asked_pairs = {pair for pair in _pairs(tokenize(asked, drop_stopwords=False)) if set(pair) <= focus}
     # "Revenue and gross margin": each metric may come from its own sentence, so a sentence is judged on the
     # metrics it states, and the answer adds a sentence for a metric the first leaves out (below).
     asked_metrics = required & _METRICS if len(required & _METRICS) > 1 else set()
