@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from rag.text import tokenize
+from rag.text import MONTHS, tokenize
 
 # Legal forms and filler words at the end or start of company names: never what people call a company.
 _LEGAL = frozenset(tokenize(
@@ -116,10 +116,9 @@ _COMPANY_PLACES = [
     re.compile(rf"\b(?:did|does|do|has|have|had|is|was|were|for|at|from|by)\s+{_NAME}\b"),
 ]
 # Capitalised words that are not companies: periods, months, common finance abbreviations, pronouns.
-_NOT_NAMES = frozenset(tokenize(
-    "q1 q2 q3 q4 fy h1 h2 january february march april may june july august september october november december "
-    "covid coronavirus ceo cfo coo eps ebitda gaap rpo arpu usd us u.s europe european asia china chinese "
-    "america american americas latin north south east west i we it they", drop_stopwords=False))
+_NOT_NAMES = frozenset(tokenize(" ".join(MONTHS), drop_stopwords=False)) | frozenset(tokenize(
+    "q1 q2 q3 q4 fy h1 h2 covid coronavirus ceo cfo coo eps ebitda gaap rpo arpu usd us u.s europe european asia "
+    "china chinese america american americas latin north south east west i we it they", drop_stopwords=False))
 
 
 def _fold_word(word: str) -> list[str]:
@@ -160,17 +159,15 @@ def build(documents: Iterable[tuple[str, str | None, list[str]]],
     n_docs = sum(len(ids) for ids in doc_ids.values())
     index = EntityIndex(companies)
     word_owners: dict[str, set[str]] = defaultdict(set)
+    # A name said without its last words ("Healthcare Realty" for Healthcare Realty Trust, "Bed Bath" for Bed Bath
+    # & Beyond) still names the company when no other company's name starts that way.
+    prefix_owners: dict[tuple[str, ...], set[str]] = defaultdict(set)
     for key, company in names.items():
         tokens = _name_tokens(company)
         if tokens:
             index.names.setdefault(tokens, key)
         for token in set(tokens):
             word_owners[token].add(key)
-    # A name said without its last words ("Healthcare Realty" for Healthcare Realty Trust, "Bed Bath" for Bed Bath
-    # & Beyond) still names the company when no other company's name starts that way.
-    prefix_owners: dict[tuple[str, ...], set[str]] = defaultdict(set)
-    for key, company in names.items():
-        tokens = _name_tokens(company)
         for length in range(2, len(tokens)):
             if tokens[length - 1] not in _LEGAL:
                 prefix_owners[tokens[:length]].add(key)

@@ -71,6 +71,8 @@ def _fold(token: str) -> str:
     return token if any(ch.isdigit() for ch in token) else _stem(token)
 
 
+MONTHS = "january february march april may june july august september october november december".split()
+
 # Period labels as folded: q3, h1, fy, a year, or a fiscal year written as one word (fy2018, fy22).
 # Years are 1990-2039 only: "1,906" folds to 1906 and is an amount, not a year.
 # Labels may combine: "fy2023q1", "q1fy22", "2023q2".

@@ -18,7 +18,15 @@ import numpy as np
 from rag.chunking import split_sentences
 from rag.prompt_tags import parse_history, parse_passages_with_attributes, parse_tag, prompt_text
 from rag.providers.registry import LocalCall, RegisteredModel
-from rag.text import PERIOD, STOPWORDS, is_list_question, period_labels, spelled_numbers_to_digits, tokenize
+from rag.text import (
+    MONTHS,
+    PERIOD,
+    STOPWORDS,
+    is_list_question,
+    period_labels,
+    spelled_numbers_to_digits,
+    tokenize,
+)
 
 NOT_FOUND = "NOT_FOUND"
 
@@ -88,8 +96,7 @@ _HEDGES = re.compile(r"\b(uh|um|you know|i mean)\b", re.I)
 # Forward-looking words: a question about guidance wants them, a question about results does not.
 _OUTLOOK = frozenset(tokenize("guidance guide outlook expect forecast target plan anticipate will project",
                               drop_stopwords=False))
-_MONTH_NAMES = "january february march april may june july august september october november december".split()
-_NOT_NAMES = frozenset(tokenize(" ".join(_MONTH_NAMES) + " covid coronavirus", drop_stopwords=False))
+_NOT_NAMES = frozenset(tokenize(" ".join(MONTHS) + " covid coronavirus", drop_stopwords=False))
 # "Plan to", "targeting": the question wants an outlook (the outlook check rewards it), and these verbs are not its
 # topic. Only as verbs: "projects", "pension plan", "price target" stay topic words.
 _INTENT = re.compile(r"\b(?:plan(?:s|ned|ning)?|aim(?:s|ed|ing)?|intend(?:s|ed|ing)?) to\b|\btarget(?:ing|ed)\b",
@@ -106,7 +113,7 @@ _ASKING_INSIDE = re.compile(r"\b(?:i['’]?m|i am|we['’]?re|we are)\b[\w ,]{0,
                             r"\bany colou?r on\b", re.I)
 # "The quarter ended December 31st, 2021", "at the end of June" date the question: "end", the month and the day are
 # not its topic (the year stays, as a period). A month asked about on its own ("traffic in April") is a topic.
-_ENDED = re.compile(rf"\bend(?:ed|ing)?\s+(?:of\s+)?(?:{'|'.join(_MONTH_NAMES)}|jan|feb|mar|apr|jun|jul|aug|sept?|"
+_ENDED = re.compile(rf"\bend(?:ed|ing)?\s+(?:of\s+)?(?:{'|'.join(MONTHS)}|jan|feb|mar|apr|jun|jul|aug|sept?|"
                     r"oct|nov|dec)\b\.?(?:\s+\d{1,2}(?:st|nd|rd|th)?\b)?", re.I)
 # What a figure is compared with is not the period the sentence reports on: everything after "versus" or "compared
 # to", and the rest of a clause after "over", "than", "from"... ("up 6% over the third quarter of 2019").
