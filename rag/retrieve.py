@@ -12,7 +12,10 @@
   before ranking so a filter never empties a top-k that had matches further down.
 - Diversity: a list question that names no company ("which banks discussed cost of risk") needs several
   documents, so it gets at least `list_k` passages and one document may hold at most `max_per_document` of them,
-  unless fewer documents match.
+  unless fewer documents match. A search within one company's documents caps each document at
+  `max_per_company_document` of the k slots while the company's other documents have candidates: a filing indexed
+  page by page otherwise gives one page every slot through its overlapping chunks (FinanceBench dev: 5 of 5
+  passages from one Pfizer page, the asked-about page absent).
 """
 
 from __future__ import annotations
@@ -93,10 +96,12 @@ def _company_search(snapshot: Snapshot, embedder: Embedder, query: str, settings
     filters keep, else of all its documents."""
     in_period = snapshot.periods.narrow(asked, doc_ids) if asked else None
     if in_period:
-        passages = search(snapshot, embedder, query, settings, k, _narrow(filters, in_period), mode)
+        passages = search(snapshot, embedder, query, settings, k, _narrow(filters, in_period), mode,
+                          settings.max_per_company_document)
         if passages:
             return passages
-    return search(snapshot, embedder, query, settings, k, _narrow(filters, doc_ids), mode)
+    return search(snapshot, embedder, query, settings, k, _narrow(filters, doc_ids), mode,
+                  settings.max_per_company_document)
 
 
 def _narrow(filters: SearchFilters | None, doc_ids: frozenset[str]) -> SearchFilters:

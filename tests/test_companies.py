@@ -140,6 +140,18 @@ def test_list_question_gathers_several_documents(companies: Library) -> None:
     assert len({p.doc_id for p in found.passages}) >= 2
 
 
+def test_one_document_of_a_company_holds_at_most_its_share_of_the_passages(
+        companies: Library, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Calix has two documents here; the customer map alone matches this question best, chunk after chunk.
+    question = "Which customers does Calix serve?"
+    monkeypatch.setattr(companies.settings.retrieval, "max_per_company_document", None)
+    uncapped = [p.doc_id for p in companies.retrieve(question).passages]
+    monkeypatch.setattr(companies.settings.retrieval, "max_per_company_document", 3)
+    capped = [p.doc_id for p in companies.retrieve(question).passages]
+    assert len(capped) == 5 and len(set(uncapped)) == 1
+    assert len(set(capped)) == 2 and max(capped.count(d) for d in capped) == 3
+
+
 def test_a_list_answer_names_the_company_even_when_one_qualifies() -> None:
     from rag.providers.extractive import answer
 
