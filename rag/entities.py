@@ -5,7 +5,8 @@ Every document's company (metadata `company`) and tickers give the names to look
   matched case-insensitively, with possessives and plurals folded as everywhere else (rag.text.tokenize), or its
   first two or more words, capitalised, when no other company's name starts with them ("Healthcare Realty" for
   Healthcare Realty Trust);
-- a ticker, matched only as written in capitals ("GE's", "YETI");
+- a ticker, matched only as written in capitals ("GE's", "YETI"), and the initials of a name joined by "&", as
+  written ("J&J" or "JnJ" for Johnson & Johnson);
 - one word of the name on its own ("Danaher", "Santander", "NextEra"), when that word is distinctive: in no
   other company's name and in the text of no more than a few other documents (so "General", "Energy",
   "Mexico" or "Texas" never link on their own), and capitalised in the question.
@@ -135,6 +136,18 @@ def _name_tokens(name: str) -> tuple[str, ...]:
     return tuple(tokens)
 
 
+def _ampersand_initials(name: str) -> list[str]:
+    """A name joined by "&" is said by its initials around it: Johnson & Johnson -> "J&J" and "JnJ", Procter &
+    Gamble -> "P&G". Matched as written, like a ticker."""
+    words = [w for w in _WORD.findall(name) if w == "&" or w[0].isalpha()]
+    while len(words) > 1 and words[-1] != "&" and set(_fold_word(words[-1])) <= _LEGAL:
+        words.pop()
+    if "&" not in words[1:-1]:
+        return []
+    letters = "".join("&" if w == "&" else w[0].upper() for w in words)
+    return [letters, letters.replace("&", "n")]
+
+
 def entity_words(documents: Iterable[tuple[str, str | None, list[str]]]) -> set[str]:
     """The single words that could link to a company: the folded tokens of every company name."""
     return {t for _, company, _ in documents if company for t in _name_tokens(company)}
@@ -174,6 +187,9 @@ def build(documents: Iterable[tuple[str, str | None, list[str]]],
     for prefix, owners in prefix_owners.items():
         if len(owners) == 1 and prefix not in index.names:
             index.prefixes[prefix] = next(iter(owners))
+    for key, company in names.items():
+        for short in _ampersand_initials(company):
+            index.tickers.setdefault(short, key)
     for key in companies:
         for ticker in tickers[key]:
             if len(ticker) >= 2:

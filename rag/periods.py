@@ -9,6 +9,8 @@ filed in 2019, and a call on the fourth quarter of 2019 is held in 2020.
 of them covers: a filing reports earlier years as comparatives, so "from FY2015 to FY2017" is answered by the 2017
 filing, and "as of FY2021, what will it pay in 2024" by the 2021 one when there is no 2024 document. When the
 question also names a quarter that some of those documents cover, only those. When nothing matches, no narrowing.
+A question that asks for an outlook on one year ("expected in FY2023") also keeps the year before's documents,
+where that guidance is given, and no quarter narrows it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from rag.text import period_labels, tokenize
+from rag.text import OUTLOOK_WORDS, period_labels, tokenize
 
 _QUARTERS = frozenset({"q1", "q2", "q3", "q4"})
 # Amounts are not years: "$2,019 million", "2,019 units", "$2019".
@@ -28,6 +30,7 @@ _AMOUNT = re.compile(r"\$\s?\d[\d,.]*|\b\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 class Periods:
     years: frozenset[str] = frozenset()  # "2018"
     quarters: frozenset[str] = frozenset()  # "q2"
+    outlook: bool = False  # the text asks for guidance ("expected", "outlook", "will")
 
     def __bool__(self) -> bool:
         # Only a year makes a period to link: "the first quarter" alone could be any year's.
@@ -35,8 +38,10 @@ class Periods:
 
 
 def periods_of(text: str) -> Periods:
-    labels = period_labels(set(tokenize(_AMOUNT.sub(" ", text), drop_stopwords=False)))
-    return Periods(frozenset(t for t in labels if t.isdigit()), frozenset(labels & _QUARTERS))
+    tokens = set(tokenize(_AMOUNT.sub(" ", text), drop_stopwords=False))
+    labels = period_labels(tokens)
+    return Periods(frozenset(t for t in labels if t.isdigit()), frozenset(labels & _QUARTERS),
+                   bool(tokens & OUTLOOK_WORDS))
 
 
 def document_periods(title: str, period: str | None) -> Periods:
@@ -53,9 +58,15 @@ class PeriodIndex:
         """The documents of `doc_ids` in the period asked about, or None when the question names no year or none
         of them covers one it names."""
         candidates = [(d, self.of.get(d, Periods())) for d in doc_ids]
-        years = sorted(asked.years & {y for _, p in candidates for y in p.years})
-        if not years:
+        covered = {y for _, p in candidates for y in p.years}
+        years = sorted(asked.years & covered)
+        keep = set(years[-1:])
+        # A year's guidance is given in the year before (its fourth-quarter release or call), unless the question
+        # names the year to read it from ("as of FY2016, what will it pay in 2024").
+        if asked.outlook and len(asked.years) == 1:
+            keep |= {str(int(next(iter(asked.years))) - 1)} & covered
+        if not keep:
             return None
-        in_year = [(d, p) for d, p in candidates if years[-1] in p.years]
-        in_quarter = [d for d, p in in_year if asked.quarters & p.quarters]
+        in_year = [(d, p) for d, p in candidates if keep & p.years]
+        in_quarter = [] if asked.outlook else [d for d, p in in_year if asked.quarters & p.quarters]
         return frozenset(in_quarter or (d for d, _ in in_year))

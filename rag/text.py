@@ -150,6 +150,11 @@ def tokenize(text: str, drop_stopwords: bool = True) -> list[str]:
     return [t for t in tokens if t and (not drop_stopwords or t not in STOPWORDS)]
 
 
+# Forward-looking words: a question with them asks for guidance, not results.
+OUTLOOK_WORDS = frozenset(tokenize("guidance guide outlook expect forecast target plan anticipate will project",
+                                   drop_stopwords=False))
+
+
 def normalise_number(raw: str) -> str:
     """'$1,600' -> '1600', '2.6%' -> '2.6%', '55.50' stays '55.50' (no rounding: a change is a change)."""
     return raw.lstrip("$").replace(",", "")

@@ -124,6 +124,10 @@ def test_linking_uses_the_index_metadata_without_alias_tables() -> None:
     assert index.link("What did Healthcare say?") == []
     assert index.link("What healthcare realty trends did management see?") == []  # not written as a name
     assert [m.company.key for m in index.link("How did Bed Bath & Beyond do?")] == ["Bed Bath & Beyond"]
+    # A name joined by "&" is also said by its initials, as written: BB&B, BBnB.
+    assert [m.company.key for m in index.link("How did BB&B's digital sales grow?")] == ["Bed Bath & Beyond"]
+    assert [m.company.key for m in index.link("What did BBnB guide?")] == ["Bed Bath & Beyond"]
+    assert index.link("What did bb&b say?") == []
     assert [m.company.key for m in index.link("What did Lands' End say?")] == ["Lands' End"]
     assert [m.company.key for m in index.link("What did Itaú CorpBanca earn?")] == ["Itau CorpBanca"]
     assert index.unknown_mentions("What was Apple's iPhone revenue?") == ["Apple"]

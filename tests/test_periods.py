@@ -51,6 +51,9 @@ def test_narrow_takes_the_latest_year_asked_that_has_documents_then_the_quarter(
     assert index.narrow(periods_of("in Q2 of FY2023"), everything) == {"q23"}
     assert index.narrow(periods_of("in Q4 of FY2023"), everything) == {"q23", "k23"}  # no Q4 document: the year
     assert index.narrow(periods_of("in FY2030"), everything) is None
+    # Guidance for a year comes from the year before (its Q4 release) as well as from that year's own documents.
+    assert index.narrow(periods_of("Is EPS growth expected to accelerate in FY2017?"), everything) == {"k16", "k17"}
+    assert index.narrow(periods_of("What is the outlook for Q2 of FY2017?"), everything) == {"k16", "k17"}
     assert index.narrow(periods_of("lately"), everything) is None
 
 

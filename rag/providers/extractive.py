@@ -20,6 +20,7 @@ from rag.prompt_tags import parse_history, parse_passages_with_attributes, parse
 from rag.providers.registry import LocalCall, RegisteredModel
 from rag.text import (
     MONTHS,
+    OUTLOOK_WORDS,
     PERIOD,
     STOPWORDS,
     is_list_question,
@@ -93,9 +94,6 @@ _BOILERPLATE = re.compile(
 _ASKING = re.compile(r"^\W*(i'?m|i am|i was|we were|just) (just )?(wondering|curious)|^\W*(could|can|would) you\b",
                      re.I)
 _HEDGES = re.compile(r"\b(uh|um|you know|i mean)\b", re.I)
-# Forward-looking words: a question about guidance wants them, a question about results does not.
-_OUTLOOK = frozenset(tokenize("guidance guide outlook expect forecast target plan anticipate will project",
-                              drop_stopwords=False))
 _NOT_NAMES = frozenset(tokenize(" ".join(MONTHS) + " covid coronavirus", drop_stopwords=False))
 # "Plan to", "targeting": the question wants an outlook (the outlook check rewards it), and these verbs are not its
 # topic. Only as verbs: "projects", "pension plan", "price target" stay topic words.
@@ -262,7 +260,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     companies = companies or {}
     context_match = _CONTEXT.search(question)
     asked = question[:context_match.start()] if context_match else question
-    wants_outlook = bool(_OUTLOOK & _terms(asked) or _INTENT.search(asked))
+    wants_outlook = bool(OUTLOOK_WORDS & _terms(asked) or _INTENT.search(asked))
     asked = _INTENT.sub(" ", _ENDED.sub(" ", asked))
     # Who and when are settled by retrieval (the company's documents) and checked below (the period): a
     # transcript rarely names its own company or restates the quarter in the sentence that answers.
@@ -328,7 +326,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             c.coverage *= 0.5  # "how much" is not answered by a sentence without a number (digits or words)
         if _conflict(periods, c.periods):
             c.coverage *= 0.5  # Q3 actuals do not answer a question about Q4 (nor 2021 about 2020)
-        if wants_outlook != bool(_OUTLOOK & c.terms):
+        if wants_outlook != bool(OUTLOOK_WORDS & c.terms):
             c.coverage *= 0.8  # guidance does not answer "what was", and results do not answer "what do they expect"
         if asked_pairs:
             c.phrasing = len(asked_pairs & c.pairs) / len(asked_pairs)
