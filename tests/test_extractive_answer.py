@@ -45,6 +45,11 @@ from rag.providers.extractive import NOT_FOUND, answer
         ["During the quarter, we gained 2.2 million new online customers across our banners.",
          "Year to date we have gained approximately seven million new online customers."],
         "seven million", "Bed Bath & Beyond", id="so-far-is-year-to-date"),
+    pytest.param(
+        "What net income did Acme report for its fiscal 2020 fourth quarter?",
+        ["Acme reported fiscal 2020 net income of 3.3 million, up 74% from fiscal 2019.",
+         "In the fourth quarter, Acme net income was 1.2 million."],
+        "1.2 million", "Acme", id="a-fiscal-year-figure-does-not-answer-a-quarter"),
 ])
 def test_the_sentence_that_answers_is_quoted(question: str, passages: list[str], expected: str, company: str) -> None:
     text = answer(question, dict(enumerate(passages, start=1)), companies=dict.fromkeys(range(1, len(passages) + 1),

@@ -127,7 +127,10 @@ _SHARE_TERMS = frozenset(tokenize(_SHARE_WORDS, drop_stopwords=False))
 # travel", "the business segment" keep it).
 _THEIR_BUSINESS = re.compile(r"\b(?:their|its|our|his|her)\s+(?:[\w-]+\s+){0,3}business(?:es)?\b", re.I)
 _BUSINESS = frozenset(tokenize("business", drop_stopwords=False))
-_QUARTER = re.compile(r"^(q[1-4]|h[12])$")
+# "fy": a full year, a span like a quarter or a half (a fiscal-year figure does not answer a fourth-quarter question).
+_QUARTER = re.compile(r"^(q[1-4]|h[12]|fy)$")
+# Written ways of stating a full-year figure that tokenize does not label "fy" ("full year" it does).
+_FISCAL_YEAR = re.compile(r"\bfiscal (?:year )?(?:19|20)\d\d\b|\bfor the (?:fiscal )?year\b", re.I)
 _YEAR = re.compile(r"^\d{4}$")
 # Spoken and written ways of saying "so far this year".
 _YEAR_TO_DATE = re.compile(r"\b(?:year[- ]to[- ]date|ytd|so far(?: (?:this|in the|in) (?:fiscal )?year)?)\b", re.I)
@@ -199,7 +202,8 @@ def _stated_periods(text: str, tokens: list[str]) -> set[str]:
     compared = _COMPARED.search(text)
     reported = text[:compared.start()] if compared else text
     own = " ".join(_BASE.split(clause, maxsplit=1)[0] for clause in _CLAUSE.split(reported))
-    return period_labels(set(tokens if own == text else tokenize(own, drop_stopwords=False)))
+    labels = period_labels(set(tokens if own == text else tokenize(own, drop_stopwords=False)))
+    return labels | {"fy"} if _FISCAL_YEAR.search(own) else labels
 
 
 def focus_terms(question: str) -> set[str]:
