@@ -117,7 +117,7 @@ class RetrievalSettings(BaseModel):
     list_k: int = Field(10, ge=1, le=100, description="List questions that name no company get at least this many "
                         "passages (their answer gathers items from several documents).")
     max_per_document: int = Field(
-        1, ge=1, description="List questions that name no company: the most of the k passages one document may "
+        2, ge=1, description="List questions that name no company: the most of the k passages one document may "
         "hold (while other documents have candidates).")
     max_per_company_document: int | None = Field(
         3, ge=1, description="A search within a linked company's documents (or explicit tickers): the most of the k "
