@@ -141,6 +141,12 @@ def spelled_numbers_to_digits(text: str) -> str:
     return _PERCENT.sub(r"\1%", _SPELLED.sub(_spelled_value, text))
 
 
+# Bump whenever tokenize's output changes for any text (a phrase rule, the stemmer, a fold). Each index segment
+# records the version its BM25 postings were built with; a segment of another version is re-tokenised when read
+# (rag.index.segment), since query terms folded one way never meet postings folded another.
+TOKENIZER_VERSION = 1
+
+
 def tokenize(text: str, drop_stopwords: bool = True) -> list[str]:
     # Lowercase once: case-insensitive patterns cost several times more, and tokens are folded to lower anyway.
     text = spelled_numbers_to_digits(text.lower())

@@ -24,7 +24,7 @@ from rag.index.store import plan_merge
 from rag.library import Library
 from rag.models import Document
 from rag.settings import IndexSettings, IngestSettings
-from rag.text import tokenize
+from rag.text import TOKENIZER_VERSION, tokenize
 from tests.conftest import SEED_MAP, SEED_NOTE, SEEDS, make_settings
 from tests.fakes import free_port, kill_9_at, wait_until_serving
 
@@ -223,6 +223,44 @@ def test_a_format_2_index_is_refused_with_the_way_out_and_migrates(seeded: Libra
         assert [(p.chunk_id, round(p.score, 6)) for p in migrated.search(query, k=5)] == \
             [(p.chunk_id, round(p.score, 6)) for p in seeded.search(query, k=5)]
     assert {d.id for d in migrated.list_documents()} == {SEED_NOTE, SEED_MAP}
+
+
+def test_tokenizer_output_is_pinned_to_its_version() -> None:
+    """Failing here means tokenize now folds text differently: bump rag.text.TOKENIZER_VERSION (so indexes built
+    before are re-tokenised when read) and update both values below."""
+    text = "Itaú's full-year cashflow rose four and a half percent to $1,600 million in Q2 FY2023; revenues paying off."
+    assert (TOKENIZER_VERSION, tokenize(text)) == (1, ["itau", "fy", "cash", "flow", "rose", "4.5%", "1600", "million",
+                                                       "q2", "fy2023", "revenu", "pay", "off"])
+
+
+def test_a_segment_from_another_tokenizer_is_retokenised_and_compact_stores_it(
+        seeded: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """An index built before an upgrade that changed tokenize: its postings hold terms this rag's queries never
+    produce ("revenues" where a query now says "revenu"). Readers re-tokenise such a segment; compact persists it."""
+    import rag.index.segment as segment_module
+    import rag.index.store as store_module
+
+    root = tmp_path / "old"
+    with monkeypatch.context() as old_rag:
+        old_rag.setattr(store_module, "tokenize", lambda text: text.lower().split())
+        old_rag.setattr(segment_module, "TOKENIZER_VERSION", None)  # stamped as an index from before versions
+        assert Library(make_settings(root), embedder=seeded.embedder).add_paths([SEEDS]).ok
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert [s["tokenizer_version"] for s in manifest["segments"]] == [None]
+    old = Library(make_settings(root), embedder=seeded.embedder)
+    queries = ("Q4 revenue", "Which customer saw ARPU rise 17%", "SmartMDU deployments")
+    for query in queries:
+        assert [p.chunk_id for p in old.search(query, k=5, mode="bm25")] == \
+            [p.chunk_id for p in seeded.search(query, k=5, mode="bm25")]
+    assert "re-tokenising" in caplog.text
+    old.compact_index()
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert [s["tokenizer_version"] for s in manifest["segments"]] == [TOKENIZER_VERSION]
+    compacted = Library(make_settings(root), embedder=seeded.embedder)
+    assert compacted.check_index().ok
+    for query in queries:
+        assert [p.chunk_id for p in compacted.search(query, k=5, mode="bm25")] == \
+            [p.chunk_id for p in seeded.search(query, k=5, mode="bm25")]
 
 
 def _serve(index: Path, port: int, key: str | None = None) -> subprocess.Popen:

@@ -40,6 +40,8 @@ class SegmentInfo(BaseModel):
     deleted: list[str] = Field(default_factory=list, description="Tombstoned document ids (deleted or replaced).")
     deleted_chunks: int = Field(0, description="Chunks of the tombstoned documents.")
     hnsw: bool = Field(False, description="Whether the segment carries an HNSW graph (large merged segments).")
+    tokenizer_version: int | None = Field(None, description="rag.text.TOKENIZER_VERSION of the segment's BM25 "
+                                          "postings (None: written before versions were recorded).")
 
     @property
     def live_documents(self) -> int:

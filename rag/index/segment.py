@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -32,6 +33,9 @@ from rag.index.lexical import Postings
 from rag.index.manifest import SegmentInfo, crc32_of, damaged, fsync_tree
 from rag.periods import Periods, document_periods
 from rag.settings import AnnSettings
+from rag.text import TOKENIZER_VERSION, tokenize
+
+log = logging.getLogger("rag")
 
 SCHEMA = """
 CREATE TABLE documents (
@@ -68,7 +72,8 @@ def flat_view(index: Any, dim: int) -> np.ndarray:
 def build_segment(folder: Path, name: str, fill: Callable[[sqlite3.Connection], None], vectors: np.ndarray,
                   postings: Postings, dim: int, ann: AnnSettings | None) -> SegmentInfo:
     """Write a segment into `folder` (a staging folder: the caller renames it into place). `fill` inserts the
-    documents and chunks (BEGIN/COMMIT its own); `vectors` and `postings` rows follow the chunks' rowid order."""
+    documents and chunks (BEGIN/COMMIT its own); `vectors` and `postings` rows follow the chunks' rowid order, and
+    `postings` come from this rag's tokenizer."""
     import faiss
 
     folder.mkdir(parents=True)
@@ -103,7 +108,8 @@ def build_segment(folder: Path, name: str, fill: Callable[[sqlite3.Connection], 
         name=name, documents=documents, chunks=len(rowids),
         min_rowid=int(rowids[0]) if len(rowids) else None, max_rowid=int(rowids[-1]) if len(rowids) else None,
         files={p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()},
-        crc32={p.name: crc32_of(p) for p in sorted(folder.iterdir()) if p.is_file()}, hnsw=hnsw)
+        crc32={p.name: crc32_of(p) for p in sorted(folder.iterdir()) if p.is_file()}, hnsw=hnsw,
+        tokenizer_version=TOKENIZER_VERSION)
 
 
 @dataclass(frozen=True)
@@ -262,11 +268,28 @@ class Segment:
 
     @cached_property
     def postings(self) -> Postings:
+        if self.info.tokenizer_version != TOKENIZER_VERSION:
+            return self._retokenised()
         postings = self._load("postings.npz", lambda: Postings.load(self.folder / "postings.npz"))
         if len(postings.doc_len) != self.info.chunks:
             raise damaged(self.where, f"postings.npz indexes {len(postings.doc_len)} chunks, the segment "
                           f"{self.info.chunks}")
         return postings
+
+    def _retokenised(self) -> Postings:
+        """Postings rebuilt from the stored chunk texts by this rag's tokenizer, for a segment written by another
+        (an index built before an upgrade). Held in memory; `rag index compact` writes them to disk."""
+        log.warning("%s was BM25-indexed by tokenizer version %s, this rag tokenises as version %s: re-tokenising "
+                    "its %d chunks in memory (`rag index compact` stores the result)", self.where,
+                    self.info.tokenizer_version, TOKENIZER_VERSION, self.info.chunks)
+        with self._lock:
+            try:
+                texts = index_texts(self._db)
+            except sqlite3.DatabaseError as exc:
+                raise damaged(self.where, "store.sqlite is unreadable", exc) from None
+        if len(texts) != self.info.chunks:
+            raise damaged(self.where, f"store.sqlite holds {len(texts)} chunks, the segment {self.info.chunks}")
+        return Postings.from_tokens([tokenize(text) for _, text in texts])
 
     def positions(self, rowids: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.rowids, rowids)

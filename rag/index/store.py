@@ -3,9 +3,9 @@
 A write costs the size of the change: the new documents become one new segment (staged, fsynced, renamed into
 place), replaced and deleted documents become tombstones, and only then does the manifest switch (atomic
 replace). A crash at any point leaves the last published manifest; readers hold the generation they opened, so
-nobody ever sees a half write. Compaction merges segments (concatenating rows and postings, no re-embedding or
-re-tokenising) and drops tombstones; it runs on the newest small segments when their count passes
-`max_segments`, and over everything on `rag index compact`.
+nobody ever sees a half write. Compaction merges segments (concatenating rows and postings, no re-embedding; only
+a segment written by another tokenizer version is re-tokenised) and drops tombstones; it runs on the newest small
+segments when their count passes `max_segments`, and over everything on `rag index compact`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from rag.index.segment import Segment, build_segment, index_texts
 from rag.index.snapshot import Snapshot
 from rag.models import Chunk, Document
 from rag.settings import AnnSettings, IndexSettings
-from rag.text import tokenize
+from rag.text import TOKENIZER_VERSION, tokenize
 
 log = logging.getLogger("rag")
 
@@ -221,7 +221,8 @@ class IndexStore:
             if current is None:
                 raise IndexMissingError(f"no index at {self.root}: run `rag ingest PATH` first")
             self._remove_stale()
-            if len(current.segments) <= 1 and not any(s.deleted for s in current.segments):
+            if len(current.segments) <= 1 and not any(s.deleted or s.tokenizer_version != TOKENIZER_VERSION
+                                                       for s in current.segments):
                 return current.generation
             manifest = self._compact(current, 0)
             # The generations before hold the rows a second time; keeping them as fallbacks would double the
