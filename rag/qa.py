@@ -93,7 +93,7 @@ class QuestionAnswerer:
         relevant enough, or the question names a company the index does not hold (then the passages found are
         kept as the closest ones, for the reader, never as an answer)."""
         started = time.perf_counter()
-        found = self.search(standalone, k, filters)
+        found = self.search(standalone, k or self.settings.retrieval.answer_k, filters)
         timings["retrieve"] = _ms(started)
         best = max((p.dense_score or 0.0 for p in found.passages), default=0.0)
         if not found.passages or best < self.settings.retrieval.min_dense_score:

@@ -99,7 +99,10 @@ class IngestSettings(BaseModel):
 
 
 class RetrievalSettings(BaseModel):
-    k: int = Field(5, ge=1, le=100, description="Passages returned by search and given to the model.")
+    k: int = Field(5, ge=1, le=100, description="Passages a search returns.")
+    answer_k: int = Field(
+        10, ge=1, le=50, description="Passages given to the model for an answer: the answering sentence of a long "
+        "call is often in a passage ranked 6-10 (earnings dev fact accuracy 0.750 at 5, 0.779 at 8, 0.809 at 10).")
     candidates: int = Field(50, ge=1, description="Candidates taken from each of dense and BM25 before fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant (smaller: top ranks count more).")
     bm25_weight: float = Field(

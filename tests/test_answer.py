@@ -101,11 +101,11 @@ def test_empty_and_overlong_questions_are_rejected(seeded: Library) -> None:
 
 
 def test_hallucinated_citation_and_ungrounded_number_are_flagged(seeded: Library) -> None:
-    reply = "Calix reported Q4 revenue of $206 million [1], and EBITDA of $999 million [7]."
+    reply = "Calix reported Q4 revenue of $206 million [1], and EBITDA of $999 million [27]."
     with scripted_provider([reply]) as fake:
         answer = seeded.ask("What was Calix's Q4 revenue?", model="fake/model")
     assert fake.calls and "<passages>" in fake.calls[0][-1]["content"]
-    assert answer.removed_citations == [7] and "[7]" not in answer.answer
+    assert answer.removed_citations == [27] and "[27]" not in answer.answer
     assert answer.ungrounded_numbers == ["$999"]
     assert not answer.offline_provider and answer.model == "fake/model"
     assert [c.n for c in answer.citations] == [1]
@@ -124,7 +124,7 @@ def test_provider_failure_is_a_provider_error(seeded: Library) -> None:
 
 def test_openai_compatible_server_path(seeded: Library) -> None:
     """The real-model path: litellm's openai provider over HTTP to a server on loopback."""
-    reply = "Q4 revenue was $206 million [1]; gross margin was 61% [2][9]."
+    reply = "Q4 revenue was $206 million [1]; gross margin was 61% [2][29]."
     with fake_openai_server(reply) as (api_base, received):
         lib = Library(seeded.settings.model_copy(update={"llm": LLMSettings(
             model="openai/fake-gpt", api_base=api_base, api_key="sk-test", num_retries=0)}),
@@ -133,7 +133,7 @@ def test_openai_compatible_server_path(seeded: Library) -> None:
     assert received and received[0]["model"] == "fake-gpt"
     assert received[0]["messages"][0]["role"] == "system"
     assert "$206 million" in received[0]["messages"][1]["content"]
-    assert answer.removed_citations == [9] and answer.ungrounded_numbers == ["61%"]
+    assert answer.removed_citations == [29] and answer.ungrounded_numbers == ["61%"]
     assert answer.model == "openai/fake-gpt" and not answer.offline_provider
 
 

@@ -50,6 +50,21 @@ from rag.providers.extractive import NOT_FOUND, answer
         ["Acme reported fiscal 2020 net income of 3.3 million, up 74% from fiscal 2019.",
          "In the fourth quarter, Acme net income was 1.2 million."],
         "1.2 million", "Acme", id="a-fiscal-year-figure-does-not-answer-a-quarter"),
+    pytest.param(
+        "What was Calix's revenue in the fourth quarter?",
+        ["Investor returns will track platform adoption (Calix One, SmartHome) and Calix software revenue.",
+         "Calix reported Q4 revenue of $206 million, up 2.6% and at the high end of guidance."],
+        "$206 million", "Calix", id="a-number-word-in-a-name-is-no-number-and-beating-guidance-is-no-outlook"),
+    pytest.param(
+        "What revenue did Acme guide for next year?",
+        ["Revenue of $206 million came in at the high end of guidance, and we see more next year.",
+         "We forecast revenue of $900 million next year."],
+        "$900 million", "Acme", id="a-result-measured-against-guidance-does-not-guide"),
+    pytest.param(
+        "Where did Acme's revenue land relative to guidance?",
+        ["Revenue landed at $206 million, at the high end of guidance.",
+         "Acme expects to land within guidance next year."],
+        "$206 million", "Acme", id="a-question-measuring-against-guidance-is-no-outlook-question"),
 ])
 def test_the_sentence_that_answers_is_quoted(question: str, passages: list[str], expected: str, company: str) -> None:
     text = answer(question, dict(enumerate(passages, start=1)), companies=dict.fromkeys(range(1, len(passages) + 1),

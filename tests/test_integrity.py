@@ -149,10 +149,10 @@ def _stream(lib: Library, question: str, model: str | None = None) -> tuple[list
 
 
 def test_library_stream_never_shows_removed_markers_or_a_retracted_abstention(seeded: Library) -> None:
-    with scripted_provider(["Q4 revenue was $206 million [1][7]. EBITDA was $999 million [9]."]):
+    with scripted_provider(["Q4 revenue was $206 million [1][17]. EBITDA was $999 million [19]."]):
         deltas, answer = _stream(seeded, QUESTION, "fake/model")
-    assert "".join(deltas) == answer.answer and answer.removed_citations == [7, 9]
-    assert not any("[7]" in d or "[9]" in d for d in deltas)
+    assert "".join(deltas) == answer.answer and answer.removed_citations == [17, 19]
+    assert not any("[17]" in d or "[19]" in d for d in deltas)
     with scripted_provider(["The passages do not contain information about a dividend."]):
         deltas, answer = _stream(seeded, "What dividend does Calix pay?", "fake/model")
     assert answer.abstained and "".join(deltas) == ABSTAIN_MESSAGE
@@ -185,7 +185,7 @@ def test_server_echoing_the_prompt_is_a_502_not_an_answer(seeded: Library) -> No
 
 
 def test_openai_compatible_stream_content_is_the_checked_content(seeded: Library) -> None:
-    reply = "Q4 revenue was $206 million [1][7]. Gross margin hit a record 55.5% [1]."
+    reply = "Q4 revenue was $206 million [1][17]. Gross margin hit a record 55.5% [1]."
     messages = [{"role": "user", "content": QUESTION}]
     with fake_openai_server(reply) as (base, _), client_for(_server_library(seeded, base)) as client:
         whole = client.post("/v1/chat/completions", json={"model": "rag", "messages": messages}).json()
@@ -195,5 +195,5 @@ def test_openai_compatible_stream_content_is_the_checked_content(seeded: Library
                       if line.startswith("data: ") and line != "data: [DONE]"]
     streamed = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
     assert streamed == whole["choices"][0]["message"]["content"]
-    assert "[7]" not in streamed and "Sources:" in streamed and whole["removed_citations"] == [7]
+    assert "[17]" not in streamed and "Sources:" in streamed and whole["removed_citations"] == [17]
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and chunks[0]["model"] == "openai/local"

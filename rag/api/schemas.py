@@ -23,7 +23,8 @@ class AskRequest(Strict):
                           examples=["What was Calix's Q4 revenue?"])
     history: list[Turn] = Field(default_factory=list, max_length=50, description="Earlier turns, oldest first.")
     filters: SearchFilters | None = Field(None, description="Restrict retrieval by ticker, doc type, date, id.")
-    k: StrictInt | None = Field(None, ge=1, le=50, description="Passages given to the model.")
+    k: StrictInt | None = Field(None, ge=1, le=50, description="Passages given to the model (default: settings "
+                                "retrieval.answer_k).")
     model: str | None = Field(None, max_length=200, description="litellm model string, one of the server's "
                               "RAG_SERVER__ALLOWED_MODELS (403 otherwise); default from settings.",
                               examples=["local/extractive"])

@@ -128,6 +128,16 @@ _SHARE_TERMS = frozenset(tokenize(_SHARE_WORDS, drop_stopwords=False))
 _THEIR_BUSINESS = re.compile(r"\b(?:their|its|our|his|her)\s+(?:[\w-]+\s+){0,3}business(?:es)?\b", re.I)
 _BUSINESS = frozenset(tokenize("business", drop_stopwords=False))
 # "fy": a full year, a span like a quarter or a half (a fiscal-year figure does not answer a fourth-quarter question).
+# A result measured against guidance ("at the high end of guidance", "ahead of our outlook") reports, it does not
+# guide: those words do not make it an outlook.
+_MEASURED_AGAINST = re.compile(
+    r"\b(?:(?:high|low|top|upper|lower|bottom|midpoint|middle) (?:end )?of|above|below|ahead of|exceed(?:ed|ing)?|"
+    r"beat|in line with|within|versus|vs\.?|compared? (?:to|with)|relative to|against|meet|met) "
+    r"(?:the |our |its |their )?(?:[\w-]+ ){0,3}(?:guidance|outlook|forecast|expectations?|guided range|range)\b",
+    re.I)
+# A capitalised number word after a capitalised word names something ("Calix One", "Formula One").
+_NAMED_NUMBER = re.compile(r"(?<=[A-Z]\w)(\w*\s+)(?:One|Two|Three|Four|Five|Six|Seven|Eight|Nine|Ten|Hundred)\b")
+_LIST_MARKER = re.compile(r"\(\d{1,2}\)|^\s*\d{1,2}[.)]\s")
 _QUARTER = re.compile(r"^(q[1-4]|h[12]|fy)$")
 # Written ways of stating a full-year figure that tokenize does not label "fy" ("full year" it does).
 _FISCAL_YEAR = re.compile(r"\bfiscal (?:year )?(?:19|20)\d\d\b|\bfor the (?:fiscal )?year\b", re.I)
@@ -206,6 +216,19 @@ def _stated_periods(text: str, tokens: list[str]) -> set[str]:
     return labels | {"fy"} if _FISCAL_YEAR.search(own) else labels
 
 
+def _looks_ahead(c: Candidate) -> bool:
+    """Whether a sentence guides: forward-looking words other than those measuring a result against guidance."""
+    if not _MEASURED_AGAINST.search(c.text):
+        return bool(OUTLOOK_WORDS & c.terms)
+    return bool(OUTLOOK_WORDS & _terms(_MEASURED_AGAINST.sub(" ", c.text)))
+
+
+def _states_a_number(text: str) -> bool:
+    """Digits or a spelled number, but not a number word in a name ("Calix One") nor a list marker ("(1)")."""
+    text = _LIST_MARKER.sub(" ", _NAMED_NUMBER.sub(" ", text))
+    return any(ch.isdigit() for ch in spelled_numbers_to_digits(text.lower()))
+
+
 def focus_terms(question: str) -> set[str]:
     return _terms(question) - _FILLER
 
@@ -264,7 +287,10 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     companies = companies or {}
     context_match = _CONTEXT.search(question)
     asked = question[:context_match.start()] if context_match else question
-    wants_outlook = bool(OUTLOOK_WORDS & _terms(asked) or _INTENT.search(asked))
+    # "Where did revenue land relative to guidance?" asks for a result against guidance: a sentence may answer it
+    # with or without forward-looking words, so neither kind is penalised.
+    measured = bool(_MEASURED_AGAINST.search(asked))
+    wants_outlook = not measured and bool(OUTLOOK_WORDS & _terms(asked) or _INTENT.search(asked))
     asked = _INTENT.sub(" ", _ENDED.sub(" ", asked))
     # Who and when are settled by retrieval (the company's documents) and checked below (the period): a
     # transcript rarely names its own company or restates the quarter in the sentence that answers.
@@ -326,11 +352,11 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     for c in candidates:
         left_out = asked_metrics - c.terms if asked_metrics & c.terms else set()
         c.coverage = sum(weight[t] for t in focus & c.terms) / (denominator - sum(weight[t] for t in left_out))
-        if quantity and not any(ch.isdigit() for ch in spelled_numbers_to_digits(c.text.lower())):
+        if quantity and not _states_a_number(c.text):
             c.coverage *= 0.5  # "how much" is not answered by a sentence without a number (digits or words)
         if _conflict(periods, c.periods):
             c.coverage *= 0.5  # Q3 actuals do not answer a question about Q4 (nor 2021 about 2020)
-        if wants_outlook != bool(OUTLOOK_WORDS & c.terms):
+        if not measured and wants_outlook != _looks_ahead(c):
             c.coverage *= 0.8  # guidance does not answer "what was", and results do not answer "what do they expect"
         if asked_pairs:
             c.phrasing = len(asked_pairs & c.pairs) / len(asked_pairs)
