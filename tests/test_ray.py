@@ -56,6 +56,22 @@ def test_an_actor_embeds_with_the_cpus_ray_gave_it() -> None:
     assert actor_settings(EmbeddingSettings(document_threads=2), {"CPU": 3.0}).document_threads == 2  # never more
 
 
+def test_each_actor_builds_its_model_with_the_cpus_ray_gave_it(cluster, seeded: Library, embedder) -> None:
+    """The actors themselves, not just the settings function: a 2-CPU cluster, two 1-CPU actors, each onnx
+    session with one thread (by default a session takes every core of the machine)."""
+    from rag.embedding.ray import RayEmbedder
+
+    remote = RayEmbedder(seeded.settings.embedding, embedder, workers=2)
+    try:
+        threads = ray.get([actor.__ray_call__.remote(
+            lambda worker: (worker.embedder.session.get_session_options().intra_op_num_threads,
+                            worker.embedder.document_session is worker.embedder.session))
+            for actor in remote.actors])
+    finally:
+        remote.close()
+    assert threads == [(1, True), (1, True)]
+
+
 def test_query_threads_cap_the_onnx_session() -> None:
     from rag.embedding.factory import make_embedder
     from rag.settings import EmbeddingSettings
