@@ -362,21 +362,27 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             c.phrasing = len(asked_pairs & c.pairs) / len(asked_pairs)
         if len(_HEDGES.findall(c.text)) >= 3:
             c.coverage *= 0.8  # spoken hedging ("uh, you know, um") marks an answer in passing, not the statement
-    if embed is not None:
-        vectors = embed([asked] + [c.text for c in candidates])
-        for c, cos in zip(candidates, vectors[1:] @ vectors[0], strict=True):
-            c.cosine = float(cos)
-
-    def answers(c: Candidate) -> bool:
+    def eligible(c: Candidate) -> bool:
         # A name is satisfied by the sentence or by its document's title: a report says "the company" once its
         # title has named it.
         if not (required - asked_metrics) <= c.terms or not required_names <= c.terms | c.title_terms:
             return False
         if asked_metrics and not asked_metrics & c.terms:
             return False
-        return c.coverage >= MIN_COVERAGE or (c.coverage >= MIN_COVERAGE_WITH_MEANING and c.cosine >= MIN_COSINE)
+        return c.coverage >= MIN_COVERAGE_WITH_MEANING
 
-    ranked = sorted((c for c in candidates if answers(c)), key=lambda c: -c.score)
+    # Only sentences that can answer are embedded: the cosine decides nothing for the rest (half the candidates
+    # of ten passages, and embedding them was most of an answer's time).
+    able = [c for c in candidates if eligible(c)]
+    if embed is not None and able:
+        vectors = embed([asked] + [c.text for c in able])
+        for c, cos in zip(able, vectors[1:] @ vectors[0], strict=True):
+            c.cosine = float(cos)
+
+    def answers(c: Candidate) -> bool:
+        return c.coverage >= MIN_COVERAGE or c.cosine >= MIN_COSINE
+
+    ranked = sorted((c for c in able if answers(c)), key=lambda c: -c.score)
     if not ranked:
         return NOT_FOUND
     ticker_of_company = {companies.get(n, ""): tickers.get(n, []) for n in (tickers or {})} if tickers else {}
