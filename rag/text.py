@@ -98,7 +98,11 @@ def period_labels(terms: set[str]) -> set[str]:
 
 
 # "Which companies...", "who...", "list...": questions whose answer gathers items, often from several documents.
-_LIST_QUESTION = re.compile(r"^\s*(who|list|name)\b|^\s*(which|what)\b(?=.*\b[a-z]{3,}[^su\W]s\b)", re.I)
+# "Which banks...", "What new products...": a plural noun within the first three words after which/what, not
+# after a verb ("What was Texas Instruments' revenue", "What were Monro's sales" ask for one figure).
+_NOT_VERB = r"(?!(?:was|were|is|are|did|does|do|has|have|had|will|would|can|could|should)\b)"
+_LIST_QUESTION = re.compile(rf"^\s*(?:who|list|name)\b|^\s*(?:which|what)\s+(?:{_NOT_VERB}[\w'-]+\s+){{0,2}}"
+                            rf"{_NOT_VERB}[a-z]{{2,}}[^su\W'’]s\b", re.I)
 
 
 def is_list_question(question: str) -> bool:

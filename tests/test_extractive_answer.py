@@ -180,3 +180,37 @@ def test_a_word_that_starts_a_phrase_after_or_is_no_alternative() -> None:
     text = answer("Which companies suspended their dividend or share repurchases?", passages,
                   companies={1: "Gamma Corp", 2: "Acme"})
     assert "Acme:" in text and "Gamma" not in text, text
+
+
+def test_a_follow_up_of_a_follow_up_keeps_the_first_questions_company() -> None:
+    from rag.providers.extractive import rewrite
+
+    history = [("user", "What was Texas Instruments' revenue in the third quarter of 2021?"),
+               ("assistant", "Third quarter revenue was $4.6 billion. [1]"),
+               ("user", "And the operating margin?"), ("assistant", "Operating profit was $2.3 billion. [1]")]
+    standalone = rewrite(history, "What did they guide for the fourth quarter?")
+    assert standalone.startswith("What did they guide for the fourth quarter? (context: ")
+    assert "Texas Instruments" in standalone and standalone.count("(context:") == 1
+    assert rewrite(history, "What did Texas Instruments guide for the fourth quarter?") == \
+        "What did Texas Instruments guide for the fourth quarter?"  # standalone already
+
+
+def test_a_follow_up_to_a_comparison_compares_again() -> None:
+    passages = {1: "Our quarter was punctuated by 29% sales growth across coolers and drinkware.",
+                2: "Total revenues increased 26% year over year to a record 130.4 million for the third quarter."}
+    text = answer("What about their revenue growth? (context: Compare the gross margins of YETI and Tecnoglass in the "
+                  "third quarter.)", passages, companies={1: "YETI", 2: "Tecnoglass"})
+    assert text.startswith("YETI: Our quarter") and "Tecnoglass: Total revenues increased 26%" in text
+
+
+def test_a_figure_question_about_a_company_with_a_plural_name_is_no_list() -> None:
+    from rag.text import is_list_question
+
+    passages = {1: "Third quarter revenue was $4.6 billion, up 22% from a year ago. Gross profit in the quarter was "
+                   "$3.2 billion or 68% of revenue. Operating expenses were 18% of revenue."}
+    text = answer("What was Texas Instruments' revenue in the third quarter of 2021?", passages,
+                  companies={1: "Texas Instruments"})
+    assert text == "Third quarter revenue was $4.6 billion, up 22% from a year ago. [1]"
+    assert not is_list_question("what were monro's sales in the third quarter?")
+    assert all(is_list_question(q) for q in ("Which banks discussed cost of risk?", "What new products did they "
+                                             "launch?", "Which of the companies cut capex?", "Who is the CEO?"))

@@ -388,6 +388,9 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     ticker_of_company = {companies.get(n, ""): tickers.get(n, []) for n in (tickers or {})} if tickers else {}
     named = [name for name in dict.fromkeys(c.company for c in candidates)
              if name and _names(name, asked, ticker_of_company.get(name, []))]
+    if not named and context_match:  # "What about their revenue growth?" after a comparison compares again
+        named = [name for name in dict.fromkeys(c.company for c in candidates)
+                 if name and _names(name, context_match.group(1), ticker_of_company.get(name, []))]
     several = len({c.company for c in candidates}) > 1
     if is_list_question(asked) and several:
         # Across companies: each company's best sentence that is close to the best overall.
@@ -444,16 +447,24 @@ def _names(company: str, question: str, tickers: list[str]) -> bool:
 
 def rewrite(history: list[tuple[str, str]], followup: str) -> str:
     """Make a follow-up standalone by carrying the previous question along when the follow-up leans on
-    it (pronouns, "and ...", or too few content words of its own)."""
-    previous = next((content for role, content in reversed(history) if role == "user"), None)
-    if previous is None:
+    it (pronouns, "and ...", or too few content words of its own). A previous question that leaned in turn
+    brings its own context: "What did they guide?" after "And the operating margin?" after "What was Texas
+    Instruments' revenue?" still knows the company."""
+    turns = [i for i, (role, _) in enumerate(history) if role == "user"]
+    if not turns or not _leans(followup):
         return followup
-    words = re.findall(r"[a-z']+", followup.lower())
-    leans = (bool(_ANAPHORA & set(words)) or followup.strip().lower().startswith(("and", "what about", "how about"))
-             or len(focus_terms(followup)) < 2)
-    if not leans:
-        return followup
-    return f"{followup.strip()} (context: {previous.strip()})"
+    last = turns[-1]
+    previous = rewrite(history[:last], history[last][1].strip())
+    nested = _CONTEXT.search(previous)
+    if nested:  # one level of context, read as one text
+        previous = f"{previous[:nested.start()]} {nested.group(1)}"
+    return f"{followup.strip()} (context: {previous})"
+
+
+def _leans(question: str) -> bool:
+    words = re.findall(r"[a-z']+", question.lower())
+    return (bool(_ANAPHORA & set(words)) or question.strip().lower().startswith(("and", "what about", "how about"))
+            or len(focus_terms(question)) < 2)
 
 
 def handle(call: LocalCall) -> str:
