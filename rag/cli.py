@@ -141,7 +141,8 @@ def ingest(paths: Annotated[list[str], typer.Argument(
 
 
 @app.command()
-def search(query: str, k: Annotated[int, typer.Option("-k", min=1, max=100, help="Passages to return.")] = 5,
+def search(query: str, k: Annotated[int | None, typer.Option("-k", min=1, max=100, help="Passages to return "
+                                                              "(default: RAG_RETRIEVAL__K).")] = None,
            ticker: TickerOpt = None, doc_type: DocTypeOpt = None, date_from: DateFromOpt = None,
            date_to: DateToOpt = None,
            mode: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
@@ -214,7 +215,8 @@ def _print_answer(answer: Answer) -> None:
 
 @app.command()
 def ask(question: str,
-        k: Annotated[int | None, typer.Option("-k", min=1, max=100, help="Passages given to the model.")] = None,
+        k: Annotated[int | None, typer.Option("-k", min=1, max=50, help="Passages given to the model "
+                                              "(default: RAG_RETRIEVAL__ANSWER_K).")] = None,
         model: Annotated[str | None, typer.Option(help="litellm model string (default: RAG_LLM__MODEL).")] = None,
         ticker: TickerOpt = None, doc_type: DocTypeOpt = None, date_from: DateFromOpt = None,
         date_to: DateToOpt = None, index: IndexOpt = None, as_json: JsonOpt = False) -> None:
@@ -571,7 +573,8 @@ def show(doc_id: Annotated[str, typer.Argument(help="Document id (see `rag docs`
 
 
 @app.command()
-def chat(k: Annotated[int | None, typer.Option("-k", min=1, max=100, help="Passages given to the model.")] = None,
+def chat(k: Annotated[int | None, typer.Option("-k", min=1, max=50, help="Passages given to the model "
+                                              "(default: RAG_RETRIEVAL__ANSWER_K).")] = None,
          model: Annotated[str | None, typer.Option(help="litellm model string (default: RAG_LLM__MODEL).")] = None,
          ticker: TickerOpt = None, doc_type: DocTypeOpt = None, date_from: DateFromOpt = None,
          date_to: DateToOpt = None, index: IndexOpt = None) -> None:

@@ -142,6 +142,8 @@ def _ampersand_initials(name: str) -> list[str]:
     words = [w for w in _WORD.findall(name) if w == "&" or w[0].isalpha()]
     while len(words) > 1 and words[-1] != "&" and set(_fold_word(words[-1])) <= _LEGAL:
         words.pop()
+    while len(words) > 1 and words[0] != "&" and set(_fold_word(words[0])) <= _LEGAL:
+        words.pop(0)
     if "&" not in words[1:-1]:
         return []
     letters = "".join("&" if w == "&" else w[0].upper() for w in words)
@@ -187,13 +189,18 @@ def build(documents: Iterable[tuple[str, str | None, list[str]]],
     for prefix, owners in prefix_owners.items():
         if len(owners) == 1 and prefix not in index.names:
             index.prefixes[prefix] = next(iter(owners))
-    for key, company in names.items():
-        for short in _ampersand_initials(company):
-            index.tickers.setdefault(short, key)
     for key in companies:
         for ticker in tickers[key]:
             if len(ticker) >= 2:
                 index.tickers.setdefault(ticker, key)
+    # Initials after the tickers, so they never take a ticker's place, and only when one company has them.
+    initials_owners: dict[str, set[str]] = defaultdict(set)
+    for key, company in names.items():
+        for short in _ampersand_initials(company):
+            initials_owners[short].add(key)
+    for short, owners in initials_owners.items():
+        if len(owners) == 1:
+            index.tickers.setdefault(short, next(iter(owners)))
     for word, owners in word_owners.items():
         if len(owners) != 1 or len(word) < 3 or word in _LEGAL or word[0].isdigit() or docs_containing is None:
             continue

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from rag.text import OUTLOOK_WORDS, period_labels, tokenize
+from rag.text import asks_for_outlook, period_labels, tokenize
 
 _QUARTERS = frozenset({"q1", "q2", "q3", "q4"})
 # Amounts are not years: "$2,019 million", "2,019 units", "$2019".
@@ -30,7 +30,7 @@ _AMOUNT = re.compile(r"\$\s?\d[\d,.]*|\b\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 class Periods:
     years: frozenset[str] = frozenset()  # "2018"
     quarters: frozenset[str] = frozenset()  # "q2"
-    outlook: bool = False  # the text asks for guidance ("expected", "outlook", "will")
+    outlook: bool = False  # the text asks for guidance ("expected", "outlook", "will"; rag.text.asks_for_outlook)
 
     def __bool__(self) -> bool:
         # Only a year makes a period to link: "the first quarter" alone could be any year's.
@@ -40,8 +40,7 @@ class Periods:
 def periods_of(text: str) -> Periods:
     tokens = set(tokenize(_AMOUNT.sub(" ", text), drop_stopwords=False))
     labels = period_labels(tokens)
-    return Periods(frozenset(t for t in labels if t.isdigit()), frozenset(labels & _QUARTERS),
-                   bool(tokens & OUTLOOK_WORDS))
+    return Periods(frozenset(t for t in labels if t.isdigit()), frozenset(labels & _QUARTERS), asks_for_outlook(text))
 
 
 def document_periods(title: str, period: str | None) -> Periods:

@@ -123,9 +123,10 @@ class RetrievalSettings(BaseModel):
         2, ge=1, description="List questions that name no company: the most of the k passages one document may "
         "hold (while other documents have candidates).")
     max_per_company_document: int | None = Field(
-        3, ge=1, description="A search within a linked company's documents (or explicit tickers): the most of the k "
-        "passages one document may hold while the company's other documents have candidates; None: no cap. A filing "
-        "split into pages otherwise gives one page all k slots through its overlapping chunks.")
+        3, ge=1, description="A search within a linked company's documents (or an explicit ticker's, when the "
+        "question names a period): the most of the k passages one document may hold while the company's other "
+        "documents have candidates; None: no cap. A filing split into pages otherwise gives one page all k slots "
+        "through its overlapping chunks.")
 
 
 class TaskLLMSettings(BaseModel):

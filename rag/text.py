@@ -147,7 +147,9 @@ def spelled_numbers_to_digits(text: str) -> str:
 
 # Bump whenever tokenize's output changes for any text (a phrase rule, the stemmer, a fold). Each index segment
 # records the version its BM25 postings were built with; a segment of another version is re-tokenised when read
-# (rag.index.segment), since query terms folded one way never meet postings folded another.
+# (rag.index.segment), since query terms folded one way never meet postings folded another. It covers tokenize
+# only: a change to what is indexed (rag.chunking.context_line, index_text) changes the vectors too, and needs
+# a re-ingest.
 TOKENIZER_VERSION = 1
 
 
@@ -163,6 +165,21 @@ def tokenize(text: str, drop_stopwords: bool = True) -> list[str]:
 # Forward-looking words: a question with them asks for guidance, not results.
 OUTLOOK_WORDS = frozenset(tokenize("guidance guide outlook expect forecast target plan anticipate will project",
                                    drop_stopwords=False))
+# Those that are rarely nouns of something else ("price target", "pension plan", "project backlog" are not outlooks).
+_OUTLOOK_VERBS = OUTLOOK_WORDS - frozenset(tokenize("target plan project", drop_stopwords=False))
+# A result measured against guidance ("at the high end of guidance", "ahead of our outlook", "relative to
+# guidance") reports, it does not guide: those words make nothing an outlook.
+MEASURED_AGAINST = re.compile(
+    r"\b(?:(?:high|low|top|upper|lower|bottom|midpoint|middle) (?:end )?of|above|below|ahead of|exceed(?:ed|ing)?|"
+    r"beat|in line with|within|versus|vs\.?|compared? (?:to|with)|relative to|against|meet|met) "
+    r"(?:the |our |its |their )?(?:[\w-]+ ){0,3}(?:guidance|outlook|forecast|expectations?|guided range|range)\b",
+    re.I)
+
+
+def asks_for_outlook(question: str) -> bool:
+    """Whether a question asks what a company expects ("What EPS does NextEra expect for 2021?"), not what it
+    reported, measured against guidance or not ("Did FY2017 revenue beat guidance?")."""
+    return bool(_OUTLOOK_VERBS & set(tokenize(MEASURED_AGAINST.sub(" ", question), drop_stopwords=False)))
 
 
 def normalise_number(raw: str) -> str:

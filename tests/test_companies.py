@@ -128,6 +128,12 @@ def test_linking_uses_the_index_metadata_without_alias_tables() -> None:
     assert [m.company.key for m in index.link("How did BB&B's digital sales grow?")] == ["Bed Bath & Beyond"]
     assert [m.company.key for m in index.link("What did BBnB guide?")] == ["Bed Bath & Beyond"]
     assert index.link("What did bb&b say?") == []
+    # Initials two companies share link to neither; a ticker keeps its company; "The" is no initial.
+    twins = build([("jj", "Johnson & Johnson", ["JNJ"]), ("jo", "Johnson & Jones", []), ("cd", "Cee Dee", ["C&D"]),
+                   ("cdw", "Church & Dwight", ["CHD"]), ("pg", "The Procter & Gamble Company", ["PG"])])
+    assert twins.link("What did J&J say?") == []
+    assert [m.company.key for m in twins.link("What did C&D report?")] == ["Cee Dee"]
+    assert [m.company.key for m in twins.link("What did P&G report?")] == ["The Procter & Gamble Company"]
     assert [m.company.key for m in index.link("What did Lands' End say?")] == ["Lands' End"]
     assert [m.company.key for m in index.link("What did Itaú CorpBanca earn?")] == ["Itau CorpBanca"]
     assert index.unknown_mentions("What was Apple's iPhone revenue?") == ["Apple"]

@@ -51,6 +51,16 @@ from rag.providers.extractive import NOT_FOUND, answer
          "In the fourth quarter, Acme net income was 1.2 million."],
         "1.2 million", "Acme", id="a-fiscal-year-figure-does-not-answer-a-quarter"),
     pytest.param(
+        "What was Acme's full-year revenue in fiscal 2021?",
+        ["In the fourth quarter of fiscal 2021, revenue was $50 million.",
+         "Fiscal 2021 revenue was $200 million, up 20%."],
+        "$200 million", "Acme", id="a-quarter-of-a-fiscal-year-does-not-answer-the-year"),
+    pytest.param(
+        "What was Acme's gross margin in the fourth quarter?",
+        ["For the year, gross margin was 38%, a record.",
+         "Gross margin for the year ago quarter was 40% and rose to 41% this quarter."],
+        "41%", "Acme", id="for-the-year-is-a-full-year-and-the-year-ago-quarter-is-not"),
+    pytest.param(
         "What was Calix's revenue in the fourth quarter?",
         ["Investor returns will track platform adoption (Calix One, SmartHome) and Calix software revenue.",
          "Calix reported Q4 revenue of $206 million, up 2.6% and at the high end of guidance."],
@@ -180,6 +190,16 @@ def test_a_word_that_starts_a_phrase_after_or_is_no_alternative() -> None:
     text = answer("Which companies suspended their dividend or share repurchases?", passages,
                   companies={1: "Gamma Corp", 2: "Acme"})
     assert "Acme:" in text and "Gamma" not in text, text
+
+
+def test_a_list_marker_is_no_figure_but_an_accounting_negative_is() -> None:
+    from rag.providers.extractive import _states_a_number
+
+    assert _states_a_number("Two levers matter: (1) adoption and (2) pricing")  # "Two" is a number
+    assert not _states_a_number("Levers: (1) adoption and (2) pricing")
+    assert not _states_a_number("Investors track adoption of Calix One and SmartHome")
+    assert all(_states_a_number(t) for t in ("Net loss was $(12) million.", "Operating income was (8) million",
+                                             "Revenue Grew Ten Percent", "Calix One revenue rose 5%"))
 
 
 def test_a_follow_up_of_a_follow_up_keeps_the_first_questions_company() -> None:

@@ -54,6 +54,10 @@ def test_narrow_takes_the_latest_year_asked_that_has_documents_then_the_quarter(
     # Guidance for a year comes from the year before (its Q4 release) as well as from that year's own documents.
     assert index.narrow(periods_of("Is EPS growth expected to accelerate in FY2017?"), everything) == {"k16", "k17"}
     assert index.narrow(periods_of("What is the outlook for Q2 of FY2017?"), everything) == {"k16", "k17"}
+    # Nouns that are no outlook, and a result measured against guidance, keep the plain rule.
+    for question in ("What was the pension plan expense in FY2017?", "What was the price target in FY2017?",
+                     "Did FY2017 revenue beat guidance?"):
+        assert index.narrow(periods_of(question), everything) == {"k17"}, question
     assert index.narrow(periods_of("lately"), everything) is None
 
 

@@ -19,6 +19,7 @@ from rag.chunking import split_sentences
 from rag.prompt_tags import parse_history, parse_passages_with_attributes, parse_tag, prompt_text
 from rag.providers.registry import LocalCall, RegisteredModel
 from rag.text import (
+    MEASURED_AGAINST,
     MONTHS,
     OUTLOOK_WORDS,
     PERIOD,
@@ -127,20 +128,17 @@ _SHARE_TERMS = frozenset(tokenize(_SHARE_WORDS, drop_stopwords=False))
 # travel", "the business segment" keep it).
 _THEIR_BUSINESS = re.compile(r"\b(?:their|its|our|his|her)\s+(?:[\w-]+\s+){0,3}business(?:es)?\b", re.I)
 _BUSINESS = frozenset(tokenize("business", drop_stopwords=False))
+# A number word right after a capitalised word names something ("Calix One", "Formula One") unless a unit follows
+# ("Revenue Grew Ten Percent").
+_NAMED_NUMBER = re.compile(r"\b[A-Z][\w&-]*\s+(One|Two|Three|Four|Five|Six|Seven|Eight|Nine|Ten)\b"
+                           r"(?!\s+(?:hundred|thousand|million|billion|percent|per cent|%))", re.I)
+# "(1)" or "1." opening a list item; not "$(12) million" or "(8)%", accounting's negatives.
+_LIST_MARKER = re.compile(r"(?<![$\w])\(\d{1,2}\)(?!\s*(?:%|percent|thousand|million|billion))|^\s*\d{1,2}[.)]\s")
 # "fy": a full year, a span like a quarter or a half (a fiscal-year figure does not answer a fourth-quarter question).
-# A result measured against guidance ("at the high end of guidance", "ahead of our outlook") reports, it does not
-# guide: those words do not make it an outlook.
-_MEASURED_AGAINST = re.compile(
-    r"\b(?:(?:high|low|top|upper|lower|bottom|midpoint|middle) (?:end )?of|above|below|ahead of|exceed(?:ed|ing)?|"
-    r"beat|in line with|within|versus|vs\.?|compared? (?:to|with)|relative to|against|meet|met) "
-    r"(?:the |our |its |their )?(?:[\w-]+ ){0,3}(?:guidance|outlook|forecast|expectations?|guided range|range)\b",
-    re.I)
-# A capitalised number word after a capitalised word names something ("Calix One", "Formula One").
-_NAMED_NUMBER = re.compile(r"(?<=[A-Z]\w)(\w*\s+)(?:One|Two|Three|Four|Five|Six|Seven|Eight|Nine|Ten|Hundred)\b")
-_LIST_MARKER = re.compile(r"\(\d{1,2}\)|^\s*\d{1,2}[.)]\s")
 _QUARTER = re.compile(r"^(q[1-4]|h[12]|fy)$")
 # Written ways of stating a full-year figure that tokenize does not label "fy" ("full year" it does).
-_FISCAL_YEAR = re.compile(r"\bfiscal (?:year )?(?:19|20)\d\d\b|\bfor the (?:fiscal )?year\b", re.I)
+_FISCAL_YEAR = re.compile(
+    r"\bfiscal (?:year )?(?:19|20)\d\d\b|\bfor the (?:fiscal )?year\b(?![- ](?:ago|over|on|to)\b)", re.I)
 _YEAR = re.compile(r"^\d{4}$")
 # Spoken and written ways of saying "so far this year".
 _YEAR_TO_DATE = re.compile(r"\b(?:year[- ]to[- ]date|ytd|so far(?: (?:this|in the|in) (?:fiscal )?year)?)\b", re.I)
@@ -212,20 +210,33 @@ def _stated_periods(text: str, tokens: list[str]) -> set[str]:
     compared = _COMPARED.search(text)
     reported = text[:compared.start()] if compared else text
     own = " ".join(_BASE.split(clause, maxsplit=1)[0] for clause in _CLAUSE.split(reported))
-    labels = period_labels(set(tokens if own == text else tokenize(own, drop_stopwords=False)))
-    return labels | {"fy"} if _FISCAL_YEAR.search(own) else labels
+    return _full_year(period_labels(set(tokens if own == text else tokenize(own, drop_stopwords=False))), own)
+
+
+def _full_year(labels: set[str], text: str) -> set[str]:
+    """`labels` with "fy" when `text` states a full year ("fiscal 2021", "for the year", "FY2021") and no quarter
+    or half: "the fourth quarter of fiscal 2021" reports a quarter."""
+    if any(_QUARTER.match(label) for label in labels - {"fy"}):
+        return labels
+    if _FISCAL_YEAR.search(text) or any(label.startswith("fy") and label[2:].isdigit() for label in labels):
+        return labels | {"fy"}
+    return labels
+
+
+def _outlook_in(question: str) -> bool:
+    return bool(OUTLOOK_WORDS & _terms(question) or _INTENT.search(question))
 
 
 def _looks_ahead(c: Candidate) -> bool:
     """Whether a sentence guides: forward-looking words other than those measuring a result against guidance."""
-    if not _MEASURED_AGAINST.search(c.text):
+    if not MEASURED_AGAINST.search(c.text):
         return bool(OUTLOOK_WORDS & c.terms)
-    return bool(OUTLOOK_WORDS & _terms(_MEASURED_AGAINST.sub(" ", c.text)))
+    return bool(OUTLOOK_WORDS & _terms(MEASURED_AGAINST.sub(" ", c.text)))
 
 
 def _states_a_number(text: str) -> bool:
     """Digits or a spelled number, but not a number word in a name ("Calix One") nor a list marker ("(1)")."""
-    text = _LIST_MARKER.sub(" ", _NAMED_NUMBER.sub(" ", text))
+    text = _LIST_MARKER.sub(" ", _NAMED_NUMBER.sub(lambda m: m.group(0)[:m.start(1) - m.start(0)], text))
     return any(ch.isdigit() for ch in spelled_numbers_to_digits(text.lower()))
 
 
@@ -289,8 +300,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     asked = question[:context_match.start()] if context_match else question
     # "Where did revenue land relative to guidance?" asks for a result against guidance: a sentence may answer it
     # with or without forward-looking words, so neither kind is penalised.
-    measured = bool(_MEASURED_AGAINST.search(asked))
-    wants_outlook = not measured and bool(OUTLOOK_WORDS & _terms(asked) or _INTENT.search(asked))
+    measured = bool(MEASURED_AGAINST.search(asked)) and not _outlook_in(MEASURED_AGAINST.sub(" ", asked))
+    wants_outlook = not measured and _outlook_in(asked)
     asked = _INTENT.sub(" ", _ENDED.sub(" ", asked))
     # Who and when are settled by retrieval (the company's documents) and checked below (the period): a
     # transcript rarely names its own company or restates the quarter in the sentence that answers.
@@ -301,7 +312,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     focus = focus_terms(asked) - ignored
     if context_match and len(focus) < 2:  # a bare follow-up ("and RPO?") borrows the earlier question's terms
         focus |= focus_terms(context_match.group(1)) - ignored
-    periods = period_labels(focus)
+    periods = _full_year(period_labels(focus), asked)
     focus -= {t for t in focus if PERIOD.match(t)}
     if _THEIR_BUSINESS.search(asked):
         focus -= _BUSINESS
