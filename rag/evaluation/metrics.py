@@ -26,7 +26,8 @@ def retrieval_metrics(lib: Library, queries: list[tuple[str, list[IsGold]]], k: 
     for mode in ("bm25", "dense", "hybrid"):
         recalls, reciprocal = [], []
         for query, golds in queries:
-            passages = lib.search(query, k=k, mode=mode)  # type: ignore[arg-type]  # literal modes above
+            # Only the first k: a list question gets list_k passages and a comparison k per side, more than k.
+            passages = lib.search(query, k=k, mode=mode)[:k]  # type: ignore[arg-type]  # literal modes above
             recalls.append(sum(any(is_gold(p) for p in passages) for is_gold in golds) / len(golds))
             first = next((rank for rank, p in enumerate(passages, start=1) if any(g(p) for g in golds)), None)
             reciprocal.append(1 / first if first else 0.0)
