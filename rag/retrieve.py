@@ -10,12 +10,12 @@
   companies (their documents are narrowed to the period the same way); explicit document ids turn linking off.
 - Hybrid search: dense (FAISS) and lexical (BM25) rankings fused by reciprocal rank, filters applied to both
   before ranking so a filter never empties a top-k that had matches further down.
-- Diversity: a list question that names no company ("which banks discussed cost of risk") needs several
-  documents, so it gets at least `list_k` passages and one document may hold at most `max_per_document` of them,
-  unless fewer documents match. A search within one company's documents caps each document at
-  `max_per_company_document` of the k slots while the company's other documents have candidates: a filing indexed
-  page by page otherwise gives one page every slot through its overlapping chunks (FinanceBench dev: 5 of 5
-  passages from one Pfizer page, the asked-about page absent).
+- Diversity: a list question that names no company ("which banks discussed cost of risk") needs several documents,
+  so it gets at least `list_k` passages, one document may hold at most `max_per_document` of them unless fewer
+  documents match, and they come by round (each document's best first). A search within one company's documents caps
+  each document at `max_per_company_document` of the k slots while the company's other documents have candidates: a
+  filing indexed page by page otherwise gives one page every slot through its overlapping chunks (FinanceBench dev:
+  5 of 5 passages from one Pfizer page, the asked-about page absent).
 """
 
 from __future__ import annotations
@@ -72,9 +72,20 @@ def retrieve(snapshot: Snapshot, embedder: Embedder, query: str, settings: Retri
             return Retrieval(merged, mentions)
     if is_list_question(query) and not (explicit or mentions):
         k = max(k, settings.list_k)
-        return Retrieval(search(snapshot, embedder, query, settings, k, filters, mode, settings.max_per_document),
-                         mentions, unknown)
+        return Retrieval(_by_round(search(snapshot, embedder, query, settings, k, filters, mode,
+                                          settings.max_per_document)), mentions, unknown)
     return Retrieval(search(snapshot, embedder, query, settings, k, filters, mode), mentions, unknown)
+
+
+def _by_round(passages: list[Passage]) -> list[Passage]:
+    """A list's passages by round: every document's best passage, in rank order, before any document's second,
+    so the first few passages are as many documents as they can be."""
+    seen: dict[str, int] = {}
+    rounds = []
+    for passage in passages:
+        rounds.append(seen.get(passage.doc_id, 0))
+        seen[passage.doc_id] = rounds[-1] + 1
+    return [p for _, _, p in sorted(zip(rounds, range(len(passages)), passages, strict=True))]
 
 
 def _about(query: str, mentions: list[Mention], company: Mention) -> str:
