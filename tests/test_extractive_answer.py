@@ -51,6 +51,16 @@ from rag.providers.extractive import NOT_FOUND, answer
          "In the fourth quarter, Acme net income was 1.2 million."],
         "1.2 million", "Acme", id="a-fiscal-year-figure-does-not-answer-a-quarter"),
     pytest.param(
+        "What did PointsBet say about customer acquisition costs?",
+        ["And then I wanted, um, to ask about customer acquisition costs.",
+         "Customer acquisition costs per new customer fell as the brand matured."],
+        "fell as the brand matured", "PointsBet", id="an-analyst-who-wanted-to-ask-is-not-quoted"),
+    pytest.param(
+        "What capex did ConocoPhillips guide for 2021?",
+        ["Uh, you indicated in your prepared remarks that 2021 capex guidance should be about $4.5 billion.",
+         "We see 2021 capex of about $4.4 billion."],
+        "$4.4 billion", "ConocoPhillips", id="an-analyst-restating-the-prepared-remarks-is-not-quoted"),
+    pytest.param(
         "What was Acme's full-year revenue in fiscal 2021?",
         ["In the fourth quarter of fiscal 2021, revenue was $50 million.",
          "Fiscal 2021 revenue was $200 million, up 20%."],

@@ -109,7 +109,13 @@ _ABOUT = re.compile(r"\b(?:say|said|says|comment(?:ed)?|discuss(?:ed)?|talk(?:ed
 # you split the season apart"), or asking for colour ("if you can give a little color on that").
 _ASKING_INSIDE = re.compile(r"\b(?:i['’]?m|i am|we['’]?re|we are)\b[\w ,]{0,20}\b(?:curious|wondering)\b|"
                             r"\bif you (?:can|could) (?:give|provide|talk|share|comment|walk|help)\b|"
-                            r"\bany colou?r on\b", re.I)
+                            r"\bany colou?r on\b|"
+                            # "And then I wanted, um, to ask about...", "my follow-up question is on..."
+                            r"\bi\b[\w ,]{0,25}\b(?:wanted|want|would like|['’]d like|had)\W+(?:(?:uh|um)\W+)*to ask\b|"
+                            r"\bmy (?:first|second|next|last|other|follow[- ]up) question\b|"
+                            # An analyst restating management: "you indicated in your prepared remarks that..."
+                            r"\byou (?:indicated|mentioned|said|noted|talked about|alluded to|commented)\b[\w ,]{0,30}"
+                            r"\bin your (?:prepared |opening )?(?:remarks|comments)\b", re.I)
 # "The quarter ended December 31st, 2021", "at the end of June" date the question: "end", the month and the day are
 # not its topic (the year stays, as a period). A month asked about on its own ("traffic in April") is a topic.
 _ENDED = re.compile(rf"\bend(?:ed|ing)?\s+(?:of\s+)?(?:{'|'.join(MONTHS)}|jan|feb|mar|apr|jun|jul|aug|sept?|"
