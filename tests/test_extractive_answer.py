@@ -61,6 +61,11 @@ from rag.providers.extractive import NOT_FOUND, answer
          "We see 2021 capex of about $4.4 billion."],
         "$4.4 billion", "ConocoPhillips", id="an-analyst-restating-the-prepared-remarks-is-not-quoted"),
     pytest.param(
+        "What is Hepsiburada guiding for full-year GMV?",
+        ["We are committed to investing in and delivering strong full year GMV within 28 to 29 billion lira range.",
+         "Hence, the GMV shift to 3P is expected to have strategic advantages in the long term."],
+        "28 to 29 billion", "Hepsiburada", id="a-commitment-to-a-figure-is-guidance"),
+    pytest.param(
         "What was Acme's full-year revenue in fiscal 2021?",
         ["In the fourth quarter of fiscal 2021, revenue was $50 million.",
          "Fiscal 2021 revenue was $200 million, up 20%."],

@@ -100,6 +100,10 @@ _NOT_NAMES = frozenset(tokenize(" ".join(MONTHS) + " covid coronavirus", drop_st
 # topic. Only as verbs: "projects", "pension plan", "price target" stay topic words.
 _INTENT = re.compile(r"\b(?:plan(?:s|ned|ning)?|aim(?:s|ed|ing)?|intend(?:s|ed|ing)?) to\b|\btarget(?:ing|ed)\b",
                      re.I)
+# A sentence that commits to a figure guides as much as one that "expects" it: it counts as saying "guidance".
+_COMMITS = re.compile(
+    r"\b(?:on track to|committed to (?:[\w,]+ ){0,4}?(?:deliver|achiev|reach|hit)\w*|"
+    r"(?:plan|aim|intend)(?:s|ed|ing)? to)\b", re.I)
 _SPEAKER = re.compile(r"^\s*Speaker \d+:\s*")
 _NEGATION = frozenset("no not never without nor none".split())
 _LIST_HEAD = re.compile(r"^\s*(?:which|what)\s+(\w+)", re.I)
@@ -234,7 +238,10 @@ def _outlook_in(question: str) -> bool:
 
 
 def _looks_ahead(c: Candidate) -> bool:
-    """Whether a sentence guides: forward-looking words other than those measuring a result against guidance."""
+    """Whether a sentence guides: forward-looking words other than those measuring a result against guidance, or
+    a commitment ("on track to", "committed to delivering", "we plan to")."""
+    if _COMMITS.search(c.text):
+        return True
     if not MEASURED_AGAINST.search(c.text):
         return bool(OUTLOOK_WORDS & c.terms)
     return bool(OUTLOOK_WORDS & _terms(MEASURED_AGAINST.sub(" ", c.text)))
@@ -288,6 +295,8 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
             # A hyphenated compound also stands for its initials ("direct-to-consumer" -> dtc).
             tokens = tokenize(sentence, drop_stopwords=False)  # once: terms, periods and pairs all read them
             terms = _terms(sentence, tokens) | {_initials(c) for c in _HYPHENATED.findall(sentence)}
+            if _COMMITS.search(sentence):  # "committed to delivering full-year GMV of..." gives guidance
+                terms |= _terms("guidance")
             periods = _stated_periods(sentence, tokens) or period_labels(title_terms)
             out.append(Candidate(n=n, text=sentence, terms=terms, company=companies.get(n, ""), order=len(out),
                                  periods=periods, title_terms=title_terms, pairs=_pairs(tokens)))
