@@ -207,6 +207,13 @@ def test_a_word_that_starts_a_phrase_after_or_is_no_alternative() -> None:
     assert "Acme:" in text and "Gamma" not in text, text
 
 
+def test_a_ticker_in_the_question_is_who_not_what() -> None:
+    passages = {1: "Regarding inventory, dollars were up $7 million from the prior quarter and days were 112."}
+    text = answer("What did TXN say about inventory?", passages, companies={1: "Texas Instruments"},
+                  tickers={1: ["TXN"]})
+    assert text == f"{passages[1]} [1]"
+
+
 def test_a_list_marker_is_no_figure_but_an_accounting_negative_is() -> None:
     from rag.providers.extractive import _states_a_number
 

@@ -321,6 +321,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     # Who and when are settled by retrieval (the company's documents) and checked below (the period): a
     # transcript rarely names its own company or restates the quarter in the sentence that answers.
     ignored = {t for name in set(companies.values()) for t in _terms(name)}
+    ignored |= {t for listed in (tickers or {}).values() for ticker in listed for t in _terms(ticker)}
     list_head = _LIST_HEAD.match(asked) if is_list_question(asked) else None
     if list_head:  # "which utilities ...": the category describes the companies, not the sentence
         ignored |= _terms(list_head.group(1))
