@@ -256,3 +256,20 @@ def test_a_figure_question_about_a_company_with_a_plural_name_is_no_list() -> No
     assert not is_list_question("what were monro's sales in the third quarter?")
     assert all(is_list_question(q) for q in ("Which banks discussed cost of risk?", "What new products did they "
                                              "launch?", "Which of the companies cut capex?", "Who is the CEO?"))
+
+
+def test_a_follow_up_naming_another_company_is_answered_from_that_company_only() -> None:
+    passages = {1: "Industrial free cash flow was a use of 2.2 billion, one billion worse than prior year.",
+                2: "Our industrial free cash flow was $694 million, a 21% increase year over year."}
+    text = answer("What about Danaher? (context: What was GE industrial free cash flow in Q1 2020?)", passages,
+                  companies={1: "General Electric", 2: "Danaher"})
+    assert text == f"{passages[2]} [2]"
+
+
+def test_a_comparison_says_which_side_the_documents_do_not_answer() -> None:
+    passages = {1: "Our Pilgrim's Brand sales grew 52% in the quarter.",
+                2: "We were quite pleased with the Halloween season overall."}
+    text = answer("Compare Hershey and Pilgrim's Pride revenue growth in Q3 2020.", passages,
+                  companies={1: "Pilgrim's Pride", 2: "Hershey"})
+    assert text == "Pilgrim's Pride: Our Pilgrim's Brand sales grew 52% in the quarter. [1] " \
+                   "Hershey: not found in the indexed documents."

@@ -435,10 +435,22 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         # Keep document order so a list reads in the order the source gives it.
         chosen.sort(key=lambda c: c.order)
     elif len(named) > 1:
-        # A comparison: each named company's own best sentence, in the order the question names them.
+        # A comparison: each named company's own best sentence, in the order the question names them; a side
+        # with none is said to be missing rather than left out silently.
         chosen = [next(c for c in ranked if c.company == name) for name in named
                   if any(c.company == name for c in ranked)]
+        answered = {c.company for c in chosen}
+        missing_sides = [name for name in named if name not in answered]
+        if chosen and missing_sides:
+            quoted = " ".join(f"{c.company}: {c.text} [{c.n}]" for c in chosen)
+            return f"{quoted} {' '.join(f'{name}: not found in the indexed documents.' for name in missing_sides)}"
     else:
+        # One company named ("What about Danaher?" after a question about GE, whose passages came along as
+        # context): only its own sentences answer.
+        if len(named) == 1:
+            ranked = [c for c in ranked if c.company == named[0]]
+            if not ranked:
+                return NOT_FOUND
         chosen = ranked[:1]
         # "Revenue and gross margin": a second sentence of the same company when the first leaves out a metric
         # the question asks for and the second names it.
