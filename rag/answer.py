@@ -255,7 +255,10 @@ class AnswerChecker:
             grounded = number_set(quotes)
             # `grounded` holds each passage number with and without its %, so "17%" and "17" both match "17%".
             ungrounded += [raw for raw in numbers_in(s.plain) if normalise_number(raw).rstrip("%") not in grounded]
-            missing = _missing_terms(s.plain, quotes) if cites else []
+            # The model saw each passage's title and company with it: "Pilgrim's Pride: ..." quoting a passage of
+            # Pilgrim's Pride's call that never says "Pride" is supported.
+            about = " ".join(f"{self.passages[n - 1].title} {self.passages[n - 1].company or ''}" for n in cites)
+            missing = _missing_terms(s.plain, f"{about} {quotes}") if cites else []
             if missing:
                 unsupported.append(UnsupportedSentence(sentence=" ".join(s.plain.split()), citations=cites,
                                                        missing=missing))

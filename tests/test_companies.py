@@ -54,6 +54,8 @@ def test_comparison_answers_each_side_with_its_own_citation(companies: Library) 
     assert {p.doc_id for p in answer.passages} == {"e21-4344338", "e21-4341191"}
     assert "Danaher:" in answer.answer and "General Electric:" in answer.answer
     assert {c.doc_id for c in answer.citations} == {"e21-4344338", "e21-4341191"}
+    # The labels name each passage's company, which the model saw with the passage: no "unsupported" warning.
+    assert answer.unsupported == []
 
 
 def test_each_side_of_a_comparison_is_searched_without_the_other_companys_name(
