@@ -38,15 +38,20 @@ class Periods:
 
 
 def periods_of(text: str) -> Periods:
-    tokens = set(tokenize(_AMOUNT.sub(" ", text), drop_stopwords=False))
-    labels = period_labels(tokens)
-    return Periods(frozenset(t for t in labels if t.isdigit()), frozenset(labels & _QUARTERS), asks_for_outlook(text))
+    """The periods a question asks about, and whether it asks for an outlook."""
+    return Periods(*_labelled(text), asks_for_outlook(text))
 
 
 def document_periods(title: str, period: str | None) -> Periods:
     """`period`: the document's metadata `period` or `quarter`, when it has one (it names what the document
-    reports on; a title may name other things)."""
-    return periods_of(period or title)
+    reports on; a title may name other things). A document asks for nothing: no outlook is read (it would cost a
+    second tokenisation of every title when an index opens)."""
+    return Periods(*_labelled(period or title))
+
+
+def _labelled(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    labels = period_labels(set(tokenize(_AMOUNT.sub(" ", text), drop_stopwords=False)))
+    return frozenset(t for t in labels if t.isdigit()), frozenset(labels & _QUARTERS)
 
 
 @dataclass
