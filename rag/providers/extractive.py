@@ -104,6 +104,7 @@ _INTENT = re.compile(r"\b(?:plan(?:s|ned|ning)?|aim(?:s|ed|ing)?|intend(?:s|ed|i
 _COMMITS = re.compile(
     r"\b(?:on track to|committed to (?:[\w,]+ ){0,4}?(?:deliver|achiev|reach|hit)\w*|"
     r"(?:plan|aim|intend)(?:s|ed|ing)? to)\b", re.I)
+_GUIDANCE = frozenset({_GROUP_OF.get(t, t) for t in tokenize("guidance")})
 _SPEAKER = re.compile(r"^\s*Speaker \d+:\s*")
 _NEGATION = frozenset("no not never without nor none".split())
 _LIST_HEAD = re.compile(r"^\s*(?:which|what)\s+(\w+)", re.I)
@@ -296,7 +297,7 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
             tokens = tokenize(sentence, drop_stopwords=False)  # once: terms, periods and pairs all read them
             terms = _terms(sentence, tokens) | {_initials(c) for c in _HYPHENATED.findall(sentence)}
             if _COMMITS.search(sentence):  # "committed to delivering full-year GMV of..." gives guidance
-                terms |= _terms("guidance")
+                terms |= _GUIDANCE
             periods = _stated_periods(sentence, tokens) or period_labels(title_terms)
             out.append(Candidate(n=n, text=sentence, terms=terms, company=companies.get(n, ""), order=len(out),
                                  periods=periods, title_terms=title_terms, pairs=_pairs(tokens)))
@@ -413,12 +414,15 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     if not ranked:
         return NOT_FOUND
     ticker_of_company = {companies.get(n, ""): tickers.get(n, []) for n in (tickers or {})} if tickers else {}
-    named = [name for name in dict.fromkeys(c.company for c in candidates)
-             if name and _names(name, asked, ticker_of_company.get(name, []))]
+    def named_in(text: str) -> list[str]:
+        return [name for name in dict.fromkeys(c.company for c in candidates)
+                if name and _names(name, text, ticker_of_company.get(name, []))]
+
+    named = named_in(asked)
     if not named and context_match:  # "What about their revenue growth?" after a comparison compares again
-        named = [name for name in dict.fromkeys(c.company for c in candidates)
-                 if name and _names(name, context_match.group(1), ticker_of_company.get(name, []))]
+        named = named_in(context_match.group(1))
     several = len({c.company for c in candidates}) > 1
+    missing_sides: list[str] = []
     if is_list_question(asked) and several:
         # Across companies: each company's best sentence that is close to the best overall.
         best = ranked[0]
@@ -439,11 +443,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         # with none is said to be missing rather than left out silently.
         chosen = [next(c for c in ranked if c.company == name) for name in named
                   if any(c.company == name for c in ranked)]
-        answered = {c.company for c in chosen}
-        missing_sides = [name for name in named if name not in answered]
-        if chosen and missing_sides:
-            quoted = " ".join(f"{c.company}: {c.text} [{c.n}]" for c in chosen)
-            return f"{quoted} {' '.join(f'{name}: not found in the indexed documents.' for name in missing_sides)}"
+        if chosen:
+            missing_sides = [name for name in named if name not in {c.company for c in chosen}]
     else:
         # One company named ("What about Danaher?" after a question about GE, whose passages came along as
         # context): only its own sentences answer.
@@ -460,9 +461,9 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         if extra is not None:
             chosen.append(extra)
     # "Which banks ...?" is answered by naming them, even when one company's sentence is all that qualifies.
-    label = len({c.company for c in chosen}) > 1 or (is_list_question(asked) and several)
-    return " ".join(f"{c.company}: {c.text} [{c.n}]" if label and c.company else f"{c.text} [{c.n}]"
-                    for c in chosen)
+    label = len({c.company for c in chosen}) > 1 or (is_list_question(asked) and several) or bool(missing_sides)
+    return " ".join([*(f"{c.company}: {c.text} [{c.n}]" if label and c.company else f"{c.text} [{c.n}]"
+                       for c in chosen), *(f"{name}: not found in the indexed documents." for name in missing_sides)])
 
 
 def _conflict(asked: set[str], stated: set[str]) -> bool:
