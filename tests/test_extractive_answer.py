@@ -66,6 +66,11 @@ from rag.providers.extractive import NOT_FOUND, answer
          "Hence, the GMV shift to 3P is expected to have strategic advantages in the long term."],
         "28 to 29 billion", "Hepsiburada", id="a-commitment-to-a-figure-is-guidance"),
     pytest.param(
+        "What capex is Acme guiding for next year?",
+        ["Capex guidance for this year was $35 million, in line with the prior year.",
+         "We are planning to spend $40 million on capex next year."],
+        "$40 million", "Acme", id="planning-to-spend-is-guidance"),
+    pytest.param(
         "What was Acme's full-year revenue in fiscal 2021?",
         ["In the fourth quarter of fiscal 2021, revenue was $50 million.",
          "Fiscal 2021 revenue was $200 million, up 20%."],

@@ -98,12 +98,11 @@ _HEDGES = re.compile(r"\b(uh|um|you know|i mean)\b", re.I)
 _NOT_NAMES = frozenset(tokenize(" ".join(MONTHS) + " covid coronavirus", drop_stopwords=False))
 # "Plan to", "targeting": the question wants an outlook (the outlook check rewards it), and these verbs are not its
 # topic. Only as verbs: "projects", "pension plan", "price target" stay topic words.
-_INTENT = re.compile(r"\b(?:plan(?:s|ned|ning)?|aim(?:s|ed|ing)?|intend(?:s|ed|ing)?) to\b|\btarget(?:ing|ed)\b",
-                     re.I)
+_PLANS_TO = r"(?:plan(?:s|ned|ning)?|aim(?:s|ed|ing)?|intend(?:s|ed|ing)?) to"
+_INTENT = re.compile(rf"\b{_PLANS_TO}\b|\btarget(?:ing|ed)\b", re.I)
 # A sentence that commits to a figure guides as much as one that "expects" it: it counts as saying "guidance".
 _COMMITS = re.compile(
-    r"\b(?:on track to|committed to (?:[\w,]+ ){0,4}?(?:deliver|achiev|reach|hit)\w*|"
-    r"(?:plan|aim|intend)(?:s|ed|ing)? to)\b", re.I)
+    rf"\b(?:on track to|committed to (?:[\w,]+ ){{0,4}}?(?:deliver|achiev|reach|hit)\w*|{_PLANS_TO})\b", re.I)
 _GUIDANCE = frozenset({_GROUP_OF.get(t, t) for t in tokenize("guidance")})
 _SPEAKER = re.compile(r"^\s*Speaker \d+:\s*")
 _NEGATION = frozenset("no not never without nor none".split())
