@@ -278,3 +278,10 @@ def test_a_comparison_says_which_side_the_documents_do_not_answer() -> None:
                   companies={1: "Pilgrim's Pride", 2: "Hershey"})
     assert text == "Pilgrim's Pride: Our Pilgrim's Brand sales grew 52% in the quarter. [1] " \
                    "Hershey: not found in the indexed documents."
+
+
+def test_of_two_sentences_that_fit_alike_the_better_ranked_passage_answers() -> None:
+    # Markers are retrieval ranks; the dict's own order (passage 4 first) must not decide a tie.
+    passages = {4: "Adjusted EBITDA in the quarter was $48 million, up 12% from last year.",
+                1: "Adjusted EBITDA in the quarter was $52 million, up 15% from last year."}
+    assert answer("What was adjusted EBITDA in the quarter?", passages) == f"{passages[1]} [1]"

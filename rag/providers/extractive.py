@@ -81,6 +81,10 @@ MIN_SENTENCE_WORDS = 7  # shorter lines are headings or labels
 # "Net income" is answered by "net income was", not by "net interest income": words of the question that stand
 # together should stand together in the answer.
 PHRASING_WEIGHT = 0.2
+# Retrieval's order is evidence too: of two sentences that cover the question alike, the one from the better-ranked
+# passage answers more often (ten passages are read, and the last few are mostly near misses). Earnings dev: fact
+# accuracy 0.794 at 0, 0.809 at 0.05 and 0.07, 0.794 at 0.03; citation precision 0.852 -> 0.864.
+RANK_WEIGHT = 0.05
 
 
 # Transcript lines that carry no answer: the operator's script, safe-harbour boilerplate, hand-overs.
@@ -175,7 +179,9 @@ class Candidate:
 
     @property
     def score(self) -> float:
-        return self.coverage * (1 + PHRASING_WEIGHT * self.phrasing) + 0.5 * self.cosine
+        # Passage markers are numbered in retrieval order from 1.
+        fit = self.coverage * (1 + PHRASING_WEIGHT * self.phrasing) + 0.5 * self.cosine
+        return fit - RANK_WEIGHT * math.log(max(self.n, 1))
 
 
 def _terms(text: str, tokens: list[str] | None = None) -> set[str]:
