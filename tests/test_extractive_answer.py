@@ -285,3 +285,17 @@ def test_of_two_sentences_that_fit_alike_the_better_ranked_passage_answers() -> 
     passages = {4: "Adjusted EBITDA in the quarter was $48 million, up 12% from last year.",
                 1: "Adjusted EBITDA in the quarter was $52 million, up 15% from last year."}
     assert answer("What was adjusted EBITDA in the quarter?", passages) == f"{passages[1]} [1]"
+
+
+def test_an_ebitda_margin_is_one_metric_and_a_share_of_sales_states_it() -> None:
+    passages = {1: "The ratio of total net debt to adjusted EBITDA for the trailing 12 months was essentially zero.",
+                2: "Adjusted EBITDA increased 84% to $80.2 million or 27.2% of net sales."}
+    assert answer("What was YETI's adjusted EBITDA margin in the quarter?", passages,
+                  companies={1: "YETI", 2: "YETI"}) == f"{passages[2]} [2]"
+    # With another metric, a sentence on that metric alone still answers its part.
+    passages = {1: "Net sales increased 35% to $294 million in the quarter.",
+                2: "Gross margin expanded 670 basis points to a record 59.1%.",
+                3: "Adjusted EBITDA margin reached 27.2%, up 810 basis points."}
+    text = answer("What were YETI's net sales and adjusted EBITDA margin?", passages,
+                  companies={1: "YETI", 2: "YETI", 3: "YETI"})
+    assert f"{passages[1]} [1]" in text and f"{passages[3]} [3]" in text and "[2]" not in text, text

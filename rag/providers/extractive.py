@@ -138,6 +138,9 @@ _SHARE_WORDS = "share percentage proportion portion percent"
 _SHARE_ASKED = re.compile(rf"\b(?:{'|'.join(_SHARE_WORDS.split())}) of\b", re.I)
 _SHARE_STATED = re.compile(r"\d\s?(?:%|percent) of\b", re.I)
 _SHARE_TERMS = frozenset(tokenize(_SHARE_WORDS, drop_stopwords=False))
+# A margin is a share of sales: "adjusted EBITDA ... or 27.2% of net sales" states the adjusted EBITDA margin.
+_MARGIN_STATED = re.compile(r"\d\s?(?:%|percent) of (?:net |total )?(?:sales|revenues?)\b", re.I)
+_MARGIN = frozenset(_GROUP_OF.get(t, t) for t in tokenize("margin"))
 # "Their offshore wind business": every activity is some company's business, so the word is no topic there ("business
 # travel", "the business segment" keep it).
 _THEIR_BUSINESS = re.compile(r"\b(?:their|its|our|his|her)\s+(?:[\w-]+\s+){0,3}business(?:es)?\b", re.I)
@@ -353,6 +356,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         c.terms |= {either[t] for t in c.terms & set(either)}
         if share_asked and _SHARE_STATED.search(c.text):
             c.terms |= focus & _SHARE_TERMS
+        if _MARGIN_STATED.search(c.text):
+            c.terms |= focus & _MARGIN
     # A name the question asks about that is not one of the passages' companies ("What ARPU gain did Highline
     # report?") must be in the sentence that answers.
     proper = _terms(" ".join(re.findall(r"(?<!^)(?<![.?!] )\b[A-Z][a-zñéáíóú]+(?:\s+[A-Z][a-zñéáíóú]+)*", asked)))
@@ -381,7 +386,11 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     asked_pairs = {pair for pair in _pairs(tokenize(asked, drop_stopwords=False)) if set(pair) <= focus}
     # "Revenue and gross margin": each metric may come from its own sentence, so a sentence is judged on the
     # metrics it states, and the answer adds a sentence for a metric the first leaves out (below).
-    asked_metrics = required & _METRICS if len(required & _METRICS) > 1 else set()
+    # "EBITDA margin" is one metric, the margin, and EBITDA says which: a sentence stating a margin must say EBITDA,
+    # but in "revenue and EBITDA margin" a sentence on revenue alone need not.
+    of_margin = {first for first, second in asked_pairs if first in _METRICS and second in _MARGIN}
+    metrics = required & _METRICS - of_margin
+    asked_metrics = metrics if len(metrics) > 1 else set()
     for c in candidates:
         left_out = asked_metrics - c.terms if asked_metrics & c.terms else set()
         c.coverage = sum(weight[t] for t in focus & c.terms) / (denominator - sum(weight[t] for t in left_out))
@@ -398,7 +407,9 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     def eligible(c: Candidate) -> bool:
         # A name is satisfied by the sentence or by its document's title: a report says "the company" once its
         # title has named it.
-        if not (required - asked_metrics) <= c.terms or not required_names <= c.terms | c.title_terms:
+        if not (required - asked_metrics - of_margin) <= c.terms or not required_names <= c.terms | c.title_terms:
+            return False
+        if c.terms & _MARGIN and not of_margin <= c.terms:
             return False
         if asked_metrics and not asked_metrics & c.terms:
             return False
