@@ -299,3 +299,15 @@ def test_an_ebitda_margin_is_one_metric_and_a_share_of_sales_states_it() -> None
     text = answer("What were YETI's net sales and adjusted EBITDA margin?", passages,
                   companies={1: "YETI", 2: "YETI", 3: "YETI"})
     assert f"{passages[1]} [1]" in text and f"{passages[3]} [3]" in text and "[2]" not in text, text
+
+
+def test_eps_is_stated_as_a_figure_per_share_and_a_dividend_is_no_eps() -> None:
+    passages = {1: "We declared a quarterly dividend of $0.10 per share, payable in January.",
+                2: "We reported quarterly net income of 1.2 million or seven cents per share."}
+    assert answer("What EPS did they report for the quarter?", passages) == f"{passages[2]} [2]"
+
+
+def test_fiscal_says_when_not_what() -> None:
+    passages = {1: "Fiscal 2020 brought new fiscal controls to our 12 stores and warehouses.",
+                2: "We opened 14 new stores during the year in our core markets."}
+    assert answer("How many stores did they open in fiscal 2020?", passages) == f"{passages[2]} [2]"

@@ -38,7 +38,7 @@ _FILLER = frozenset(tokenize(
     number figure amount value level see saw seen get got make made take took come came happen
     happened look go went add added exactly please now currently latest recent recently anything something
     provide show know large big size stock quarter year period last main biggest primary most discuss discussed
-    talk talked call calls comment commented describe described compare comparison versus both each""",
+    talk talked call calls comment commented describe described compare comparison versus both each fiscal""",
     drop_stopwords=False,
 ))
 
@@ -141,6 +141,11 @@ _SHARE_TERMS = frozenset(tokenize(_SHARE_WORDS, drop_stopwords=False))
 # A margin is a share of sales: "adjusted EBITDA ... or 27.2% of net sales" states the adjusted EBITDA margin.
 _MARGIN_STATED = re.compile(r"\d\s?(?:%|percent) of (?:net |total )?(?:sales|revenues?)\b", re.I)
 _MARGIN = frozenset(_GROUP_OF.get(t, t) for t in tokenize("margin"))
+# Earnings per share are stated as a figure per share ("seven cents per share", "$0.61 per diluted share"); a dividend
+# per share is no EPS.
+_EPS_STATED = re.compile(r"(?:\d|\bcents?)\s*(?:per|a) (?:fully )?(?:diluted |basic )?share\b", re.I)
+_DIVIDEND = re.compile(r"\bdividend", re.I)
+_EPS = frozenset(tokenize("EPS"))
 # "Their offshore wind business": every activity is some company's business, so the word is no topic there ("business
 # travel", "the business segment" keep it).
 _THEIR_BUSINESS = re.compile(r"\b(?:their|its|our|his|her)\s+(?:[\w-]+\s+){0,3}business(?:es)?\b", re.I)
@@ -358,6 +363,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             c.terms |= focus & _SHARE_TERMS
         if _MARGIN_STATED.search(c.text):
             c.terms |= focus & _MARGIN
+        if _EPS_STATED.search(c.text) and not _DIVIDEND.search(c.text):
+            c.terms |= focus & _EPS
     # A name the question asks about that is not one of the passages' companies ("What ARPU gain did Highline
     # report?") must be in the sentence that answers.
     proper = _terms(" ".join(re.findall(r"(?<!^)(?<![.?!] )\b[A-Z][a-zñéáíóú]+(?:\s+[A-Z][a-zñéáíóú]+)*", asked)))
