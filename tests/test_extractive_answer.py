@@ -311,3 +311,16 @@ def test_fiscal_says_when_not_what() -> None:
     passages = {1: "Fiscal 2020 brought new fiscal controls to our 12 stores and warehouses.",
                 2: "We opened 14 new stores during the year in our core markets."}
     assert answer("How many stores did they open in fiscal 2020?", passages) == f"{passages[2]} [2]"
+
+
+def test_a_short_line_stating_a_figure_is_a_sentence_not_a_label() -> None:
+    passages = {1: "Adjusted EBITDA margin was 29.7%.",
+                2: "Gross margin improved on better pricing and mix across the business."}
+    assert answer("What was Tecnoglass's adjusted EBITDA margin?", passages,
+                  companies={1: "Tecnoglass", 2: "Tecnoglass"}) == f"{passages[1]} [1]"
+
+
+def test_hold_is_how_cash_is_asked_about_not_a_topic() -> None:
+    passages = {1: "We continue to maintain a strong balance sheet, including 665 million cash on hand at June 30."}
+    assert answer("How much cash did Nexstar hold at the end of June 2020?", passages,
+                  companies={1: "Nexstar Media Group"}) == f"{passages[1]} [1]"

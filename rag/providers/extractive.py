@@ -38,7 +38,8 @@ _FILLER = frozenset(tokenize(
     number figure amount value level see saw seen get got make made take took come came happen
     happened look go went add added exactly please now currently latest recent recently anything something
     provide show know large big size stock quarter year period last main biggest primary most discuss discussed
-    talk talked call calls comment commented describe described compare comparison versus both each fiscal""",
+    talk talked call calls comment commented describe described compare comparison versus both each fiscal
+    hold held""",
     drop_stopwords=False,
 ))
 
@@ -78,6 +79,8 @@ MAX_LIST_ITEMS = 8
 LIST_SHARE_OF_BEST = 0.6
 MIN_SENTENCE_CHARS = 25
 MIN_SENTENCE_WORDS = 7  # shorter lines are headings or labels
+# ...unless a short line states a figure and ends like a sentence: "Adjusted EBITDA margin was 29.7%."
+_SHORT_STATEMENT = re.compile(r"^(?=.*\d)(?:\S+\s+){3,}\S*[.!]$")
 # "Net income" is answered by "net income was", not by "net interest income": words of the question that stand
 # together should stand together in the answer.
 PHRASING_WEIGHT = 0.2
@@ -278,7 +281,8 @@ def _units(text: str) -> list[str]:
     run: list[str] = []
     for start, end in split_sentences(text):
         piece = " ".join(text[start:end].lstrip("•·-* \t").split())
-        if len(piece) < MIN_SENTENCE_CHARS or len(piece.split()) < MIN_SENTENCE_WORDS:
+        short = len(piece) < MIN_SENTENCE_CHARS or len(piece.split()) < MIN_SENTENCE_WORDS
+        if short and not _SHORT_STATEMENT.match(piece):
             run.append(piece)
             continue
         if len(run) > 1:
