@@ -324,3 +324,11 @@ def test_hold_is_how_cash_is_asked_about_not_a_topic() -> None:
     passages = {1: "We continue to maintain a strong balance sheet, including 665 million cash on hand at June 30."}
     assert answer("How much cash did Nexstar hold at the end of June 2020?", passages,
                   companies={1: "Nexstar Media Group"}) == f"{passages[1]} [1]"
+
+
+def test_a_follow_up_naming_a_metric_asks_about_that_metric_only() -> None:
+    passages = {1: "EBITDA was negative TL 189 million compared to positive TL 71 million a year ago.",
+                2: "EBITDA as a percentage of GMV declined 4.9 points while revenue grew 5.2% on GMV growth of 38%."}
+    text = answer("And what was EBITDA in that quarter? (context: How much did Hepsiburada's revenue grow in Q2 "
+                  "2021?)", passages, companies={1: "Hepsiburada", 2: "Hepsiburada"})
+    assert text == f"{passages[1]} [1]"

@@ -344,7 +344,9 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     if list_head:  # "which utilities ...": the category describes the companies, not the sentence
         ignored |= _terms(list_head.group(1))
     focus = focus_terms(asked) - ignored
-    if context_match and len(focus) < 2:  # a bare follow-up ("and RPO?") borrows the earlier question's terms
+    # A bare follow-up ("And what about Q1?") borrows the earlier question's terms; one naming a metric ("And what
+    # was EBITDA in that quarter?" after a revenue question) asks about that metric, not about revenue again.
+    if context_match and len(focus) < 2 and not focus & _METRICS:
         focus |= focus_terms(context_match.group(1)) - ignored
     periods = _full_year(period_labels(focus), asked)
     focus -= {t for t in focus if PERIOD.match(t)}
