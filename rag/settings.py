@@ -123,10 +123,11 @@ class RetrievalSettings(BaseModel):
         2, ge=1, description="List questions that name no company: the most of the k passages one document may "
         "hold (while other documents have candidates).")
     max_per_company_document: int | None = Field(
-        3, ge=1, description="A search within a linked company's documents (or an explicit ticker's, when the "
+        2, ge=1, description="A search within a linked company's documents (or an explicit ticker's, when the "
         "question names a period): the most of the k passages one document may hold while the company's other "
         "documents have candidates; None: no cap. A filing split into pages otherwise gives one page all k slots "
-        "through its overlapping chunks.")
+        "through its overlapping chunks. FinanceBench dev recall@5: 0.986 at 2, 0.973 at 3 and 4 (earnings and "
+        "seeds the same).")
 
 
 class TaskLLMSettings(BaseModel):
