@@ -2,7 +2,8 @@
 
 Every document's company (metadata `company`) and tickers give the names to look for:
 - the whole company name, without legal suffixes ("General Electric", "Bed Bath & Beyond", "Lands' End"),
-  matched case-insensitively, with possessives and plurals folded as everywhere else (rag.text.tokenize), or its
+  matched case-insensitively, with possessives and plurals folded as everywhere else (rag.text.tokenize); a
+  one-word name only as spelled ("Travelers", not "travel"); or its
   first two or more words, capitalised, when no other company's name starts with them ("Healthcare Realty" for
   Healthcare Realty Trust);
 - a ticker, matched only as written in capitals ("GE's", "YETI"), and the initials of a name joined by "&", as
@@ -70,6 +71,8 @@ class EntityIndex:
             for length in range(min(8, len(tokens) - i), 0, -1):
                 span = tuple(t for t, _ in tokens[i:i + length])
                 key = self.names.get(span)
+                if key is not None and length == 1 and not _written_as_name(words[tokens[i][1]].group(0), key):
+                    key = None
                 # A shortened name links only written as a name: "Healthcare Realty", not "innovative solutions".
                 if key is None and all(words[w].group(0)[:1].isupper() or words[w].group(0) == "&"
                                        for _, w in tokens[i:i + length]):
@@ -120,6 +123,12 @@ _COMPANY_PLACES = [
 _NOT_NAMES = frozenset(tokenize(" ".join(MONTHS), drop_stopwords=False)) | frozenset(tokenize(
     "q1 q2 q3 q4 fy h1 h2 covid coronavirus ceo cfo coo eps ebitda gaap rpo arpu usd us u.s europe european asia "
     "china chinese america american americas latin north south east west i we it they", drop_stopwords=False))
+
+
+def _written_as_name(word: str, name: str) -> bool:
+    """A one-word name links only spelled as the name: "Travelers'" or "travelers" is the insurer, "travel" is not
+    (tokenize folds them alike)."""
+    return _POSSESSIVE.sub("", word).lower() in {_POSSESSIVE.sub("", w).lower() for w in _WORD.findall(name)}
 
 
 def _fold_word(word: str) -> list[str]:

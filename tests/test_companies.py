@@ -140,6 +140,12 @@ def test_linking_uses_the_index_metadata_without_alias_tables() -> None:
     assert [m.company.key for m in index.link("What did Itaú CorpBanca earn?")] == ["Itau CorpBanca"]
     assert index.unknown_mentions("What was Apple's iPhone revenue?") == ["Apple"]
     assert index.unknown_mentions("What did NextEra say about Q4?") == []
+    # A one-word name links only spelled as the name: "travel" folds like "Travelers" and is no insurer.
+    one_word = build([("trv", "Travelers", ["TRV"]), ("tcom", "Trip.com Group", ["TCOM"]), ("low", "Lowe's", [])])
+    assert [m.company.key for m in one_word.link("What did Trip.com expect for domestic travel?")] == \
+        ["Trip.com Group"]
+    assert [m.company.key for m in one_word.link("what did travelers say about catastrophe losses?")] == ["Travelers"]
+    assert [m.company.key for m in one_word.link("What did Lowe's report?")] == ["Lowe's"]
 
 
 def test_spelled_numbers() -> None:
