@@ -56,6 +56,16 @@ from rag.providers.extractive import NOT_FOUND, answer
          "Customer acquisition costs per new customer fell as the brand matured."],
         "fell as the brand matured", "PointsBet", id="an-analyst-who-wanted-to-ask-is-not-quoted"),
     pytest.param(
+        "What are Trip.com's expectations for domestic travel recovery?",
+        ["So my question is about domestic travel, uh, recovery expectation.",
+         "We expect a full domestic travel recovery to pre-COVID levels as restrictions ease in the coming quarters."],
+        "pre-COVID levels", "Trip.com Group", id="an-analyst-stating-my-question-is-not-quoted"),
+    pytest.param(
+        "How much did Monro's comparable store sales decline?",
+        ["Compared with last year, store sales declined 2% in the quarter as we closed 12 stores.",
+         "In January our comparable store sales declined 4% on lower tire volume."],
+        "declined 4%", "Monro", id="comparable-store-sales-is-a-metric-not-a-request-to-compare"),
+    pytest.param(
         "What capex did ConocoPhillips guide for 2021?",
         ["Uh, you indicated in your prepared remarks that 2021 capex guidance should be about $4.5 billion.",
          "We see 2021 capex of about $4.4 billion."],

@@ -123,7 +123,7 @@ _ASKING_INSIDE = re.compile(r"\b(?:i['’]?m|i am|we['’]?re|we are)\b[\w ,]{0,
                             r"\bany colou?r on\b|"
                             # "And then I wanted, um, to ask about...", "my follow-up question is on..."
                             r"\bi\b[\w ,]{0,25}\b(?:wanted|want|would like|['’]d like|had)\W+(?:(?:uh|um)\W+)*to ask\b|"
-                            r"\bmy (?:first|second|next|last|other|follow[- ]up) question\b|"
+                            r"\bmy (?:(?:first|second|next|last|other|final|quick|follow[- ]up) )?questions?\b|"
                             # An analyst restating management: "you indicated in your prepared remarks that..."
                             r"\byou (?:indicated|mentioned|said|noted|talked about|alluded to|commented)\b[\w ,]{0,30}"
                             r"\bin your (?:prepared |opening )?(?:remarks|comments)\b", re.I)
@@ -171,6 +171,7 @@ _YEAR_TO_DATE = re.compile(r"\b(?:year[- ]to[- ]date|ytd|so far(?: (?:this|in th
 # share repurchases" the word after "or" starts a phrase, and is no alternative to "dividend").
 _OR = re.compile(r"\b([a-z][\w-]*) or ([a-z][\w-]*)(?=\s*(?:[?,.;]|$)|\s+(?:in|for|on|at|to|from|of|by|with|as|during|"
                  r"after|before|because)\b)", re.I)
+_COMPARABLE = re.compile(r"\bcomparables?\b", re.I)
 _HYPHENATED = re.compile(r"\b[a-z]+(?:-[a-z]+){2,}\b", re.I)
 
 
@@ -199,9 +200,15 @@ def _terms(text: str, tokens: list[str] | None = None) -> set[str]:
     """Folded terms, without those a negation directly governs ("no constraints" is no evidence of
     constraints). `tokens`: tokenize(text, drop_stopwords=False), when the caller has them already."""
     if tokens is None or _YEAR_TO_DATE.search(text):
-        tokens = tokenize(_YEAR_TO_DATE.sub(" ytd ", text), drop_stopwords=False)
+        tokens = _tokens(_YEAR_TO_DATE.sub(" ytd ", text))
     kept = [t for i, t in enumerate(tokens) if not (i and tokens[i - 1] in _NEGATION)]
     return {_GROUP_OF.get(t, t) for t in kept if t not in STOPWORDS}
+
+
+def _tokens(text: str) -> list[str]:
+    """tokenize(text, drop_stopwords=False), with "comparable" kept apart from "compare" (both fold to "compar"):
+    "comparable store sales" is a metric, "compare" only asks for a comparison."""
+    return tokenize(_COMPARABLE.sub("comps", text), drop_stopwords=False)
 
 
 def _initials(compound: str) -> str:
@@ -311,7 +318,7 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
             seen.add(key)
             # A sentence names its period, or else is dated by its document ("MTN Ghana 2019 results call").
             # A hyphenated compound also stands for its initials ("direct-to-consumer" -> dtc).
-            tokens = tokenize(sentence, drop_stopwords=False)  # once: terms, periods and pairs all read them
+            tokens = _tokens(sentence)  # once: terms, periods and pairs all read them
             terms = _terms(sentence, tokens) | {_initials(c) for c in _HYPHENATED.findall(sentence)}
             if _COMMITS.search(sentence):  # "committed to delivering full-year GMV of..." gives guidance
                 terms |= _GUIDANCE
