@@ -44,6 +44,7 @@ _PHRASES = [
     (re.compile(r"\brepurchas\w*"), "buyback"),
     (re.compile(r"\bcash-?flows?\b"), "cash flow"),
     (re.compile(r"\b(quarter[ -]over[ -]quarter|q/q|qoq)\b"), "sequentially"),
+    (re.compile(r"\be-(?=commerce|mail|bike|scooter)"), "e"),  # "e-commerce" and "eCommerce" meet
 ]
 
 
@@ -150,7 +151,7 @@ def spelled_numbers_to_digits(text: str) -> str:
 # (rag.index.segment), since query terms folded one way never meet postings folded another. It covers tokenize
 # only: a change to what is indexed (rag.chunking.context_line, index_text) changes the vectors too, and needs
 # a re-ingest.
-TOKENIZER_VERSION = 1
+TOKENIZER_VERSION = 2  # 2: e-commerce -> ecommerce
 
 
 def tokenize(text: str, drop_stopwords: bool = True) -> list[str]:

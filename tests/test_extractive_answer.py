@@ -61,6 +61,11 @@ from rag.providers.extractive import NOT_FOUND, answer
          "We expect a full domestic travel recovery to pre-COVID levels as restrictions ease in the coming quarters."],
         "pre-COVID levels", "Trip.com Group", id="an-analyst-stating-my-question-is-not-quoted"),
     pytest.param(
+        "What did the CEO of Hershey say about e-commerce?",
+        ["Joining me today is our Chairman and CEO, and our CFO, who will walk through the quarter.",
+         "For us, our eCommerce business has seen very significant growth, particularly in click and collect."],
+        "click and collect", "Hershey", id="the-ceo-who-speaks-is-no-topic"),
+    pytest.param(
         "How much did Monro's comparable store sales decline?",
         ["Compared with last year, store sales declined 2% in the quarter as we closed 12 stores.",
          "In January our comparable store sales declined 4% on lower tire volume."],

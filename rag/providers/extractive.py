@@ -70,6 +70,7 @@ _METRICS = frozenset(_GROUP_OF.get(t, t) for t in tokenize(
 # and "Calix's GAAP EPS" must not be answered with its revenue.
 _REQUIRED = _METRICS | frozenset(_GROUP_OF.get(t, t) for t in tokenize(
     "dividend ebitda debt cash ceo cfo chairman employee headcount valuation capex"))
+_ROLES = frozenset(tokenize("ceo cfo coo chairman president management executive chief officer"))
 _ANAPHORA = frozenset("that this it its those these they them their there same".split())
 
 MIN_COVERAGE = 0.5
@@ -351,6 +352,9 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     if list_head:  # "which utilities ...": the category describes the companies, not the sentence
         ignored |= _terms(list_head.group(1))
     focus = focus_terms(asked) - ignored
+    about = _ABOUT.search(asked)
+    if about:  # "What did the CEO of Hershey say about e-commerce?": the CEO speaks, e-commerce is the topic
+        focus -= _ROLES & _terms(asked[:about.start()])
     # A bare follow-up ("And what about Q1?") borrows the earlier question's terms; one naming a metric ("And what
     # was EBITDA in that quarter?" after a revenue question) asks about that metric, not about revenue again.
     if context_match and len(focus) < 2 and not focus & _METRICS:
@@ -395,7 +399,6 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
                     or (focus & _METRICS and re.match(r"\s*(what|how|compare)\b", asked, re.I)))
     required = focus & _REQUIRED
     # "What did X say about <topic>": the topic's most specific term must be in the sentence.
-    about = _ABOUT.search(asked)
     weight = {t: math.log(1 + total / (1 + sum(t in c.terms for c in candidates))) for t in focus}
     if about:
         topic = focus_terms(about.group(1)) & set(weight)
