@@ -347,3 +347,14 @@ def test_a_follow_up_naming_a_metric_asks_about_that_metric_only() -> None:
     text = answer("And what was EBITDA in that quarter? (context: How much did Hepsiburada's revenue grow in Q2 "
                   "2021?)", passages, companies={1: "Hepsiburada", 2: "Hepsiburada"})
     assert text == f"{passages[1]} [1]"
+
+
+def test_an_acronym_stands_for_three_words_of_the_question_only_written_in_capitals() -> None:
+    passages = {1: "Loan growth was solid at 3% and deposits grew 2% in the quarter.",
+                2: "Group and bank NIM posted 1.84% and 1.56%, up 5 basis points on quarter."}
+    assert answer("What did KB Financial say about the net interest margin?", passages,
+                  companies={1: "KB Financial", 2: "KB Financial"}) == f"{passages[2]} [2]"
+    passages = {1: "ConocoPhillips gets the benefits of adding some of the best resources in the world.",
+                2: "We target a 35% to 45% reduction in the intensity of our greenhouse gas emissions by 2030."}
+    assert answer("What greenhouse gas emissions target has ConocoPhillips committed to?", passages,
+                  companies={1: "ConocoPhillips", 2: "ConocoPhillips"}) == f"{passages[2]} [2]"

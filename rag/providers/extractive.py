@@ -217,10 +217,21 @@ def _initials(compound: str) -> str:
 
 
 def _spelled_out(text: str) -> dict[str, set[str]]:
-    """The hyphenated compounds of three or more words, by their initials, with the compound's own terms: "DTC" in
-    one sentence and "direct-to-consumer" in another are the same thing."""
-    return {_initials(c): {_GROUP_OF.get(t, t) for t in tokenize(c.replace("-", " "))}
-            for c in _HYPHENATED.findall(text)}
+    """Phrases of three words by their initials, with the phrase's own terms: "DTC" in one sentence and
+    "direct-to-consumer" in another are the same thing, and so are "NIM" and "net interest margin". A phrase is a
+    hyphenated compound of three or more words, or three words in a row none of which is a stopword."""
+    phrases = _HYPHENATED.findall(text) + [" ".join(run) for run in _runs_of_three(text)]
+    return {_initials(c.replace(" ", "-")): {_GROUP_OF.get(t, t) for t in tokenize(c.replace("-", " "))}
+            for c in phrases}
+
+
+def _runs_of_three(text: str) -> list[tuple[str, str, str]]:
+    runs = []
+    for clause in re.split(r"[^\w\s'-]", text):
+        words = clause.split()
+        runs += [tuple(words[i:i + 3]) for i in range(len(words) - 2)
+                 if all(re.fullmatch(r"[A-Za-z]+", w) and w.lower() not in STOPWORDS for w in words[i:i + 3])]
+    return runs
 
 
 def _pairs(tokens: list[str]) -> set[tuple[str, str]]:
@@ -374,7 +385,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     share_asked = bool(_SHARE_ASKED.search(asked))
     for c in candidates:
         for acronym in c.terms & set(spelled_out):
-            c.terms |= spelled_out[acronym]
+            if re.search(rf"\b{acronym.upper()}s?\b", c.text):  # written as an acronym: "gets" is no G-E-T
+                c.terms |= spelled_out[acronym]
         c.terms |= {either[t] for t in c.terms & set(either)}
         if share_asked and _SHARE_STATED.search(c.text):
             c.terms |= focus & _SHARE_TERMS
