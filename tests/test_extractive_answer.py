@@ -66,6 +66,11 @@ from rag.providers.extractive import NOT_FOUND, answer
          "For us, our eCommerce business has seen very significant growth, particularly in click and collect."],
         "click and collect", "Hershey", id="the-ceo-who-speaks-is-no-topic"),
     pytest.param(
+        "How did LATAM's passenger traffic change?",
+        ["So, at this point in time, we only have made, uh, the change in Milan to our 12 passenger flights.",
+         "Traffic fell 4.1% on the year as we carried 74 million passengers."],
+        "fell 4.1%", "LATAM Airlines", id="how-did-it-change-asks-for-the-movement-not-about-change"),
+    pytest.param(
         "How much did Monro's comparable store sales decline?",
         ["Compared with last year, store sales declined 2% in the quarter as we closed 12 stores.",
          "In January our comparable store sales declined 4% on lower tire volume."],
