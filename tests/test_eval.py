@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from rag.errors import BadInputError
-from rag.evaluation import financebench, phrasebank
+from rag.evaluation import earnings, financebench, phrasebank
 from rag.evaluation.gate import run_gate
 from rag.evaluation.gold import GoldItem, load_suite
 from rag.evaluation.report import check_thresholds, load_thresholds, markdown
@@ -96,11 +96,12 @@ def test_a_subset_run_is_deterministic_and_says_so(seeded_copy: Library, tmp_pat
     for out in runs:
         run_gate("earnings", seeded_copy.settings, None, out, thresholds, None, index, limit=4, split="test")
     first, second = (json.loads((out / "earnings" / "report.json").read_text()) for out in runs)
+    total = len(earnings.load().items)
     assert [r["id"] for r in first["results"]] == [r["id"] for r in second["results"]]
-    assert first["subset"] == {"items": 4, "of": 156, "split": "test", "limit": 4}
+    assert first["subset"] == {"items": 4, "of": total, "split": "test", "limit": 4}
     assert {r["split"] for r in first["results"]} == {"test"} and first["metrics"]["test_items"] == 4.0
     assert not any(name.startswith(("dev_", "retrieval_dev_")) for name in first["metrics"])
-    assert "**Subset**: 4 of 156 items (split test, limit 4" in (runs[0] / "earnings" / "report.md").read_text()
+    assert f"**Subset**: 4 of {total} items (split test, limit 4" in (runs[0] / "earnings" / "report.md").read_text()
     with pytest.raises(BadInputError, match="earnings and financebench suites only"):
         run_gate("seeds", seeded_copy.settings, None, tmp_path, thresholds, None, index, split="test")
     with pytest.raises(BadInputError, match="--limit"):
