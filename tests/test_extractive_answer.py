@@ -355,3 +355,11 @@ def test_a_follow_up_naming_a_metric_asks_about_that_metric_only() -> None:
     text = answer("And what was EBITDA in that quarter? (context: How much did Hepsiburada's revenue grow in Q2 "
                   "2021?)", passages, companies={1: "Hepsiburada", 2: "Hepsiburada"})
     assert text == f"{passages[1]} [1]"
+
+
+def test_a_follow_up_pointing_back_with_that_keeps_the_earlier_topic() -> None:
+    passages = {1: "Our quarter was punctuated by 29% sales growth, with 44% of sales from coolers.",
+                2: "Our direct-to-consumer business grew 62% and reached 51% of total sales this period."}
+    text = answer("What share of sales is that? (context: How much did YETI grow direct-to-consumer sales?)",
+                  passages, companies={1: "YETI", 2: "YETI"})
+    assert text == f"{passages[2]} [2]"

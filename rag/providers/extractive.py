@@ -71,6 +71,9 @@ _METRICS = frozenset(_GROUP_OF.get(t, t) for t in tokenize(
 _REQUIRED = _METRICS | frozenset(_GROUP_OF.get(t, t) for t in tokenize(
     "dividend ebitda debt cash ceo cfo chairman employee headcount valuation capex"))
 _ROLES = frozenset(tokenize("ceo cfo coo chairman president management executive chief officer"))
+# A follow-up's pronoun standing for the earlier question's topic (not "their"/"its", which stand for the company).
+# A pronoun, not a determiner: "is that?", "of it," but not "in that quarter".
+_POINTS_BACK = re.compile(r"\b(?:that|this|those|these|it)\b(?=\s*(?:[?.!,;]|$))", re.I)
 _ANAPHORA = frozenset("that this it its those these they them their there same".split())
 
 MIN_COVERAGE = 0.5
@@ -370,6 +373,10 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     # was EBITDA in that quarter?" after a revenue question) asks about that metric, not about revenue again.
     if context_match and len(focus) < 2 and not focus & _METRICS:
         focus |= focus_terms(context_match.group(1)) - ignored
+    elif context_match and _POINTS_BACK.search(asked):
+        # "What share of sales is that?" after a question about direct-to-consumer sales: "that" is the earlier
+        # topic (its metrics stay the follow-up's own).
+        focus |= focus_terms(context_match.group(1)) - ignored - _METRICS
     periods = _full_year(period_labels(focus), asked)
     focus -= {t for t in focus if PERIOD.match(t)}
     if _THEIR_BUSINESS.search(asked):
