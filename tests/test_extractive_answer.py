@@ -81,6 +81,17 @@ from rag.providers.extractive import NOT_FOUND, answer
          "We target a 35% to 45% reduction in the intensity of our greenhouse gas emissions by 2030."],
         "35% to 45%", "ConocoPhillips", id="an-acronym-counts-only-written-in-capitals"),
     pytest.param(
+        "What did Constellium say about aerospace demand?",
+        ["Okay, and just m- my last related question is, um, utilization for aerospace demand was around 60%.",
+         "And can we assume that aerospace demand stays at 60% utilization next year.",
+         "Aerospace demand remained weak, with shipments down 38% as airlines cut capacity."],
+        "down 38%", "Constellium", id="an-analyst-with-a-last-related-question-or-an-assumption-is-not-quoted"),
+    pytest.param(
+        "What was the operating margin at Texas Instruments?",
+        ["On a trailing 12 month basis, operating expenses were 18% of revenue.",
+         "Operating profit was $2.3 billion, or 50% of revenue, up 54% from the same quarter a year ago."],
+        "50% of revenue", "Texas Instruments", id="an-expense-share-of-revenue-is-no-margin-and-operating-no-customer"),
+    pytest.param(
         "What EPS did they report for the quarter?",
         ["We declared a quarterly dividend of $0.10 per share, payable in January.",
          "We reported quarterly net income of 1.2 million or seven cents per share."],

@@ -47,7 +47,7 @@ _SYNONYM_GROUPS = [
     "revenue revenues sales sale sell sold selling topline turnover",
     "guidance guide guided outlook forecast forecasts expect expects expected",
     "buyback buybacks repurchase repurchases repurchased",
-    "customer customers client clients provider providers operator operators carrier carriers",
+    "customer customers client clients carrier carriers",
     "deploy deploying deployed deployment deployments rollout rolling implement implementing implemented "
     "implementer adopt adopting adoption adopter adopters use using expanding",
     "grow grew growth rise rose risen increase increased gain gains up higher uplift lift",
@@ -127,7 +127,8 @@ _ASKING_INSIDE = re.compile(r"\b(?:i['’]?m|i am|we['’]?re|we are)\b[\w ,]{0,
                             r"\bany colou?r on\b|"
                             # "And then I wanted, um, to ask about...", "my follow-up question is on..."
                             r"\bi\b[\w ,]{0,25}\b(?:wanted|want|would like|['’]d like|had)\W+(?:(?:uh|um)\W+)*to ask\b|"
-                            r"\bmy (?:(?:first|second|next|last|other|final|quick|follow[- ]up) )?questions?\b|"
+                            r"\bmy (?:[\w-]+ ){0,2}questions?\b|"  # "my question", "my last related question"
+                            r"\bcan (?:we|i) assume\b|"
                             # An analyst restating management: "you indicated in your prepared remarks that..."
                             r"\byou (?:indicated|mentioned|said|noted|talked about|alluded to|commented)\b[\w ,]{0,30}"
                             r"\bin your (?:prepared |opening )?(?:remarks|comments)\b", re.I)
@@ -145,9 +146,11 @@ _SHARE_WORDS = "share percentage proportion portion percent"
 _SHARE_ASKED = re.compile(rf"\b(?:{'|'.join(_SHARE_WORDS.split())}) of\b", re.I)
 _SHARE_STATED = re.compile(r"\d\s?(?:%|percent) of\b", re.I)
 _SHARE_TERMS = frozenset(tokenize(_SHARE_WORDS, drop_stopwords=False))
-# A margin is a share of sales: "adjusted EBITDA ... or 27.2% of net sales" states the adjusted EBITDA margin.
+# A margin is a share of sales: "adjusted EBITDA ... or 27.2% of net sales" states the adjusted EBITDA margin, a
+# profit's share; "operating expenses were 18% of revenue" states none.
 _MARGIN_STATED = re.compile(r"\d\s?(?:%|percent) of (?:net |total )?(?:sales|revenues?)\b", re.I)
 _MARGIN = frozenset(_GROUP_OF.get(t, t) for t in tokenize("margin"))
+_EARNED = frozenset(_GROUP_OF.get(t, t) for t in tokenize("profit ebitda ebit"))
 # Earnings per share are stated as a figure per share ("seven cents per share", "$0.61 per diluted share"); a dividend
 # per share is no EPS.
 _EPS_STATED = re.compile(r"(?:\d|\bcents?)\s*(?:per|a) (?:fully )?(?:diluted |basic )?share\b", re.I)
@@ -397,7 +400,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         c.terms |= {either[t] for t in c.terms & set(either)}
         if share_asked and _SHARE_STATED.search(c.text):
             c.terms |= focus & _SHARE_TERMS
-        if _MARGIN_STATED.search(c.text):
+        if _MARGIN_STATED.search(c.text) and c.terms & _EARNED:
             c.terms |= focus & _MARGIN
         if _EPS_STATED.search(c.text) and not _DIVIDEND.search(c.text):
             c.terms |= focus & _EPS
