@@ -227,8 +227,7 @@ def _spelled_out(text: str) -> dict[str, set[str]]:
     "direct-to-consumer" in another are the same thing, and so are "NIM" and "net interest margin". A phrase is a
     hyphenated compound of three or more words, or three words in a row none of which is a stopword."""
     phrases = _HYPHENATED.findall(text) + [" ".join(run) for run in _runs_of_three(text)]
-    return {_initials(c.replace(" ", "-")): {_GROUP_OF.get(t, t) for t in tokenize(c.replace("-", " "))}
-            for c in phrases}
+    return {_initials(c.replace(" ", "-")): _terms(c.replace("-", " ")) for c in phrases}
 
 
 def _runs_of_three(text: str) -> list[tuple[str, str, str]]:
@@ -428,7 +427,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             # Ties broken by the term itself: set order changes with each process's hash seed, and so would answers.
             required |= {max(topic, key=lambda t: (weight[t], t))}
     denominator = sum(weight.values())
-    asked_pairs = {pair for pair in _pairs(tokenize(asked, drop_stopwords=False)) if set(pair) <= focus}
+    asked_pairs = {pair for pair in _pairs(_tokens(asked)) if set(pair) <= focus}
     # "Revenue and gross margin": each metric may come from its own sentence, so a sentence is judged on the
     # metrics it states, and the answer adds a sentence for a metric the first leaves out (below).
     # "EBITDA margin" is one metric, the margin, and EBITDA says which: a sentence stating a margin must say EBITDA,
