@@ -102,8 +102,10 @@ def period_labels(terms: set[str]) -> set[str]:
 # "Which banks...", "What new products...": a plural noun within the first three words after which/what, not
 # after a verb ("What was Texas Instruments' revenue", "What were Monro's sales" ask for one figure).
 _NOT_VERB = r"(?!(?:was|were|is|are|did|does|do|has|have|had|will|would|can|could|should)\b)"
+# A figure's name that is plural in form is not a list ("What sales does Monro expect").
+_ONE_FIGURE = r"(?!(?:sales|earnings|revenues|proceeds|savings)\b)"
 _LIST_QUESTION = re.compile(rf"^\s*(?:who|list|name)\b|^\s*(?:which|what)\s+(?:{_NOT_VERB}[\w'-]+\s+){{0,2}}"
-                            rf"{_NOT_VERB}[a-z]{{2,}}[^su\W'’]s\b", re.I)
+                            rf"{_NOT_VERB}{_ONE_FIGURE}[a-z]{{2,}}[^su\W'’]s\b", re.I)
 
 
 def is_list_question(question: str) -> bool:

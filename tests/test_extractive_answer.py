@@ -323,6 +323,7 @@ def test_a_figure_question_about_a_company_with_a_plural_name_is_no_list() -> No
                   companies={1: "Texas Instruments"})
     assert text == "Third quarter revenue was $4.6 billion, up 22% from a year ago. [1]"
     assert not is_list_question("what were monro's sales in the third quarter?")
+    assert not is_list_question("What sales does Monro now expect for fiscal 2020?")  # a figure plural in form
     assert all(is_list_question(q) for q in ("Which banks discussed cost of risk?", "What new products did they "
                                              "launch?", "Which of the companies cut capex?", "Who is the CEO?"))
 
@@ -374,3 +375,16 @@ def test_a_follow_up_pointing_back_with_that_keeps_the_earlier_topic() -> None:
     text = answer("What share of sales is that? (context: How much did YETI grow direct-to-consumer sales?)",
                   passages, companies={1: "YETI", 2: "YETI"})
     assert text == f"{passages[2]} [2]"
+
+
+def test_the_quarter_of_an_update_says_when_not_which_period_is_asked() -> None:
+    """"Fiscal 2020 sales, after its third-quarter update": the full-year outlook answers, though it names no
+    quarter; "in its Q3 report" alone asks about Q3."""
+    passages = {1: "We now anticipate fiscal 2020 sales to be in the range of $1.275 billion to $1.290 billion.",
+                2: "Third quarter sales increased 3.2% to $327 million."}
+    companies = {1: "Monro", 2: "Monro"}
+    text = answer("What sales does Monro now expect for fiscal 2020, after its third-quarter update?", passages,
+                  companies=companies)
+    assert text == f"{passages[1]} [1]"
+    assert answer("What sales did Monro give in its third-quarter report?", passages,
+                  companies=companies) == f"{passages[2]} [2]"

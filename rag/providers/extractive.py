@@ -136,6 +136,10 @@ _ASKING_INSIDE = re.compile(r"\b(?:i['’]?m|i am|we['’]?re|we are)\b[\w ,]{0,
 # not its topic (the year stays, as a period). A month asked about on its own ("traffic in April") is a topic.
 _ENDED = re.compile(rf"\bend(?:ed|ing)?\s+(?:of\s+)?(?:{'|'.join(MONTHS)}|jan|feb|mar|apr|jun|jul|aug|sept?|"
                     r"oct|nov|dec)\b\.?(?:\s+\d{1,2}(?:st|nd|rd|th)?\b)?", re.I)
+# "Fiscal 2020 sales, after its third-quarter update": the update's quarter says when, not what period is asked
+# about (when the question names one besides; "in its Q3 report" alone asks about Q3).
+_SAID_WHEN = re.compile(r"\b(?:after|following|since|in|at|on|during|with) (?:its|their|the|this|that) "
+                        r"(?:[\w-]+ ){0,2}(?:update|call|report|announcement|release)\b", re.I)
 # What a figure is compared with is not the period the sentence reports on: everything after "versus" or "compared
 # to", and the rest of a clause after "over", "than", "from"... ("up 6% over the third quarter of 2019").
 _COMPARED = re.compile(r"\b(?:versus|vs\.?|compared (?:to|with))\b", re.I)
@@ -360,6 +364,9 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     measured = bool(MEASURED_AGAINST.search(asked)) and not _outlook_in(MEASURED_AGAINST.sub(" ", asked))
     wants_outlook = not measured and _outlook_in(asked)
     asked = _INTENT.sub(" ", _ENDED.sub(" ", asked))
+    said_when = _SAID_WHEN.sub(" ", asked)
+    if said_when != asked and period_labels(set(_tokens(said_when))):
+        asked = said_when
     # Who and when are settled by retrieval (the company's documents) and checked below (the period): a
     # transcript rarely names its own company or restates the quarter in the sentence that answers.
     ignored = {t for name in set(companies.values()) for t in _terms(name)}
