@@ -21,7 +21,7 @@ from rag.index_check import IndexCheck, RepairReport
 from rag.ingest import Ingestor, IngestReport, ProgressCallback
 from rag.models import Answer, Document, DocumentInfo, Passage, SearchFilters, Turn
 from rag.qa import QuestionAnswerer
-from rag.retrieve import Mode, Retrieval, retrieve
+from rag.retrieve import Mode, Retrieval, retrieve, widen
 from rag.sentiment.batch import RescoreRequest, RescoreRun
 from rag.sentiment.relative import Baseline, RelativeTickerSentiment, TrendPoint
 from rag.sentiment.scoring import DocumentSentiment
@@ -48,7 +48,7 @@ class Library:
         self._agreed_backends: set[str] = set()
         self.ingestor = Ingestor(self.settings, self.store, lambda: self.embedder,
                                  lambda: self.snapshot().content_hashes() if self.exists() else {})
-        self.qa = QuestionAnswerer(self.settings, lambda q, k, f: self.retrieve(q, k, f), lambda: self.embedder,
+        self.qa = QuestionAnswerer(self.settings, self._to_read, lambda: self.embedder,
                                    self.snapshot)
         self.sentiment = SentimentService(self.settings, self.snapshot, lambda: self.embedder)
 
@@ -193,21 +193,30 @@ class Library:
         return self.retrieve(query, k, filters, mode).passages
 
     def retrieve(self, query: str, k: int | None = None, filters: SearchFilters | None = None,
-                 mode: Mode = "hybrid") -> Retrieval:
-        """Passages plus what the query was understood to be about (linked companies, unknown names)."""
+                 mode: Mode = "hybrid", neighbours: int = 0) -> Retrieval:
+        """Passages plus what the query was understood to be about (linked companies, unknown names). With
+        `neighbours`, each passage is its chunk widened by that many chunks of its document on each side."""
         if not query.strip():
             raise BadInputError("query is empty")
         if len(query) > self.settings.max_question_chars:
             raise BadInputError(f"query is longer than {self.settings.max_question_chars} characters "
                                 "(RAG_MAX_QUESTION_CHARS)")
+        def run() -> Retrieval:
+            snapshot = self._searchable()
+            found = retrieve(snapshot, self.embedder, query, self.settings.retrieval, k=k, filters=filters, mode=mode)
+            found.passages = widen(snapshot, found.passages, neighbours)
+            return found
+
         try:
-            return retrieve(self._searchable(), self.embedder, query, self.settings.retrieval, k=k,
-                            filters=filters, mode=mode)
+            return run()
         except IndexDamagedError:
             # Vectors and BM25 load on first search, so damage can surface only now; the snapshot marked itself
             # damaged, and one retry runs on the fallback generation (or raises the damage again).
-            return retrieve(self._searchable(), self.embedder, query, self.settings.retrieval, k=k,
-                            filters=filters, mode=mode)
+            return run()
+
+    def _to_read(self, query: str, k: int | None, filters: SearchFilters | None) -> Retrieval:
+        """What a model answers from: the retrieved chunks with their neighbours."""
+        return self.retrieve(query, k, filters, neighbours=self.settings.retrieval.read_neighbours)
 
     # ---- answering ------------------------------------------------------------------------------
     def ask(self, question: str, history: Sequence[Turn] = (), k: int | None = None,

@@ -77,6 +77,19 @@ def retrieve(snapshot: Snapshot, embedder: Embedder, query: str, settings: Retri
     return Retrieval(search(snapshot, embedder, query, settings, k, filters, mode), mentions, unknown)
 
 
+def widen(snapshot: Snapshot, passages: list[Passage], neighbours: int) -> list[Passage]:
+    """Passages as a model reads them: each chunk with `neighbours` chunks of its document on each side. Small chunks
+    match a question precisely, but the sentence that answers is as often beside the one that matched."""
+    if not neighbours:
+        return passages
+    out = []
+    for passage in passages:
+        span = snapshot.reading_span(passage.doc_id, passage.chunk_id, neighbours)
+        out.append(passage if span is None else passage.model_copy(update=dict(zip(("start", "end", "text"), span,
+                                                                                    strict=True))))
+    return out
+
+
 def _by_round(passages: list[Passage]) -> list[Passage]:
     """A list's passages by round: every document's best passage, in rank order, before any document's second,
     so the first few passages are as many documents as they can be."""

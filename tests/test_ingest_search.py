@@ -64,6 +64,32 @@ def test_every_chunk_span_equals_document_text(seeded: Library) -> None:
         assert doc.text[passage.start:passage.end] == passage.text
 
 
+def test_answer_passages_are_chunks_widened_by_their_neighbours(seeded: Library) -> None:
+    """The model reads (and cites) each retrieved chunk with the chunks beside it: the span is exact document text,
+    starts and ends at a neighbour's boundary, and holds the matched chunk."""
+    snap = seeded.snapshot()
+    found = seeded.search("SmartMDU deployments", k=5)
+    widened = seeded.retrieve("SmartMDU deployments", k=5, neighbours=1).passages
+    assert [p.chunk_id for p in widened] == [p.chunk_id for p in found]
+    grew = 0
+    for chunk, passage in zip(found, widened, strict=True):
+        doc = snap.get_document(passage.doc_id)
+        chunks = snap.chunks_of(passage.doc_id)
+        i = next(n for n, c in enumerate(chunks) if c.id == chunk.chunk_id)
+        assert (passage.start, passage.end) == (chunks[max(i - 1, 0)].start, chunks[min(i + 1, len(chunks) - 1)].end)
+        assert doc.text[passage.start:passage.end] == passage.text
+        assert chunk.text in passage.text
+        grew += len(passage.text) > len(chunk.text)
+    assert grew  # the seeds' documents have several chunks each
+    chunk_texts = {c.text for info in seeded.list_documents() for c in snap.chunks_of(info.id)}
+    assert not {p.text for p in found} - chunk_texts
+    question = "What was Calix's Q4 revenue?"
+    assert not {p.text for p in seeded.ask(question).passages} - chunk_texts  # off by default
+    retrieval = seeded.settings.retrieval.model_copy(update={"read_neighbours": 1})
+    wide = Library(seeded.settings.model_copy(update={"retrieval": retrieval}), embedder=seeded.embedder)
+    assert {p.text for p in wide.ask(question).passages} - chunk_texts
+
+
 def test_seed_metadata_from_sidecars(seeded: Library) -> None:
     docs = {d.id: d for d in seeded.list_documents()}
     assert set(docs) == {SEED_NOTE, SEED_MAP}

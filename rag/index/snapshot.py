@@ -136,8 +136,8 @@ class Snapshot:
         return {r["id"]: r["content_hash"] for s, rows in self._each("SELECT id, content_hash FROM documents")
                 for r in rows if r["id"] not in s.deleted}
 
-    def _live_rows(self, sql: str, doc_id: str) -> tuple[Segment, list[sqlite3.Row]] | None:
-        for segment, rows in self._each(sql, (doc_id,)):
+    def _live_rows(self, sql: str, doc_id: str, *params: object) -> tuple[Segment, list[sqlite3.Row]] | None:
+        for segment, rows in self._each(sql, (doc_id, *params)):
             if rows and doc_id not in segment.deleted:
                 return segment, rows
         return None
@@ -151,6 +151,21 @@ class Snapshot:
         if found is None:
             raise NotFoundError(f"no document with id {doc_id!r}")
         return _doc_from_row(found[1][0])
+
+    def reading_span(self, doc_id: str, chunk_id: str, neighbours: int) -> tuple[int, int, str] | None:
+        """A chunk with up to `neighbours` chunks of its document on each side: start, end and text of that span of
+        the document (None if the chunk is not in the index)."""
+        found = self._live_rows(
+            """SELECT min(c.start) AS start, max(c."end") AS "end",
+                      substr(d.text, min(c.start) + 1, max(c."end") - min(c.start)) AS text
+               FROM chunks me
+               JOIN chunks c ON c.doc_id = me.doc_id AND c.ordinal BETWEEN me.ordinal - ?3 AND me.ordinal + ?3
+               JOIN documents d ON d.id = me.doc_id
+               WHERE me.doc_id = ?1 AND me.id = ?2 GROUP BY me.id""", doc_id, chunk_id, neighbours)
+        if found is None:
+            return None
+        row = found[1][0]
+        return row["start"], row["end"], row["text"]
 
     def list_documents(self, filters: SearchFilters | None = None) -> list[DocumentInfo]:
         where, params = _where(filters)
