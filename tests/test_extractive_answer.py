@@ -388,3 +388,52 @@ def test_the_quarter_of_an_update_says_when_not_which_period_is_asked() -> None:
     assert text == f"{passages[1]} [1]"
     assert answer("What sales did Monro give in its third-quarter report?", passages,
                   companies=companies) == f"{passages[2]} [2]"
+
+
+def test_a_month_that_dates_a_fiscal_quarter_is_a_period_not_a_topic() -> None:
+    """PointsBet's "Q2 FY2022" is the December 2021 quarter: the title's fiscal year does not rule its sentences out
+    for a question about 2021, and "December" is not a word the answer needs."""
+    passages = {1: "As communicated in January 2021, the December 2020 quarter was impacted by trading variances.",
+                2: "Handle for the quarter was 598.9 million, up 72% quarter-on-quarter."}
+    text = answer("What was PointsBet's handle in the December 2021 quarter?", passages,
+                  companies={1: "PointsBet", 2: "PointsBet"},
+                  titles={1: "PointsBet Q2 FY2022 earnings call", 2: "PointsBet Q2 FY2022 earnings call"})
+    assert text == f"{passages[2]} [2]"
+
+
+def test_the_us_is_not_us() -> None:
+    passages = {1: "Customers keep telling us the in-play product is the best we have built.",
+                2: "The U.S. remains our largest growth opportunity."}
+    text = answer("What did PointsBet say about the US?", passages, companies={1: "PointsBet", 2: "PointsBet"})
+    assert text == f"{passages[2]} [2]"
+
+
+def test_what_revenue_was_is_an_amount_not_a_change() -> None:
+    passages = {1: "Engines revenues were up about 26%.",
+                2: "Group net revenues were €4,271,000,000, increased 23% versus prior year."}
+    text = answer("What was Ferrari's revenue in 2021?", passages, companies={1: "Ferrari", 2: "Ferrari"})
+    assert text == f"{passages[2]} [2]"
+    # How it changed is a change.
+    assert answer("How much did Ferrari's engines revenue grow?", passages,
+                  companies={1: "Ferrari", 2: "Ferrari"}) == f"{passages[1]} [1]"
+
+
+def test_periods_and_names_are_no_figures_but_spelled_amounts_are() -> None:
+    passages = {1: "I'd now like to provide some guidance for the fourth quarter of 2020.",
+                2: "We expect fourth quarter revenue will be up 10 to 15% sequentially."}
+    assert answer("What did SiTime guide for the fourth quarter?", passages,
+                  companies={1: "SiTime", 2: "SiTime"}) == f"{passages[2]} [2]"
+    passages = {1: "The board is recommending a final dividend of four pesewas per share, bringing the total dividend "
+                   "for 2019 to six pesewas per share.",
+                2: "This represents 73% of profit after tax and a 20% increase in dividend per share."}
+    assert answer("What total dividend per share did MTN Ghana declare for 2019?", passages,
+                  companies={1: "MTN Ghana", 2: "MTN Ghana"}) == f"{passages[1]} [1]"
+
+
+def test_what_was_something_at_the_end_of_a_quarter_asks_a_figure() -> None:
+    passages = {1: "Our single-family residential growth trajectory is not fully capturing our backlog.",
+                2: "At 575.8 million, our third quarter backlog represents more than 1.2 times our revenue.",
+                3: "Our leverage ratio decreased to 0.9 times net debt to adjusted EBITDA at quarter end."}
+    text = answer("What was Tecnoglass's backlog at the end of Q3 2021?", passages,
+                  companies={1: "Tecnoglass", 2: "Tecnoglass", 3: "Tecnoglass"})
+    assert text == f"{passages[2]} [2]"

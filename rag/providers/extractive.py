@@ -63,6 +63,11 @@ for _group in _SYNONYM_GROUPS:
     for _member in _members:
         _GROUP_OF.setdefault(_member, _members[0])
 
+_AMOUNTS = frozenset(_GROUP_OF.get(t, t) for t in tokenize("revenue profit ebitda ebit cash capex debt eps rpo"))
+_CHANGES = frozenset(_GROUP_OF.get(t, t) for t in tokenize("growth decline change"))
+_COMPS = frozenset(tokenize("comps same-store"))
+# A figure that is a rate or a change: "26%", "4.5 percent", "80 basis points", "3.5 points", "2.1 times".
+_RATE = re.compile(r"\d(?:[\d.,]*\d)?\s?(%|percent\b|per cent\b|(?:basis )?points?\b|bps\b|times\b|x\b)?", re.I)
 _QUANTITY = re.compile(r"\bhow (much|many|large|big|high|fast)\b|\b(amount|size|percentage|share of)\b", re.I)
 _METRICS = frozenset(_GROUP_OF.get(t, t) for t in tokenize(
     "revenue rpo margin arpu eps buyback guidance ebitda ebit income profit cash dividend capex debt"))
@@ -136,6 +141,12 @@ _ASKING_INSIDE = re.compile(r"\b(?:i['’]?m|i am|we['’]?re|we are)\b[\w ,]{0,
 # not its topic (the year stays, as a period). A month asked about on its own ("traffic in April") is a topic.
 _ENDED = re.compile(rf"\bend(?:ed|ing)?\s+(?:of\s+)?(?:{'|'.join(MONTHS)}|jan|feb|mar|apr|jun|jul|aug|sept?|"
                     r"oct|nov|dec)\b\.?(?:\s+\d{1,2}(?:st|nd|rd|th)?\b)?", re.I)
+# "At the end of Q3", "by the end of the year": the period stays, "end" is no topic ("end markets" is).
+_END_OF = re.compile(r"\bend of (?=(?:the |this |last |fiscal )?(?:q[1-4]|h[12]|fy|quarter|year|half|period|month|"
+                     r"first|second|third|fourth|\d{4})\b)", re.I)
+# "The December 2021 quarter", "March 2020": a month that dates a quarter or a year is a period, not a topic.
+_MONTH_OF_PERIOD = re.compile(rf"\b(?:{'|'.join(MONTHS)})\b(?=\s+(?:\d{{4}}\s+)?(?:quarter|half|year)\b|\s+\d{{4}}\b)",
+                              re.I)
 # "Fiscal 2020 sales, after its third-quarter update": the update's quarter says when, not what period is asked
 # about (when the question names one besides; "in its Q3 report" alone asks about Q3).
 _SAID_WHEN = re.compile(r"\b(?:after|following|since|in|at|on|during|with) (?:its|their|the|this|that) "
@@ -166,9 +177,15 @@ _THEIR_BUSINESS = re.compile(r"\b(?:their|its|our|his|her)\s+(?:[\w-]+\s+){0,3}b
 _BUSINESS = frozenset(tokenize("business", drop_stopwords=False))
 # A number word right after a capitalised word names something ("Calix One", "Formula One") unless a unit follows
 # ("Revenue Grew Ten Percent").
-_NAMED_NUMBER = re.compile(r"\b[A-Z][\w&-]*\s+(One|Two|Three|Four|Five|Six|Seven|Eight|Nine|Ten)\b"
-                           r"(?!\s+(?:hundred|thousand|million|billion|percent|per cent|%))", re.I)
+# Case matters: "a dividend of four pesewas" names nothing.
+_NUMBER_NAMES = "One Two Three Four Five Six Seven Eight Nine Ten".split()
+_NAMED_NUMBER = re.compile(rf"\b[A-Z][\w&-]*\s+({'|'.join(_NUMBER_NAMES + [w.upper() for w in _NUMBER_NAMES])})\b"
+                           r"(?!\s+(?i:hundred|thousand|million|billion|percent|per cent|%))")
 # "(1)" or "1." opening a list item; not "$(12) million" or "(8)%", accounting's negatives.
+# Digits that state no figure: a period ("FY20", "Q3", "2021", "the first nine months") or a name ("COVID-19").
+_NOT_A_FIGURE = re.compile(r"\bcovid-19\b|\b(?:\d{1,2}|three|six|nine|twelve) months\b|"
+                           r"\b(?:FY|Q[1-4]|H[12])\s?'?\d{2,4}\b|\bQ[1-4]\b|"
+                           r"\b(?:19|20)\d{2}\b(?!\s?(?:%|percent|thousand|million|billion))", re.I)
 _LIST_MARKER = re.compile(r"(?<![$\w])\(\d{1,2}\)(?!\s*(?:%|percent|thousand|million|billion))|^\s*\d{1,2}[.)]\s")
 # "fy": a full year, a span like a quarter or a half (a fiscal-year figure does not answer a fourth-quarter question).
 _QUARTER = re.compile(r"^(q[1-4]|h[12]|fy)$")
@@ -183,6 +200,7 @@ _YEAR_TO_DATE = re.compile(r"\b(?:year[- ]to[- ]date|ytd|so far(?: (?:this|in th
 _OR = re.compile(r"\b([a-z][\w-]*) or ([a-z][\w-]*)(?=\s*(?:[?,.;]|$)|\s+(?:in|for|on|at|to|from|of|by|with|as|during|"
                  r"after|before|because)\b)", re.I)
 _COMPARABLE = re.compile(r"\bcomparables?\b", re.I)
+_US = re.compile(r"\bU\.?S\.?(?![\w.$])|\bU\.S\.(?=\w)")
 _HYPHENATED = re.compile(r"\b[a-z]+(?:-[a-z]+){2,}\b", re.I)
 
 
@@ -218,8 +236,9 @@ def _terms(text: str, tokens: list[str] | None = None) -> set[str]:
 
 def _tokens(text: str) -> list[str]:
     """tokenize(text, drop_stopwords=False), with "comparable" kept apart from "compare" (both fold to "compar"):
-    "comparable store sales" is a metric, "compare" only asks for a comparison."""
-    return tokenize(_COMPARABLE.sub("comps", text), drop_stopwords=False)
+    "comparable store sales" is a metric, "compare" only asks for a comparison; and "US" or "U.S." kept apart from
+    "us" (tokenize lowers both): "US handle" is not "differentiate us"."""
+    return tokenize(_US.sub(" usa ", _COMPARABLE.sub("comps", text)), drop_stopwords=False)
 
 
 def _initials(compound: str) -> str:
@@ -278,6 +297,12 @@ def _full_year(labels: set[str], text: str) -> set[str]:
     return labels
 
 
+def _calendar_years(labels: set[str]) -> set[str]:
+    """`labels` with the calendar year a fiscal year starts in: PointsBet's "Q2 FY2022" is the December 2021
+    quarter."""
+    return labels | {str(int(label[2:]) - 1) for label in labels if re.fullmatch(r"fy\d{4}", label)}
+
+
 def _outlook_in(question: str) -> bool:
     return bool(OUTLOOK_WORDS & _terms(question) or _INTENT.search(question))
 
@@ -292,9 +317,17 @@ def _looks_ahead(c: Candidate) -> bool:
     return bool(OUTLOOK_WORDS & _terms(MEASURED_AGAINST.sub(" ", c.text)))
 
 
+def _rates_only(text: str) -> bool:
+    """Whether every figure a sentence states is a rate or a change (and it states one)."""
+    units = [m.group(1) for m in _RATE.finditer(_NOT_A_FIGURE.sub(" ", spelled_numbers_to_digits(text.lower())))]
+    return bool(units) and all(units)
+
+
 def _states_a_number(text: str) -> bool:
-    """Digits or a spelled number, but not a number word in a name ("Calix One") nor a list marker ("(1)")."""
+    """Digits or a spelled number, but not a number word in a name ("Calix One"), a list marker ("(1)") nor a
+    period ("below our FY20 plan" states no figure)."""
     text = _LIST_MARKER.sub(" ", _NAMED_NUMBER.sub(lambda m: m.group(0)[:m.start(1) - m.start(0)], text))
+    text = _NOT_A_FIGURE.sub(" ", text)
     return any(ch.isdigit() for ch in spelled_numbers_to_digits(text.lower()))
 
 
@@ -330,6 +363,7 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
     out = []
     for n, text in passages.items():
         title_terms = _terms((titles or {}).get(n, ""))
+        title_periods = _calendar_years(period_labels(title_terms))
         for unit in _units(text):
             sentence = _SPEAKER.sub("", unit)
             key = sentence.lower()
@@ -343,7 +377,7 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
             terms = _terms(sentence, tokens) | {_initials(c) for c in _HYPHENATED.findall(sentence)}
             if _COMMITS.search(sentence):  # "committed to delivering full-year GMV of..." gives guidance
                 terms |= _GUIDANCE
-            periods = _stated_periods(sentence, tokens) or period_labels(title_terms)
+            periods = _stated_periods(sentence, tokens) or title_periods
             out.append(Candidate(n=n, text=sentence, terms=terms, company=companies.get(n, ""), order=len(out),
                                  periods=periods, title_terms=title_terms, pairs=_pairs(tokens)))
     return out
@@ -363,7 +397,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     # with or without forward-looking words, so neither kind is penalised.
     measured = bool(MEASURED_AGAINST.search(asked)) and not _outlook_in(MEASURED_AGAINST.sub(" ", asked))
     wants_outlook = not measured and _outlook_in(asked)
-    asked = _INTENT.sub(" ", _ENDED.sub(" ", asked))
+    asked = _INTENT.sub(" ", _MONTH_OF_PERIOD.sub(" ", _END_OF.sub(" ", _ENDED.sub(" ", asked))))
     said_when = _SAID_WHEN.sub(" ", asked)
     if said_when != asked and period_labels(set(_tokens(said_when))):
         asked = said_when
@@ -423,9 +457,15 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         return NOT_FOUND
     total = len(candidates)
     # Questions about a metric, or "how much/many", are answered by a sentence with a number in it.
+    # So is "what was <anything> in <a period>" ("What was Tecnoglass' backlog at the end of Q3?").
     quantity = bool(_QUANTITY.search(asked)
-                    or (focus & _METRICS and re.match(r"\s*(what|how|compare)\b", asked, re.I)))
+                    or (focus & _METRICS and re.match(r"\s*(what|how|compare)\b", asked, re.I))
+                    or (periods and re.match(r"\s*what (?:was|were|is|are)\b", asked, re.I)))
     required = focus & _REQUIRED
+    # What an amount of money was ("What was revenue?"), not how it changed: answered by a sentence stating one.
+    # Comparable (same-store) sales are a change by definition.
+    asks_amount = (bool(re.match(r"\s*what\b", asked, re.I)) and bool(focus & _AMOUNTS)
+                   and not focus & (_CHANGES | _COMPS) and not _QUANTITY.search(asked))
     # "What did X say about <topic>": the topic's most specific term must be in the sentence.
     weight = {t: math.log(1 + total / (1 + sum(t in c.terms for c in candidates))) for t in focus}
     if about:
@@ -447,6 +487,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         c.coverage = sum(weight[t] for t in focus & c.terms) / (denominator - sum(weight[t] for t in left_out))
         if quantity and not _states_a_number(c.text):
             c.coverage *= 0.5  # "how much" is not answered by a sentence without a number (digits or words)
+        elif asks_amount and _rates_only(c.text):
+            c.coverage *= 0.8  # "what was Ferrari's revenue": "engines revenues were up about 26%" is a change
         if _conflict(periods, c.periods):
             c.coverage *= 0.5  # Q3 actuals do not answer a question about Q4 (nor 2021 about 2020)
         if not measured and wants_outlook != _looks_ahead(c):
