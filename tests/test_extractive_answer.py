@@ -437,3 +437,28 @@ def test_what_was_something_at_the_end_of_a_quarter_asks_a_figure() -> None:
     text = answer("What was Tecnoglass's backlog at the end of Q3 2021?", passages,
                   companies={1: "Tecnoglass", 2: "Tecnoglass", 3: "Tecnoglass"})
     assert text == f"{passages[2]} [2]"
+
+
+def test_how_much_a_company_grew_is_its_sales() -> None:
+    passages = {1: "We delivered 52% adjusted EBITDA growth in the third quarter.",
+                2: "Third quarter total revenue grew approximately 6%, driven by our global e-commerce sales."}
+    text = answer("How much did Lands' End grow in the third quarter?", passages,
+                  companies={1: "Lands' End", 2: "Lands' End"})
+    assert text == f"{passages[2]} [2]"
+
+
+def test_a_long_term_goal_is_no_result_and_a_lone_one_no_figure() -> None:
+    passages = {1: "Our long-term goal for gross margins is getting them closer to 60% in two to three years.",
+                2: "Newer products becoming a larger part of our sales drives higher gross margins, that's one.",
+                3: "Non-GAAP gross margin during the quarter was 52.3%, up 530 basis points from Q2."}
+    text = answer("What was SiTime's gross margin in the third quarter?", passages,
+                  companies={1: "SiTime", 2: "SiTime", 3: "SiTime"})
+    assert text == f"{passages[3]} [3]"
+
+
+def test_an_analysts_question_for_management_is_not_quoted() -> None:
+    passages = {1: "And then, uh, last question for me is on the decision to authorize the $100 million of share "
+                   "repurchase.",
+                2: "The board authorized a $100 million share repurchase program in the quarter."}
+    text = answer("Did GCP authorize a share repurchase?", passages, companies={1: "GCP", 2: "GCP"})
+    assert text == f"{passages[2]} [2]"

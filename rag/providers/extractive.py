@@ -65,6 +65,7 @@ for _group in _SYNONYM_GROUPS:
 
 _AMOUNTS = frozenset(_GROUP_OF.get(t, t) for t in tokenize("revenue profit ebitda ebit cash capex debt eps rpo"))
 _CHANGES = frozenset(_GROUP_OF.get(t, t) for t in tokenize("growth decline change"))
+_REVENUE = frozenset(_GROUP_OF.get(t, t) for t in tokenize("revenue"))
 _COMPS = frozenset(tokenize("comps same-store"))
 # A figure that is a rate or a change: "26%", "4.5 percent", "80 basis points", "3.5 points", "2.1 times".
 _RATE = re.compile(r"\d(?:[\d.,]*\d)?\s?(%|percent\b|per cent\b|(?:basis )?points?\b|bps\b|times\b|x\b)?", re.I)
@@ -133,6 +134,7 @@ _ASKING_INSIDE = re.compile(r"\b(?:i['’]?m|i am|we['’]?re|we are)\b[\w ,]{0,
                             # "And then I wanted, um, to ask about...", "my follow-up question is on..."
                             r"\bi\b[\w ,]{0,25}\b(?:wanted|want|would like|['’]d like|had)\W+(?:(?:uh|um)\W+)*to ask\b|"
                             r"\bmy (?:[\w-]+ ){0,2}questions?\b|"  # "my question", "my last related question"
+                            r"\bquestions? for me\b|"  # "last question for me is..."
                             r"\bcan (?:we|i) assume\b|"
                             # An analyst restating management: "you indicated in your prepared remarks that..."
                             r"\byou (?:indicated|mentioned|said|noted|talked about|alluded to|commented)\b[\w ,]{0,30}"
@@ -181,11 +183,15 @@ _BUSINESS = frozenset(tokenize("business", drop_stopwords=False))
 _NUMBER_NAMES = "One Two Three Four Five Six Seven Eight Nine Ten".split()
 _NAMED_NUMBER = re.compile(rf"\b[A-Z][\w&-]*\s+({'|'.join(_NUMBER_NAMES + [w.upper() for w in _NUMBER_NAMES])})\b"
                            r"(?!\s+(?i:hundred|thousand|million|billion|percent|per cent|%))")
-# "(1)" or "1." opening a list item; not "$(12) million" or "(8)%", accounting's negatives.
-# Digits that state no figure: a period ("FY20", "Q3", "2021", "the first nine months") or a name ("COVID-19").
-_NOT_A_FIGURE = re.compile(r"\bcovid-19\b|\b(?:\d{1,2}|three|six|nine|twelve) months\b|"
+# Digits that state no figure: a period ("FY20", "Q3", "2021", "the first nine months"), a name ("COVID-19"), a lone
+# "one" ("that's one", "one of our customers"), a spoken list's "Two, we're taking...".
+_NOT_A_FIGURE = re.compile(r"\bcovid-19\b|^\W*(?:two|three|four|five)(?=\s*,)|"
+                           r"\bone\b(?!\s+(?:and|hundred|thousand|million|billion|trillion|percent|"
+                           r"point|half|quarter|basis|times|dollars?|euros?|cents?)\b)|"
+                           r"\b(?:\d{1,2}|three|six|nine|twelve) months\b|"
                            r"\b(?:FY|Q[1-4]|H[12])\s?'?\d{2,4}\b|\bQ[1-4]\b|"
                            r"\b(?:19|20)\d{2}\b(?!\s?(?:%|percent|thousand|million|billion))", re.I)
+# "(1)" or "1." opening a list item; not "$(12) million" or "(8)%", accounting's negatives.
 _LIST_MARKER = re.compile(r"(?<![$\w])\(\d{1,2}\)(?!\s*(?:%|percent|thousand|million|billion))|^\s*\d{1,2}[.)]\s")
 # "fy": a full year, a span like a quarter or a half (a fiscal-year figure does not answer a fourth-quarter question).
 _QUARTER = re.compile(r"^(q[1-4]|h[12]|fy)$")
@@ -422,6 +428,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         focus |= focus_terms(context_match.group(1)) - ignored - _METRICS
     periods = _full_year(period_labels(focus), asked)
     focus -= {t for t in focus if PERIOD.match(t)}
+    if focus and focus <= _CHANGES:  # "How much did Lands' End grow?": a company grows by its sales
+        focus |= _REVENUE
     if _THEIR_BUSINESS.search(asked):
         focus -= _BUSINESS
     # A sentence that says "DTC" says each word of "direct-to-consumer" (the words stay what the question asks).
