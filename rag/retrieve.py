@@ -85,8 +85,11 @@ def widen(snapshot: Snapshot, passages: list[Passage], neighbours: int) -> list[
     out = []
     for passage in passages:
         span = snapshot.reading_span(passage.doc_id, passage.chunk_id, neighbours)
-        out.append(passage if span is None else passage.model_copy(update=dict(zip(("start", "end", "text"), span,
-                                                                                    strict=True))))
+        if span is None:
+            out.append(passage)
+        else:
+            start, end, text = span
+            out.append(passage.model_copy(update={"start": start, "end": end, "text": text}))
     return out
 
 

@@ -166,10 +166,10 @@ def tokenize(text: str, drop_stopwords: bool = True) -> list[str]:
 
 
 # Forward-looking words: a question with them asks for guidance, not results.
-OUTLOOK_WORDS = frozenset(tokenize("guidance guide outlook expect forecast target plan anticipate will project goal "
-                                   "longterm", drop_stopwords=False))
+OUTLOOK_WORDS = frozenset(tokenize("guidance guide outlook expect forecast target plan anticipate will project goal",
+                                   drop_stopwords=False))
 # Those that are rarely nouns of something else ("price target", "pension plan", "project backlog" are not outlooks).
-_OUTLOOK_VERBS = OUTLOOK_WORDS - frozenset(tokenize("target plan project goal longterm", drop_stopwords=False))
+_OUTLOOK_VERBS = OUTLOOK_WORDS - frozenset(tokenize("target plan project goal", drop_stopwords=False))
 # A result measured against guidance ("at the high end of guidance", "ahead of our outlook", "relative to
 # guidance") reports, it does not guide: those words make nothing an outlook.
 MEASURED_AGAINST = re.compile(

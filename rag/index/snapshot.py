@@ -153,13 +153,15 @@ class Snapshot:
         return _doc_from_row(found[1][0])
 
     def reading_span(self, doc_id: str, chunk_id: str, neighbours: int) -> tuple[int, int, str] | None:
-        """A chunk with up to `neighbours` chunks of its document on each side: start, end and text of that span of
-        the document (None if the chunk is not in the index)."""
+        """A chunk with up to `neighbours` chunks of its document on each side, on the same page (a citation's page
+        stays exact): start, end and text of that span of the document (None if the chunk is not in the index)."""
+        # GROUP BY: without it, an aggregate over no rows (a segment without the chunk) is one row of NULLs.
         found = self._live_rows(
             """SELECT min(c.start) AS start, max(c."end") AS "end",
                       substr(d.text, min(c.start) + 1, max(c."end") - min(c.start)) AS text
                FROM chunks me
-               JOIN chunks c ON c.doc_id = me.doc_id AND c.ordinal BETWEEN me.ordinal - ?3 AND me.ordinal + ?3
+               JOIN chunks c ON c.doc_id = me.doc_id AND c.page IS me.page
+                    AND c.ordinal BETWEEN me.ordinal - ?3 AND me.ordinal + ?3
                JOIN documents d ON d.id = me.doc_id
                WHERE me.doc_id = ?1 AND me.id = ?2 GROUP BY me.id""", doc_id, chunk_id, neighbours)
         if found is None:

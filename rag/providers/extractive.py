@@ -66,12 +66,16 @@ for _group in _SYNONYM_GROUPS:
 _AMOUNTS = frozenset(_GROUP_OF.get(t, t) for t in tokenize("revenue profit ebitda ebit cash capex debt eps rpo"))
 _CHANGES = frozenset(_GROUP_OF.get(t, t) for t in tokenize("growth decline change"))
 _REVENUE = frozenset(_GROUP_OF.get(t, t) for t in tokenize("revenue"))
-_COMPS = frozenset(tokenize("comps same-store"))
+_COMPS = frozenset(tokenize("comps"))  # "same-store" is two terms, "same" and "store"
 # A figure that is a rate or a change: "26%", "4.5 percent", "80 basis points", "3.5 points", "2.1 times".
-_RATE = re.compile(r"\d(?:[\d.,]*\d)?\s?(%|percent\b|per cent\b|(?:basis )?points?\b|bps\b|times\b|x\b)?", re.I)
+_RATE = re.compile(r"\d(?:[\d.,]*\d)?\s?(%|percent(?:age points?)?\b|per cent\b|(?:basis )?points?\b|bps\b|pts\b|"
+                   r"times\b|x\b)?", re.I)
 _QUANTITY = re.compile(r"\bhow (much|many|large|big|high|fast)\b|\b(amount|size|percentage|share of)\b", re.I)
 _METRICS = frozenset(_GROUP_OF.get(t, t) for t in tokenize(
     "revenue rpo margin arpu eps buyback guidance ebitda ebit income profit cash dividend capex debt"))
+_WHOLE = frozenset(_GROUP_OF.get(t, t) for t in tokenize(
+    "total net group consolidated overall reported gaap adjusted quarterly annual full year record comparable "
+    "organic core same strong solid thousand million billion trillion dollars euros", drop_stopwords=False)) | _METRICS
 # A question about one of these is only answered by a sentence that names it: a paraphrase will not do,
 # and "Calix's GAAP EPS" must not be answered with its revenue.
 _REQUIRED = _METRICS | frozenset(_GROUP_OF.get(t, t) for t in tokenize(
@@ -144,11 +148,11 @@ _ASKING_INSIDE = re.compile(r"\b(?:i['’]?m|i am|we['’]?re|we are)\b[\w ,]{0,
 _ENDED = re.compile(rf"\bend(?:ed|ing)?\s+(?:of\s+)?(?:{'|'.join(MONTHS)}|jan|feb|mar|apr|jun|jul|aug|sept?|"
                     r"oct|nov|dec)\b\.?(?:\s+\d{1,2}(?:st|nd|rd|th)?\b)?", re.I)
 # "At the end of Q3", "by the end of the year": the period stays, "end" is no topic ("end markets" is).
-_END_OF = re.compile(r"\bend of (?=(?:the |this |last |fiscal )?(?:q[1-4]|h[12]|fy|quarter|year|half|period|month|"
-                     r"first|second|third|fourth|\d{4})\b)", re.I)
-# "The December 2021 quarter", "March 2020": a month that dates a quarter or a year is a period, not a topic.
-_MONTH_OF_PERIOD = re.compile(rf"\b(?:{'|'.join(MONTHS)})\b(?=\s+(?:\d{{4}}\s+)?(?:quarter|half|year)\b|\s+\d{{4}}\b)",
-                              re.I)
+_END_OF = re.compile(r"\bend of (?=(?:(?:the|this|last|next|fiscal|calendar)\s+){0,3}(?:q[1-4]|h[12]|fy\d*|quarter|"
+                     r"year|half|period|month|first|second|third|fourth|\d{4})\b)", re.I)
+# "The December 2021 quarter": a month that dates a quarter or a year is a period, not a topic ("traffic in April
+# 2021" asks about April).
+_MONTH_OF_PERIOD = re.compile(rf"\b(?:{'|'.join(MONTHS)})\b(?=\s+(?:\d{{4}}\s+)?(?:quarter|half|year)\b)", re.I)
 # "Fiscal 2020 sales, after its third-quarter update": the update's quarter says when, not what period is asked
 # about (when the question names one besides; "in its Q3 report" alone asks about Q3).
 _SAID_WHEN = re.compile(r"\b(?:after|following|since|in|at|on|during|with) (?:its|their|the|this|that) "
@@ -184,11 +188,10 @@ _NUMBER_NAMES = "One Two Three Four Five Six Seven Eight Nine Ten".split()
 _NAMED_NUMBER = re.compile(rf"\b[A-Z][\w&-]*\s+({'|'.join(_NUMBER_NAMES + [w.upper() for w in _NUMBER_NAMES])})\b"
                            r"(?!\s+(?i:hundred|thousand|million|billion|percent|per cent|%))")
 # Digits that state no figure: a period ("FY20", "Q3", "2021", "the first nine months"), a name ("COVID-19"), a lone
-# "one" ("that's one", "one of our customers"), a spoken list's "Two, we're taking...".
-_NOT_A_FIGURE = re.compile(r"\bcovid-19\b|^\W*(?:two|three|four|five)(?=\s*,)|"
-                           r"\bone\b(?!\s+(?:and|hundred|thousand|million|billion|trillion|percent|"
-                           r"point|half|quarter|basis|times|dollars?|euros?|cents?)\b)|"
-                           r"\b(?:\d{1,2}|three|six|nine|twelve) months\b|"
+# "one" ("that's one.", "one of our customers"), a spoken list's "Two, we're taking...".
+_NOT_A_FIGURE = re.compile(r"\bcovid-19\b|^\W*(?:and\s+)?(?:two|three|four|five)(?=\s*,)|"
+                           r"\bone\b(?=\s*(?:[.,;:!?]|$|of\b))|"
+                           r"\b(?:first|last|past|next|trailing) (?:\d{1,2}|three|six|nine|twelve) months\b|"
                            r"\b(?:FY|Q[1-4]|H[12])\s?'?\d{2,4}\b|\bQ[1-4]\b|"
                            r"\b(?:19|20)\d{2}\b(?!\s?(?:%|percent|thousand|million|billion))", re.I)
 # "(1)" or "1." opening a list item; not "$(12) million" or "(8)%", accounting's negatives.
@@ -305,8 +308,10 @@ def _full_year(labels: set[str], text: str) -> set[str]:
 
 def _calendar_years(labels: set[str]) -> set[str]:
     """`labels` with the calendar year a fiscal year starts in: PointsBet's "Q2 FY2022" is the December 2021
-    quarter."""
-    return labels | {str(int(label[2:]) - 1) for label in labels if re.fullmatch(r"fy\d{4}", label)}
+    quarter. (A title says "FY" for a fiscal year that is not the calendar year.)"""
+    if not any("fy" in label for label in labels):
+        return labels
+    return labels | {str(int(label) - 1) for label in labels if _YEAR.match(label)}
 
 
 def _outlook_in(question: str) -> bool:
@@ -323,18 +328,36 @@ def _looks_ahead(c: Candidate) -> bool:
     return bool(OUTLOOK_WORDS & _terms(MEASURED_AGAINST.sub(" ", c.text)))
 
 
+def _part_of(text: str, metrics: set[str], asked: set[str]) -> bool:
+    """Whether every mention of the metrics is qualified by a word the question does not ask about ("engines
+    revenues", "net advertising revenues", "free cash flow" when operating cash flow was asked); "total", "net",
+    "adjusted", a period or a change ("third quarter revenue", "higher revenue") qualify nothing."""
+    def qualified(before: str) -> bool:
+        before = _GROUP_OF.get(before, before)
+        return bool(before) and before not in STOPWORDS | asked | _WHOLE | _CHANGES and not PERIOD.match(before) \
+            and not any(ch.isdigit() for ch in before)
+
+    # Within a clause: "starting with the top line, revenues were..." qualifies nothing.
+    befores = [tokens[i - 1] if i else "" for clause in re.split(r"[^\w\s'’&-]+", text) for tokens in [_tokens(clause)]
+               for i, t in enumerate(tokens) if _GROUP_OF.get(t, t) in metrics]
+    return bool(befores) and all(qualified(b) for b in befores)
+
+
+def _figures(text: str) -> str:
+    """The text with spelled numbers as digits and without the digits that state no figure: a number word in a name
+    ("Calix One"), a list marker ("(1)"), a period ("below our FY20 plan"), "COVID-19"."""
+    text = _LIST_MARKER.sub(" ", _NAMED_NUMBER.sub(lambda m: m.group(0)[:m.start(1) - m.start(0)], text))
+    return spelled_numbers_to_digits(_NOT_A_FIGURE.sub(" ", text).lower())
+
+
 def _rates_only(text: str) -> bool:
     """Whether every figure a sentence states is a rate or a change (and it states one)."""
-    units = [m.group(1) for m in _RATE.finditer(_NOT_A_FIGURE.sub(" ", spelled_numbers_to_digits(text.lower())))]
+    units = [m.group(1) for m in _RATE.finditer(_figures(text))]
     return bool(units) and all(units)
 
 
 def _states_a_number(text: str) -> bool:
-    """Digits or a spelled number, but not a number word in a name ("Calix One"), a list marker ("(1)") nor a
-    period ("below our FY20 plan" states no figure)."""
-    text = _LIST_MARKER.sub(" ", _NAMED_NUMBER.sub(lambda m: m.group(0)[:m.start(1) - m.start(0)], text))
-    text = _NOT_A_FIGURE.sub(" ", text)
-    return any(ch.isdigit() for ch in spelled_numbers_to_digits(text.lower()))
+    return any(ch.isdigit() for ch in _figures(text))
 
 
 def focus_terms(question: str) -> set[str]:
@@ -428,8 +451,10 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         focus |= focus_terms(context_match.group(1)) - ignored - _METRICS
     periods = _full_year(period_labels(focus), asked)
     focus -= {t for t in focus if PERIOD.match(t)}
-    if focus and focus <= _CHANGES:  # "How much did Lands' End grow?": a company grows by its sales
-        focus |= _REVENUE
+    # "How much did Lands' End grow?": a company grows by its sales, so a sentence on sales fits better (but one
+    # that says "we grew 6% overall" still answers).
+    implied = _REVENUE if focus and focus <= _CHANGES else set()
+    focus |= implied
     if _THEIR_BUSINESS.search(asked):
         focus -= _BUSINESS
     # A sentence that says "DTC" says each word of "direct-to-consumer" (the words stay what the question asks).
@@ -469,13 +494,15 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     quantity = bool(_QUANTITY.search(asked)
                     or (focus & _METRICS and re.match(r"\s*(what|how|compare)\b", asked, re.I))
                     or (periods and re.match(r"\s*what (?:was|were|is|are)\b", asked, re.I)))
-    required = focus & _REQUIRED
+    required = focus & _REQUIRED - implied
     # What an amount of money was ("What was revenue?"), not how it changed: answered by a sentence stating one.
     # Comparable (same-store) sales are a change by definition.
-    asks_amount = (bool(re.match(r"\s*what\b", asked, re.I)) and bool(focus & _AMOUNTS)
-                   and not focus & (_CHANGES | _COMPS) and not _QUANTITY.search(asked))
+    asks_amount = (bool(re.match(r"\s*what\b", asked, re.I)) and bool(focus & _AMOUNTS) and not focus & _MARGIN
+                   and not focus & (_CHANGES | _COMPS) and not {"same", "store"} <= focus
+                   and not _QUANTITY.search(asked))
     # "What did X say about <topic>": the topic's most specific term must be in the sentence.
-    weight = {t: math.log(1 + total / (1 + sum(t in c.terms for c in candidates))) for t in focus}
+    weight = {t: math.log(1 + total / (1 + sum(t in c.terms for c in candidates))) * (0.5 if t in implied else 1)
+              for t in focus}
     if about:
         topic = focus_terms(about.group(1)) & set(weight)
         if topic:
@@ -497,6 +524,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             c.coverage *= 0.5  # "how much" is not answered by a sentence without a number (digits or words)
         elif asks_amount and _rates_only(c.text):
             c.coverage *= 0.8  # "what was Ferrari's revenue": "engines revenues were up about 26%" is a change
+        if focus & _METRICS & c.terms and _part_of(c.text, focus & _METRICS, focus | ignored):
+            c.coverage *= 0.85  # "What was revenue?": "net advertising revenues were..." is one part of it
         if _conflict(periods, c.periods):
             c.coverage *= 0.5  # Q3 actuals do not answer a question about Q4 (nor 2021 about 2020)
         if not measured and wants_outlook != _looks_ahead(c):
