@@ -486,3 +486,11 @@ def test_an_analysts_question_for_management_is_not_quoted() -> None:
                 2: "The board authorized a $100 million share repurchase program in the quarter."}
     text = answer("Did GCP authorize a share repurchase?", passages, companies={1: "GCP", 2: "GCP"})
     assert text == f"{passages[2]} [2]"
+
+
+def test_what_about_a_segment_asks_the_earlier_questions_metric() -> None:
+    passages = {1: "Uh, let me start with the mattress fabrics segment.",
+                2: "For the mattress fabrics segment, sales were 33.1 million, down 7.4% compared to last year."}
+    text = answer("What about the mattress fabrics segment? (context: What were Culp's total net sales in the third "
+                  "quarter?)", passages, companies={1: "Culp", 2: "Culp"})
+    assert text == f"{passages[2]} [2]"

@@ -84,6 +84,7 @@ _ROLES = frozenset(tokenize("ceo cfo coo chairman president management executive
 # A follow-up's pronoun standing for the earlier question's topic (not "their"/"its", which stand for the company).
 # A pronoun, not a determiner: "is that?", "of it," but not "in that quarter".
 _POINTS_BACK = re.compile(r"\b(?:that|this|those|these|it)\b(?=\s*(?:[?.!,;]|$))", re.I)
+_WHAT_ABOUT = re.compile(r"^\W*(?:and\s+)?(?:what|how)\s+about\b", re.I)
 _ANAPHORA = frozenset("that this it its those these they them their there same".split())
 
 MIN_COVERAGE = 0.5
@@ -449,6 +450,9 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         # "What share of sales is that?" after a question about direct-to-consumer sales: "that" is the earlier
         # topic (its metrics stay the follow-up's own).
         focus |= focus_terms(context_match.group(1)) - ignored - _METRICS
+    elif context_match and _WHAT_ABOUT.match(asked) and not focus & _METRICS:
+        # "What about the mattress fabrics segment?" after a question on net sales asks for that segment's sales.
+        focus |= focus_terms(context_match.group(1)) & _METRICS
     periods = _full_year(period_labels(focus), asked)
     focus -= {t for t in focus if PERIOD.match(t)}
     # "How much did Lands' End grow?": a company grows by its sales, so a sentence on sales fits better (but one
