@@ -494,3 +494,11 @@ def test_what_about_a_segment_asks_the_earlier_questions_metric() -> None:
     text = answer("What about the mattress fabrics segment? (context: What were Culp's total net sales in the third "
                   "quarter?)", passages, companies={1: "Culp", 2: "Culp"})
     assert text == f"{passages[2]} [2]"
+
+
+def test_recorded_is_no_record() -> None:
+    passages = {1: "In the marketplace, revenues are recorded on a net basis, mainly marketplace commissions.",
+                2: "Total revenues increased 26% year over year to a record 130.4 million."}
+    text = answer("Which companies reported record revenue?", passages,
+                  companies={1: "Hepsiburada", 2: "Tecnoglass"})
+    assert text == f"Tecnoglass: {passages[2]} [2]"

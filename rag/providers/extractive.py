@@ -210,6 +210,7 @@ _YEAR_TO_DATE = re.compile(r"\b(?:year[- ]to[- ]date|ytd|so far(?: (?:this|in th
 _OR = re.compile(r"\b([a-z][\w-]*) or ([a-z][\w-]*)(?=\s*(?:[?,.;]|$)|\s+(?:in|for|on|at|to|from|of|by|with|as|during|"
                  r"after|before|because)\b)", re.I)
 _COMPARABLE = re.compile(r"\bcomparables?\b", re.I)
+_RECORDED = re.compile(r"\brecord(?:ed|ing)\b", re.I)
 _US = re.compile(r"\bU\.?S\.?(?![\w.$])|\bU\.S\.(?=\w)")
 _HYPHENATED = re.compile(r"\b[a-z]+(?:-[a-z]+){2,}\b", re.I)
 
@@ -247,8 +248,10 @@ def _terms(text: str, tokens: list[str] | None = None) -> set[str]:
 def _tokens(text: str) -> list[str]:
     """tokenize(text, drop_stopwords=False), with "comparable" kept apart from "compare" (both fold to "compar"):
     "comparable store sales" is a metric, "compare" only asks for a comparison; and "US" or "U.S." kept apart from
-    "us" (tokenize lowers both): "US handle" is not "differentiate us"."""
-    return tokenize(_US.sub(" usa ", _COMPARABLE.sub("comps", text)), drop_stopwords=False)
+    "us" (tokenize lowers both): "US handle" is not "differentiate us"; and "recorded" kept apart from "record" (both
+    stem to "record"): "revenues are recorded net" is no record revenue."""
+    text = _RECORDED.sub("booked", _US.sub(" usa ", _COMPARABLE.sub("comps", text)))
+    return tokenize(text, drop_stopwords=False)
 
 
 def _initials(compound: str) -> str:
