@@ -480,10 +480,12 @@ def test_a_long_term_goal_is_no_result_and_a_lone_one_no_figure() -> None:
     assert text == f"{passages[3]} [3]"
 
 
-def test_an_analysts_question_for_management_is_not_quoted() -> None:
-    passages = {1: "And then, uh, last question for me is on the decision to authorize the $100 million of share "
-                   "repurchase.",
-                2: "The board authorized a $100 million share repurchase program in the quarter."}
+@pytest.mark.parametrize("asking", [
+    "And then, uh, last question for me is on the decision to authorize the $100 million of share repurchase.",
+    "And then, um, if I could just ask one more on the $100 million share repurchase you authorized.",
+])
+def test_an_analysts_question_for_management_is_not_quoted(asking: str) -> None:
+    passages = {1: asking, 2: "The board authorized a $100 million share repurchase program in the quarter."}
     text = answer("Did GCP authorize a share repurchase?", passages, companies={1: "GCP", 2: "GCP"})
     assert text == f"{passages[2]} [2]"
 

@@ -140,6 +140,8 @@ _ASKING_INSIDE = re.compile(r"\b(?:i['’]?m|i am|we['’]?re|we are)\b[\w ,]{0,
                             r"\bi\b[\w ,]{0,25}\b(?:wanted|want|would like|['’]d like|had)\W+(?:(?:uh|um)\W+)*to ask\b|"
                             r"\bmy (?:[\w-]+ ){0,2}questions?\b|"  # "my question", "my last related question"
                             r"\bquestions? for me\b|"  # "last question for me is..."
+                            r"\bif (?:i|we) (?:could|can|may|might) (?:just |quickly )?"
+                            r"(?:ask|follow up|squeeze|sneak)\b|"
                             r"\bcan (?:we|i) assume\b|"
                             # An analyst restating management: "you indicated in your prepared remarks that..."
                             r"\byou (?:indicated|mentioned|said|noted|talked about|alluded to|commented)\b[\w ,]{0,30}"
