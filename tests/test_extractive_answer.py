@@ -377,17 +377,108 @@ def test_a_follow_up_pointing_back_with_that_keeps_the_earlier_topic() -> None:
     assert text == f"{passages[2]} [2]"
 
 
-def test_the_quarter_of_an_update_says_when_not_which_period_is_asked() -> None:
-    """"Fiscal 2020 sales, after its third-quarter update": the full-year outlook answers, though it names no
-    quarter; "in its Q3 report" alone asks about Q3."""
-    passages = {1: "We now anticipate fiscal 2020 sales to be in the range of $1.275 billion to $1.290 billion.",
-                2: "Third quarter sales increased 3.2% to $327 million."}
-    companies = {1: "Monro", 2: "Monro"}
-    text = answer("What sales does Monro now expect for fiscal 2020, after its third-quarter update?", passages,
-                  companies=companies)
-    assert text == f"{passages[1]} [1]"
-    assert answer("What sales did Monro give in its third-quarter report?", passages,
-                  companies=companies) == f"{passages[2]} [2]"
+# One company's sentences: (why, company, question, the passages in retrieval order, the one that answers).
+ONE_COMPANY_CASES = [
+    ("the quarter of an update says when, not which period is asked",
+     "Monro",
+     "What sales does Monro now expect for fiscal 2020, after its third-quarter update?",
+     ["We now anticipate fiscal 2020 sales to be in the range of $1.275 billion to $1.290 billion.",
+      "Third quarter sales increased 3.2% to $327 million."], 1),
+    ("'in its Q3 report' alone asks about Q3",
+     "Monro",
+     "What sales did Monro give in its third-quarter report?",
+     ["We now anticipate fiscal 2020 sales to be in the range of $1.275 billion to $1.290 billion.",
+      "Third quarter sales increased 3.2% to $327 million."], 2),
+    ("a month that dates a quarter is no topic",
+     "PointsBet",
+     "What was PointsBet's handle in the December quarter?",
+     ["Handle for the quarter was 598.9 million, up 72% quarter-on-quarter.",
+      "As communicated in December, handle results were impacted by trading variances."], 1),
+    ("the US is not us",
+     "PointsBet",
+     "What did PointsBet say about the US?",
+     ["Customers keep telling us the in-play product is the best we have built.",
+      "The U.S. remains our largest growth opportunity."], 2),
+    ("what revenue was is an amount, not a change",
+     "Ferrari",
+     "What was Ferrari's revenue in 2021?",
+     ["Revenues were up about 26% in the year.", "Revenues were €4,271,000,000 in the year."], 2),
+    ("how it changed is a change",
+     "Ferrari",
+     "How much did Ferrari's revenue grow?",
+     ["Revenues were up about 26% in the year.", "Revenues were €4,271,000,000 in the year."], 1),
+    ("a margin is a rate, not an amount",
+     "Ferrari",
+     "What was Ferrari's adjusted EBITDA margin in 2021?",
+     ["Adjusted EBITDA margin was 25.1%, up 80 basis points.",
+      "Adjusted EBITDA margin expansion reflected sales of €12 million from personalization."], 1),
+    ("a part of the metric asked about is not the metric",
+     "Phoenix New Media",
+     "What was Phoenix New Media's revenue in the third quarter?",
+     ["Net advertising revenues were RMB 281.3 million.",
+      "Total revenues were RMB 303 million, in line with our guidance."], 2),
+    ("unless that part is asked about",
+     "Phoenix New Media",
+     "What were Phoenix New Media's advertising revenues?",
+     ["Net advertising revenues were RMB 281.3 million.",
+      "Total revenues were RMB 303 million, in line with our guidance."], 1),
+    ("a period is no figure",
+     "Spire",
+     "What were Spire's net economic earnings per share in the second quarter?",
+     ["Our second quarter net economic earnings per share was below last year and below FY20 levels.",
+      "Net economic earnings per share were 2 cents in the quarter."], 2),
+    ("a spelled amount is a figure ('a dividend of four pesewas' names nothing)",
+     "MTN Ghana",
+     "What total dividend per share did MTN Ghana declare for 2019?",
+     ["The board is recommending a final dividend of four pesewas per share, bringing the total dividend for 2019 "
+      "to six pesewas per share.",
+      "This represents 73% of profit after tax and a 20% increase in dividend per share."], 1),
+    ("what was something at the end of a quarter asks a figure",
+     "Tecnoglass",
+     "What was Tecnoglass's backlog at the end of Q3 2021?",
+     ["Our single-family residential growth trajectory is not fully capturing our backlog.",
+      "At 575.8 million, our third quarter backlog represents more than 1.2 times our revenue.",
+      "Our leverage ratio decreased to 0.9 times net debt to adjusted EBITDA at quarter end."], 2),
+    ("how much a company grew is its sales",
+     "Lands' End",
+     "How much did Lands' End grow in the third quarter?",
+     ["We delivered 52% adjusted EBITDA growth in the third quarter.",
+      "Third quarter total revenue grew approximately 6%, driven by our global e-commerce sales."], 2),
+    ("sales fit better, but are not required",
+     "Lands' End",
+     "How much did Lands' End grow in the third quarter?",
+     ["In the third quarter we grew 6% overall, with e-commerce up 20%."], 1),
+    ("a long-term goal is no result, and a lone 'one' no figure",
+     "SiTime",
+     "What was SiTime's gross margin in the third quarter?",
+     ["Our long-term goal for gross margins is getting them closer to 60% in two to three years.",
+      "Newer products becoming a larger part of our sales drives higher gross margins, that's one.",
+      "Non-GAAP gross margin during the quarter was 52.3%, up 530 basis points from Q2."], 3),
+    ("an analyst's 'last question for me' is not quoted",
+     "GCP",
+     "Did GCP authorize a share repurchase?",
+     ["And then, uh, last question for me is on the decision to authorize the $100 million of share repurchase.",
+      "The board authorized a $100 million share repurchase program in the quarter."], 2),
+    ("nor 'if I could just ask one more'",
+     "GCP",
+     "Did GCP authorize a share repurchase?",
+     ["And then, um, if I could just ask one more on the $100 million share repurchase you authorized.",
+      "The board authorized a $100 million share repurchase program in the quarter."], 2),
+    ("'what about a segment?' asks the earlier question's metric",
+     "Culp",
+     "What about the mattress fabrics segment? (context: What were Culp's total net sales in the third quarter?)",
+     ["Uh, let me start with the mattress fabrics segment.",
+      "For the mattress fabrics segment, sales were 33.1 million, down 7.4% compared to last year."], 2),
+]
+
+
+@pytest.mark.parametrize(("why", "company", "question", "texts", "answering"), ONE_COMPANY_CASES,
+                         ids=[case[0] for case in ONE_COMPANY_CASES])
+def test_the_sentence_that_answers_one_company_question(why: str, company: str, question: str, texts: list[str],
+                                                        answering: int) -> None:
+    passages = dict(enumerate(texts, 1))
+    text = answer(question, passages, companies=dict.fromkeys(passages, company))
+    assert text == f"{passages[answering]} [{answering}]", why
 
 
 def test_a_fiscal_year_title_covers_the_calendar_year_it_starts_in() -> None:
@@ -398,104 +489,6 @@ def test_a_fiscal_year_title_covers_the_calendar_year_it_starts_in() -> None:
     text = answer("What was PointsBet's handle in 2021?", passages, companies={1: "PointsBet", 2: "PointsBet"},
                   titles={1: title, 2: title})
     assert text.startswith(f"{passages[1]} [1]")
-
-
-def test_a_month_that_dates_a_quarter_is_no_topic() -> None:
-    passages = {1: "Handle for the quarter was 598.9 million, up 72% quarter-on-quarter.",
-                2: "As communicated in December, handle results were impacted by trading variances."}
-    text = answer("What was PointsBet's handle in the December quarter?", passages,
-                  companies={1: "PointsBet", 2: "PointsBet"})
-    assert text == f"{passages[1]} [1]"
-
-
-def test_the_us_is_not_us() -> None:
-    passages = {1: "Customers keep telling us the in-play product is the best we have built.",
-                2: "The U.S. remains our largest growth opportunity."}
-    text = answer("What did PointsBet say about the US?", passages, companies={1: "PointsBet", 2: "PointsBet"})
-    assert text == f"{passages[2]} [2]"
-
-
-def test_what_revenue_was_is_an_amount_not_a_change() -> None:
-    passages = {1: "Revenues were up about 26% in the year.",
-                2: "Revenues were €4,271,000,000 in the year."}
-    companies = {1: "Ferrari", 2: "Ferrari"}
-    assert answer("What was Ferrari's revenue in 2021?", passages, companies=companies) == f"{passages[2]} [2]"
-    # How it changed is a change, and a margin is a rate.
-    assert answer("How much did Ferrari's revenue grow?", passages, companies=companies) == f"{passages[1]} [1]"
-    margins = {1: "Adjusted EBITDA margin was 25.1%, up 80 basis points.",
-               2: "Adjusted EBITDA margin expansion reflected sales of €12 million from personalization."}
-    assert answer("What was Ferrari's adjusted EBITDA margin in 2021?", margins,
-                  companies=companies) == f"{margins[1]} [1]"
-
-
-def test_a_part_of_the_metric_asked_about_is_not_the_metric() -> None:
-    passages = {1: "Net advertising revenues were RMB 281.3 million.",
-                2: "Total revenues were RMB 303 million, in line with our guidance."}
-    text = answer("What was Phoenix New Media's revenue in the third quarter?", passages,
-                  companies={1: "Phoenix New Media", 2: "Phoenix New Media"})
-    assert text == f"{passages[2]} [2]"
-    assert answer("What were Phoenix New Media's advertising revenues?", passages,
-                  companies={1: "Phoenix New Media", 2: "Phoenix New Media"}) == f"{passages[1]} [1]"
-
-
-def test_periods_and_names_are_no_figures_but_spelled_amounts_are() -> None:
-    passages = {1: "Our second quarter net economic earnings per share was below last year and below FY20 levels.",
-                2: "Net economic earnings per share were 2 cents in the quarter."}
-    assert answer("What were Spire's net economic earnings per share in the second quarter?", passages,
-                  companies={1: "Spire", 2: "Spire"}) == f"{passages[2]} [2]"
-    passages = {1: "The board is recommending a final dividend of four pesewas per share, bringing the total dividend "
-                   "for 2019 to six pesewas per share.",
-                2: "This represents 73% of profit after tax and a 20% increase in dividend per share."}
-    assert answer("What total dividend per share did MTN Ghana declare for 2019?", passages,
-                  companies={1: "MTN Ghana", 2: "MTN Ghana"}) == f"{passages[1]} [1]"
-
-
-def test_what_was_something_at_the_end_of_a_quarter_asks_a_figure() -> None:
-    passages = {1: "Our single-family residential growth trajectory is not fully capturing our backlog.",
-                2: "At 575.8 million, our third quarter backlog represents more than 1.2 times our revenue.",
-                3: "Our leverage ratio decreased to 0.9 times net debt to adjusted EBITDA at quarter end."}
-    text = answer("What was Tecnoglass's backlog at the end of Q3 2021?", passages,
-                  companies={1: "Tecnoglass", 2: "Tecnoglass", 3: "Tecnoglass"})
-    assert text == f"{passages[2]} [2]"
-
-
-def test_how_much_a_company_grew_is_its_sales() -> None:
-    passages = {1: "We delivered 52% adjusted EBITDA growth in the third quarter.",
-                2: "Third quarter total revenue grew approximately 6%, driven by our global e-commerce sales."}
-    text = answer("How much did Lands' End grow in the third quarter?", passages,
-                  companies={1: "Lands' End", 2: "Lands' End"})
-    assert text == f"{passages[2]} [2]"
-    # Sales fit better, but are not required.
-    overall = {1: "In the third quarter we grew 6% overall, with e-commerce up 20%."}
-    assert answer("How much did Lands' End grow in the third quarter?", overall,
-                  companies={1: "Lands' End"}) == f"{overall[1]} [1]"
-
-
-def test_a_long_term_goal_is_no_result_and_a_lone_one_no_figure() -> None:
-    passages = {1: "Our long-term goal for gross margins is getting them closer to 60% in two to three years.",
-                2: "Newer products becoming a larger part of our sales drives higher gross margins, that's one.",
-                3: "Non-GAAP gross margin during the quarter was 52.3%, up 530 basis points from Q2."}
-    text = answer("What was SiTime's gross margin in the third quarter?", passages,
-                  companies={1: "SiTime", 2: "SiTime", 3: "SiTime"})
-    assert text == f"{passages[3]} [3]"
-
-
-@pytest.mark.parametrize("asking", [
-    "And then, uh, last question for me is on the decision to authorize the $100 million of share repurchase.",
-    "And then, um, if I could just ask one more on the $100 million share repurchase you authorized.",
-])
-def test_an_analysts_question_for_management_is_not_quoted(asking: str) -> None:
-    passages = {1: asking, 2: "The board authorized a $100 million share repurchase program in the quarter."}
-    text = answer("Did GCP authorize a share repurchase?", passages, companies={1: "GCP", 2: "GCP"})
-    assert text == f"{passages[2]} [2]"
-
-
-def test_what_about_a_segment_asks_the_earlier_questions_metric() -> None:
-    passages = {1: "Uh, let me start with the mattress fabrics segment.",
-                2: "For the mattress fabrics segment, sales were 33.1 million, down 7.4% compared to last year."}
-    text = answer("What about the mattress fabrics segment? (context: What were Culp's total net sales in the third "
-                  "quarter?)", passages, companies={1: "Culp", 2: "Culp"})
-    assert text == f"{passages[2]} [2]"
 
 
 def test_recorded_is_no_record() -> None:
