@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from rag.providers.extractive import NOT_FOUND, answer
@@ -497,3 +501,22 @@ def test_recorded_is_no_record() -> None:
     text = answer("Which companies reported record revenue?", passages,
                   companies={1: "Hepsiburada", 2: "Tecnoglass"})
     assert text == f"Tecnoglass: {passages[2]} [2]"
+
+
+_HALF_COVERED = '''
+import rag.providers.extractive as ex
+words = "the team reported steady progress across every region this year"
+passages = {1: f"The zebra and the quokka both made {words}.", 2: f"The lemur and the okapi both made {words}."}
+passages |= {n: f"Sentence {n} on the quokka and okapi notes {words}." for n in range(3, 8)}
+passages |= {n: f"Sentence {n} on something else entirely notes {words}." for n in range(8, 13)}
+print(ex.answer("How are zebra, quokka, lemur and okapi doing?", passages, companies=dict.fromkeys(passages, "A")))
+'''
+
+
+def test_an_answer_does_not_depend_on_the_hash_seed() -> None:
+    """A sentence covering exactly half the question's weight is at MIN_COVERAGE. Summed in set order, that half read
+    0.49999999999999994 under some hash seeds (5 and 12 here), so the same question answered in one process and
+    abstained in another (it happened to an earnings dev question in about one run in seven)."""
+    answers = {subprocess.run([sys.executable, "-c", _HALF_COVERED], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("0", "5", "12")}
+    assert len(answers) == 1 and "NOT_FOUND" not in answers.pop()

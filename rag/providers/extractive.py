@@ -517,7 +517,10 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         if topic:
             # Ties broken by the term itself: set order changes with each process's hash seed, and so would answers.
             required |= {max(topic, key=lambda t: (weight[t], t))}
-    denominator = sum(weight.values())
+    # math.fsum: a float sum depends on the order of its terms, and a set's order on the process's hash seed, so a
+    # coverage of exactly 0.5 read 0.49999999999999994 in some runs and fell under MIN_COVERAGE (MTN Ghana's 2021
+    # target, answered wrongly in about one dev run in seven). fsum rounds once, whatever the order.
+    denominator = math.fsum(weight.values())
     asked_pairs = {pair for pair in _pairs(_tokens(asked)) if set(pair) <= focus}
     # "Revenue and gross margin": each metric may come from its own sentence, so a sentence is judged on the
     # metrics it states, and the answer adds a sentence for a metric the first leaves out (below).
@@ -528,7 +531,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     asked_metrics = metrics if len(metrics) > 1 else set()
     for c in candidates:
         left_out = asked_metrics - c.terms if asked_metrics & c.terms else set()
-        c.coverage = sum(weight[t] for t in focus & c.terms) / (denominator - sum(weight[t] for t in left_out))
+        c.coverage = math.fsum(weight[t] for t in focus & c.terms) / (denominator - math.fsum(weight[t]
+                                                                                       for t in left_out))
         if quantity and not _states_a_number(c.text):
             c.coverage *= 0.5  # "how much" is not answered by a sentence without a number (digits or words)
         elif asks_amount and _rates_only(c.text):
