@@ -63,23 +63,27 @@ for _group in _SYNONYM_GROUPS:
     for _member in _members:
         _GROUP_OF.setdefault(_member, _members[0])
 
-_AMOUNTS = frozenset(_GROUP_OF.get(t, t) for t in tokenize("revenue profit ebitda ebit cash capex debt eps rpo"))
-_CHANGES = frozenset(_GROUP_OF.get(t, t) for t in tokenize("growth decline change"))
-_REVENUE = frozenset(_GROUP_OF.get(t, t) for t in tokenize("revenue"))
+
+def _folded(words: str, drop_stopwords: bool = True) -> frozenset[str]:
+    """The terms of `words` as the answerer compares them: stemmed, then folded to their synonym group's first."""
+    return frozenset(_GROUP_OF.get(t, t) for t in tokenize(words, drop_stopwords=drop_stopwords))
+
+
+_AMOUNTS = _folded("revenue profit ebitda ebit cash capex debt eps rpo")
+_CHANGES = _folded("growth decline change")
+_REVENUE = _folded("revenue")
 _COMPS = frozenset(tokenize("comps"))  # "same-store" is two terms, "same" and "store"
 # A figure that is a rate or a change: "26%", "4.5 percent", "80 basis points", "3.5 points", "2.1 times".
 _RATE = re.compile(r"\d(?:[\d.,]*\d)?\s?(%|percent(?:age points?)?\b|per cent\b|(?:basis )?points?\b|bps\b|pts\b|"
                    r"times\b|x\b)?", re.I)
 _QUANTITY = re.compile(r"\bhow (much|many|large|big|high|fast)\b|\b(amount|size|percentage|share of)\b", re.I)
-_METRICS = frozenset(_GROUP_OF.get(t, t) for t in tokenize(
-    "revenue rpo margin arpu eps buyback guidance ebitda ebit income profit cash dividend capex debt"))
-_WHOLE = frozenset(_GROUP_OF.get(t, t) for t in tokenize(
-    "total net group consolidated overall reported gaap adjusted quarterly annual full year record comparable "
-    "organic core same strong solid thousand million billion trillion dollars euros", drop_stopwords=False)) | _METRICS
+_METRICS = _folded("revenue rpo margin arpu eps buyback guidance ebitda ebit income profit cash dividend capex debt")
+_WHOLE = _folded("total net group consolidated overall reported gaap adjusted quarterly annual full year record "
+                 "comparable organic core same strong solid thousand million billion trillion dollars euros",
+                 drop_stopwords=False) | _METRICS
 # A question about one of these is only answered by a sentence that names it: a paraphrase will not do,
 # and "Calix's GAAP EPS" must not be answered with its revenue.
-_REQUIRED = _METRICS | frozenset(_GROUP_OF.get(t, t) for t in tokenize(
-    "dividend ebitda debt cash ceo cfo chairman employee headcount valuation capex"))
+_REQUIRED = _METRICS | _folded("dividend ebitda debt cash ceo cfo chairman employee headcount valuation capex")
 _ROLES = frozenset(tokenize("ceo cfo coo chairman president management executive chief officer"))
 # A follow-up's pronoun standing for the earlier question's topic (not "their"/"its", which stand for the company).
 # A pronoun, not a determiner: "is that?", "of it," but not "in that quarter".
@@ -125,7 +129,7 @@ _INTENT = re.compile(rf"\b{_PLANS_TO}\b|\btarget(?:ing|ed)\b", re.I)
 # A sentence that commits to a figure guides as much as one that "expects" it: it counts as saying "guidance".
 _COMMITS = re.compile(
     rf"\b(?:on track to|committed to (?:[\w,]+ ){{0,4}}?(?:deliver|achiev|reach|hit)\w*|{_PLANS_TO})\b", re.I)
-_GUIDANCE = frozenset({_GROUP_OF.get(t, t) for t in tokenize("guidance")})
+_GUIDANCE = _folded("guidance")
 _SPEAKER = re.compile(r"^\s*Speaker \d+:\s*")
 _NEGATION = frozenset("no not never without nor none".split())
 _LIST_HEAD = re.compile(r"^\s*(?:which|what)\s+(\w+)", re.I)
@@ -173,8 +177,8 @@ _SHARE_TERMS = frozenset(tokenize(_SHARE_WORDS, drop_stopwords=False))
 # A margin is a share of sales: "adjusted EBITDA ... or 27.2% of net sales" states the adjusted EBITDA margin, a
 # profit's share; "operating expenses were 18% of revenue" states none.
 _MARGIN_STATED = re.compile(r"\d\s?(?:%|percent) of (?:net |total )?(?:sales|revenues?)\b", re.I)
-_MARGIN = frozenset(_GROUP_OF.get(t, t) for t in tokenize("margin"))
-_EARNED = frozenset(_GROUP_OF.get(t, t) for t in tokenize("profit ebitda ebit"))
+_MARGIN = _folded("margin")
+_EARNED = _folded("profit ebitda ebit")
 # Earnings per share are stated as a figure per share ("seven cents per share", "$0.61 per diluted share"); a dividend
 # per share is no EPS.
 _EPS_STATED = re.compile(r"(?:\d|\bcents?)\s*(?:per|a) (?:fully )?(?:diluted |basic )?share\b", re.I)
@@ -506,8 +510,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     required = focus & _REQUIRED - implied
     # What an amount of money was ("What was revenue?"), not how it changed: answered by a sentence stating one.
     # Comparable (same-store) sales are a change by definition.
-    asks_amount = (bool(re.match(r"\s*what\b", asked, re.I)) and bool(focus & _AMOUNTS) and not focus & _MARGIN
-                   and not focus & (_CHANGES | _COMPS) and not {"same", "store"} <= focus
+    asks_amount = (bool(re.match(r"\s*what\b", asked, re.I)) and bool(focus & _AMOUNTS)
+                   and not focus & (_MARGIN | _CHANGES | _COMPS) and not {"same", "store"} <= focus
                    and not _QUANTITY.search(asked))
     # "What did X say about <topic>": the topic's most specific term must be in the sentence.
     weight = {t: math.log(1 + total / (1 + sum(t in c.terms for c in candidates))) * (0.5 if t in implied else 1)
