@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rag.models import Document
-from rag.offline import use_offline_environment
+from rag.process import prepare_process
 from rag.settings import PROJECT_ROOT
 
-# Benchmarks are entry points, like the CLI: they set the offline environment themselves.
-use_offline_environment()
+# Benchmarks are entry points, like the CLI: they prepare their process themselves.
+prepare_process()
 
 TRANSCRIPTS = PROJECT_ROOT.parent / "shared" / "data" / "earnings21_22_transcripts" / "transcripts_plaintext.jsonl"
 RESULTS = PROJECT_ROOT / "bench" / "results"

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import load_transcripts, peak_rss_mb, print_table, write_result  # noqa: E402
 from rag.library import Library  # noqa: E402
 from rag.models import Document  # noqa: E402
-from rag.offline import use_offline_environment  # noqa: E402
+from rag.process import prepare_process  # noqa: E402
 from rag.providers import registry  # noqa: E402
 from rag.providers.registry import LocalCall, RegisteredModel  # noqa: E402
 from rag.sentiment.batch import RescoreRequest  # noqa: E402
@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="Target duration of each run at ideal speed.")
     args = parser.parse_args()
 
-    use_offline_environment()
+    prepare_process()
     for concurrency in args.concurrency:
         registry.register(RegisteredModel(name=f"sim/c{concurrency}", tasks=frozenset({"sentiment"}),
                                           handler=simulated(args.latency), offline=False))

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rag.chunking import chunk_document  # noqa: E402
 from rag.embedding.factory import make_embedder  # noqa: E402
 from rag.evaluation import earnings_sentiment, phrasebank  # noqa: E402
-from rag.offline import use_offline_environment  # noqa: E402
+from rag.process import prepare_process  # noqa: E402
 from rag.prompt_tags import parse_passages_with_attributes, prompt_text  # noqa: E402
 from rag.prompts import load_prompt  # noqa: E402
 from rag.providers.finance_sentiment import (  # noqa: E402
@@ -53,7 +53,7 @@ from rag.providers.metric_direction import direction  # noqa: E402
 from rag.sentiment.scoring import document_passages, label_for, sentiment_messages  # noqa: E402
 from rag.settings import PROJECT_ROOT, Settings  # noqa: E402
 
-use_offline_environment()
+prepare_process()
 VERSION = "earnings-dev-calibration-v2"
 DOC = PROJECT_ROOT / "docs" / "sentiment_calibration.md"
 BINS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0001)

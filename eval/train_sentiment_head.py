@@ -23,11 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rag.embedding.factory import make_embedder  # noqa: E402
 from rag.evaluation import phrasebank  # noqa: E402
-from rag.offline import use_offline_environment  # noqa: E402
+from rag.process import prepare_process  # noqa: E402
 from rag.providers.finance_sentiment import CLASSES, HEAD_PATH, FinanceSentimentClassifier, HeadFile, LinearHead  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
-use_offline_environment()
+prepare_process()
 
 VERSION = "phrasebank-lr-ensemble-v1"
 

@@ -1,6 +1,6 @@
 """rag: cited retrieval Q&A and sentiment over financial research documents.
 
-Importing rag changes nothing in the process: the CLI and the server set the offline environment
-(rag.offline.use_offline_environment) at their entry points."""
+Importing rag changes nothing in the process: the CLI, the server and the other entry points set it up
+(rag.process.prepare_process)."""
 
 __version__ = "0.1.0"

@@ -17,7 +17,7 @@ from rag import __version__
 from rag.errors import RagError
 from rag.library import Library
 from rag.models import Answer, SearchFilters
-from rag.offline import use_offline_environment
+from rag.process import prepare_process
 from rag.sentiment.relative import RelativeScore, TrendPoint
 from rag.settings import PROJECT_ROOT, Settings
 
@@ -37,7 +37,7 @@ def _print_version(value: bool) -> None:
 def main(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
                                                help="Print the version and exit.")] = False) -> None:
     """Cited retrieval Q&A and sentiment over financial research documents."""
-    use_offline_environment()
+    prepare_process()
 
 IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index directory (default: RAG_INDEX_DIR).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]

@@ -22,9 +22,9 @@ def _score(doc: Document, chunks: list[Chunk], template: PromptTemplate, model: 
            llm_settings: LLMSettings, settings: SentimentSettings, job_id: str | None,
            embedding: EmbeddingSettings | None) -> DocumentSentiment:
     """Runs in a Ray worker."""
-    from rag.offline import use_offline_environment
+    from rag.process import prepare_process
 
-    use_offline_environment()
+    prepare_process()
     embedder = None
     if embedding is not None:
         import ray

@@ -1,4 +1,5 @@
-"""The process environment for offline use, set by the entry points (CLI, server), never by importing rag."""
+"""The process environment for offline use, set by every entry point (rag.process.prepare_process), never by
+importing rag."""
 
 from __future__ import annotations
 

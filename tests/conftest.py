@@ -12,10 +12,10 @@ from pydantic import SecretStr
 from rag.api.app import create_app
 from rag.embedding.factory import make_embedder
 from rag.library import Library
-from rag.offline import use_offline_environment
+from rag.process import prepare_process
 from rag.settings import PROJECT_ROOT, ServerSettings, Settings
 
-use_offline_environment()
+prepare_process()
 
 SEEDS = PROJECT_ROOT / "seeds"
 SEED_NOTE = "000_1f0b45879ee6eeb9"

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from rag.library import Library
-from rag.offline import use_offline_environment
+from rag.process import prepare_process
 from rag.providers import registry
 from rag.providers.registry import LocalCall, RegisteredModel
 from rag.sentiment.batch import RescoreRequest
@@ -23,7 +23,7 @@ async def slow(call: LocalCall) -> str:
 
 
 if __name__ == "__main__":
-    use_offline_environment()
+    prepare_process()
     registry.register(RegisteredModel(name="slow/model", tasks=frozenset({"sentiment"}), handler=slow,
                                       offline=False))
     library = Library(Settings(index_dir=Path(sys.argv[1])))

@@ -23,7 +23,7 @@ from rag.api.routes import models as model_list
 from rag.embedding.base import usable_cores
 from rag.errors import RagError
 from rag.library import Library
-from rag.offline import use_offline_environment
+from rag.process import prepare_process
 from rag.settings import Settings
 
 log = logging.getLogger("rag.api")
@@ -106,7 +106,7 @@ def serving(settings: Settings) -> Settings:
 
 
 def create_app(settings: Settings | None = None, library: Library | None = None) -> FastAPI:
-    use_offline_environment()
+    prepare_process()
     library = library or Library(serving(settings or Settings()))
     settings = library.settings
 

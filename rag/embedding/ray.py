@@ -34,9 +34,9 @@ class _Worker:
         import ray
 
         from rag.embedding.factory import make_embedder
-        from rag.offline import use_offline_environment
+        from rag.process import prepare_process
 
-        use_offline_environment()
+        prepare_process()
         assigned = ray.get_runtime_context().get_assigned_resources()
         self.embedder = make_embedder(actor_settings(EmbeddingSettings.model_validate_json(settings_json), assigned))
 
