@@ -78,8 +78,9 @@ _RATE = re.compile(r"\d(?:[\d.,]*\d)?\s?(%|percent(?:age points?)?\b|per cent\b|
                    r"times\b|x\b)?", re.I)
 _QUANTITY = re.compile(r"\bhow (much|many|large|big|high|fast)\b|\b(amount|size|percentage|share of)\b", re.I)
 _METRICS = _folded("revenue rpo margin arpu eps buyback guidance ebitda ebit income profit cash dividend capex debt")
+# Comparable (same-store) sales are not among them: they are a like-for-like part of sales.
 _WHOLE = _folded("total net group consolidated overall reported gaap adjusted quarterly annual full year record "
-                 "comparable organic core same strong solid thousand million billion trillion dollars euros",
+                 "organic core strong solid thousand million billion trillion dollars euros",
                  drop_stopwords=False) | _METRICS
 # A question about one of these is only answered by a sentence that names it: a paraphrase will not do,
 # and "Calix's GAAP EPS" must not be answered with its revenue.
