@@ -122,7 +122,8 @@ _COMPANY_PLACES = [
 # Capitalised words that are not companies: periods, months, common finance abbreviations, pronouns.
 _NOT_NAMES = frozenset(tokenize(" ".join(MONTHS), drop_stopwords=False)) | frozenset(tokenize(
     "q1 q2 q3 q4 fy h1 h2 covid coronavirus ceo cfo coo eps ebitda gaap rpo arpu usd us u.s europe european asia "
-    "china chinese america american americas latin north south east west i we it they", drop_stopwords=False))
+    "china chinese america american americas latin north south east west i we it they what that this there here "
+    "who where how which when why let", drop_stopwords=False))  # "What's the outlook" names no one
 
 
 def _written_as_name(word: str, name: str) -> bool:

@@ -140,6 +140,7 @@ def test_linking_uses_the_index_metadata_without_alias_tables() -> None:
     assert [m.company.key for m in index.link("What did Itaú CorpBanca earn?")] == ["Itau CorpBanca"]
     assert index.unknown_mentions("What was Apple's iPhone revenue?") == ["Apple"]
     assert index.unknown_mentions("What did NextEra say about Q4?") == []
+    assert index.unknown_mentions("What's the outlook for Q4 EPS? That's all. Here's why.") == []  # no one's
     # A one-word name links only spelled as the name: "travel" folds like "Travelers" and is no insurer.
     one_word = build([("trv", "Travelers", ["TRV"]), ("tcom", "Trip.com Group", ["TCOM"]), ("low", "Lowe's", [])])
     assert [m.company.key for m in one_word.link("What did Trip.com expect for domestic travel?")] == \

@@ -310,6 +310,17 @@ def test_a_follow_up_of_a_follow_up_keeps_the_first_questions_company() -> None:
         "What did Texas Instruments guide for the fourth quarter?"  # standalone already
 
 
+def test_a_follow_up_naming_no_one_is_about_the_conversations_company() -> None:
+    from rag.providers.extractive import rewrite
+
+    history = [("user", "What was SiTime's revenue in Q3 2020?"), ("assistant", "Revenue was $32.7 million. [1]")]
+    assert rewrite(history, "What was the non-GAAP gross margin?") == \
+        "What was the non-GAAP gross margin? (context: What was SiTime's revenue in Q3 2020?)"
+    # Another company named, or a list question asked across the corpus: the question stands alone.
+    assert rewrite(history, "What was ADTRAN's gross margin?") == "What was ADTRAN's gross margin?"
+    assert rewrite(history, "Which companies discussed hydrogen?") == "Which companies discussed hydrogen?"
+
+
 def test_a_follow_up_to_a_comparison_compares_again() -> None:
     passages = {1: "Our quarter was punctuated by 29% sales growth across coolers and drinkware.",
                 2: "Total revenues increased 26% year over year to a record 130.4 million for the third quarter."}
@@ -473,6 +484,26 @@ ONE_COMPANY_CASES = [
      "What about the mattress fabrics segment? (context: What were Culp's total net sales in the third quarter?)",
      ["Uh, let me start with the mattress fabrics segment.",
       "For the mattress fabrics segment, sales were 33.1 million, down 7.4% compared to last year."], 2),
+    ("a leading 'and' does not hide that a metric is asked (a number answers it)",
+     "YETI",
+     "And what was YETI's gross margin?",
+     ["Um, so a lot of that margin expansion is driven by gross margin expansion as we look to the future.",
+      "Gross margin expanded 670 basis points to reach a record 59.1%."], 2),
+    ("'next quarter' asks for an outlook, which says 'next' in its own words",
+     "Texas Instruments",
+     "What revenue do they guide for next quarter?",
+     ["Revenue guidance for this quarter was $4.4 billion, and revenue came in at $4.6 billion.",
+      "For the fourth quarter, we expect revenue in the range of $4.22 billion to $4.58 billion."], 2),
+    ("a result 'as expected' is no outlook",
+     "Texas Instruments",
+     "What did they guide for next quarter?",
+     ["Operating expenses in the quarter were $800 million, up 1% from a year ago and about as expected.",
+      "For the fourth quarter, we expect revenue in the range of $4.22 billion to $4.58 billion."], 2),
+    ("the trailing twelve months are no quarter",
+     "YETI",
+     "What were YETI's net sales in the third quarter?",
+     ["YETI crossed $1 billion in net sales for the trailing 12 months.",
+      "Net sales increased 29% to $294.6 million compared to $229.1 million."], 2),
 ]
 
 

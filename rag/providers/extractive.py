@@ -90,6 +90,9 @@ _ROLES = frozenset(tokenize("ceo cfo coo chairman president management executive
 # A pronoun, not a determiner: "is that?", "of it," but not "in that quarter".
 _POINTS_BACK = re.compile(r"\b(?:that|this|those|these|it)\b(?=\s*(?:[?.!,;]|$))", re.I)
 _WHAT_ABOUT = re.compile(r"^\W*(?:and\s+)?(?:what|how)\s+about\b", re.I)
+# A capitalised word after the first, or a possessive in capitals ("ADTRAN's"): a company, a person or a place
+# (acronyms such as GAAP or EPS name no one).
+_NAMED = re.compile(r"(?<=\s)[A-Z][a-z]|\b[A-Z]{2,}['’]s?(?!\w)")
 _ANAPHORA = frozenset("that this it its those these they them their there same".split())
 
 MIN_COVERAGE = 0.5
@@ -158,6 +161,19 @@ _ENDED = re.compile(rf"\bend(?:ed|ing)?\s+(?:of\s+)?(?:{'|'.join(MONTHS)}|jan|fe
 # "At the end of Q3", "by the end of the year": the period stays, "end" is no topic ("end markets" is).
 _END_OF = re.compile(r"\bend of (?=(?:(?:the|this|last|next|fiscal|calendar)\s+){0,3}(?:q[1-4]|h[12]|fy\d*|quarter|"
                      r"year|half|period|month|first|second|third|fourth|\d{4})\b)", re.I)
+# "Next quarter", "the coming year": a period ahead, so the question asks for an outlook, and a sentence that looks
+# ahead says "next" in its own words ("For the fourth quarter, we expect revenue of $4.22 to $4.58 billion"), unless
+# it is about this period ("Capex guidance for this year was $35 million").
+_NEXT_PERIOD = re.compile(r"\b(?:next|coming|upcoming)\s+(?=(?:fiscal\s+|calendar\s+)?"
+                          r"(?:quarter|year|half|twelve months|12 months)\b)", re.I)
+# A sentence on the trailing twelve months reports no quarter ("crossed $1 billion in net sales for the trailing 12
+# months" does not answer a question about Q3 sales).
+_THIS_PERIOD = re.compile(r"\b(?:this|current)\s+(?:fiscal\s+|calendar\s+)?(?:quarter|year|half)\b", re.I)
+_NEXT = _folded("next")
+_TRAILING = re.compile(r"\b(?:trailing|last|past)\s+(?:twelve|12)[\s-]+months?\b|\b(?:ttm|ltm)\b", re.I)
+# "And what about gross margin?", "So how much...": the conjunction joins the question to the conversation; the
+# question's own form (what, how, compare) comes after it.
+_LEADING_CONJUNCTION = re.compile(r"^\s*(?:and|so|also|ok(?:ay)?)\b[\s,]*", re.I)
 # "The December 2021 quarter": a month that dates a quarter or a year is a period, not a topic ("traffic in April
 # 2021" asks about April).
 _MONTH_OF_PERIOD = re.compile(rf"\b(?:{'|'.join(MONTHS)})\b(?=\s+(?:\d{{4}}\s+)?(?:quarter|half|year)\b)", re.I)
@@ -432,11 +448,11 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     sentence is labelled with its company."""
     companies = companies or {}
     context_match = _CONTEXT.search(question)
-    asked = question[:context_match.start()] if context_match else question
+    asked = _LEADING_CONJUNCTION.sub("", question[:context_match.start()] if context_match else question)
     # "Where did revenue land relative to guidance?" asks for a result against guidance: a sentence may answer it
     # with or without forward-looking words, so neither kind is penalised.
     measured = bool(MEASURED_AGAINST.search(asked)) and not _outlook_in(MEASURED_AGAINST.sub(" ", asked))
-    wants_outlook = not measured and _outlook_in(asked)
+    wants_outlook = not measured and (_outlook_in(asked) or bool(_NEXT_PERIOD.search(asked)))
     asked = _INTENT.sub(" ", _MONTH_OF_PERIOD.sub(" ", _END_OF.sub(" ", _ENDED.sub(" ", asked))))
     said_when = _SAID_WHEN.sub(" ", asked)
     if said_when != asked and period_labels(set(_tokens(said_when))):
@@ -480,7 +496,10 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     if not focus or not candidates:
         return NOT_FOUND
     share_asked = bool(_SHARE_ASKED.search(asked))
+    ahead = focus & _NEXT if _NEXT_PERIOD.search(asked) else set()
     for c in candidates:
+        if ahead and _looks_ahead(c) and not _THIS_PERIOD.search(c.text):
+            c.terms |= ahead
         for acronym in c.terms & set(spelled_out):
             if re.search(rf"\b{acronym.upper()}s?\b", c.text):  # written as an acronym: "gets" is no G-E-T
                 c.terms |= spelled_out[acronym]
@@ -544,8 +563,10 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             c.coverage *= 0.8  # "what was Ferrari's revenue": "engines revenues were up about 26%" is a change
         if focus & _METRICS & c.terms and _part_of(c.text, focus & _METRICS, focus | ignored):
             c.coverage *= 0.85  # "What was revenue?": "net advertising revenues were..." is one part of it
-        if _conflict(periods, c.periods):
-            c.coverage *= 0.5  # Q3 actuals do not answer a question about Q4 (nor 2021 about 2020)
+        # Q3 actuals do not answer a question about Q4 (nor 2021 about 2020, nor the last twelve months about Q3).
+        if _conflict(periods, c.periods) or (any(_QUARTER.match(p) for p in periods) and _TRAILING.search(c.text)
+                                             and not any(_QUARTER.match(p) for p in c.periods)):
+            c.coverage *= 0.5
         if not measured and wants_outlook != _looks_ahead(c):
             c.coverage *= 0.8  # guidance does not answer "what was", and results do not answer "what do they expect"
         if asked_pairs:
@@ -666,9 +687,14 @@ def rewrite(history: list[tuple[str, str]], followup: str) -> str:
 
 
 def _leans(question: str) -> bool:
+    """Whether a follow-up needs the conversation: it points back (pronouns, "and ...", "what about ..."), has too
+    few content words of its own, or names no one where a question about one company's figures would ("What was
+    the non-GAAP gross margin?" after a question about SiTime is about SiTime). A list question ("Which companies
+    ...?") asks across the corpus and stands alone."""
     words = re.findall(r"[a-z']+", question.lower())
-    return (bool(_ANAPHORA & set(words)) or question.strip().lower().startswith(("and", "what about", "how about"))
-            or len(focus_terms(question)) < 2)
+    if _ANAPHORA & set(words) or question.strip().lower().startswith(("and", "what about", "how about")):
+        return True
+    return not is_list_question(question) and (len(focus_terms(question)) < 2 or not _NAMED.search(question.strip()))
 
 
 def handle(call: LocalCall) -> str:
