@@ -184,6 +184,11 @@ _SAID_WHEN = re.compile(r"\b(?:after|following|since|in|at|on|during|with) (?:it
 # What a figure is compared with is not the period the sentence reports on: everything after "versus" or "compared
 # to", and the rest of a clause after "over", "than", "from"... ("up 6% over the third quarter of 2019").
 _COMPARED = re.compile(r"\b(?:versus|vs\.?|compared (?:to|with))\b", re.I)
+# A sentence that only gives the comparison base ("This compared to gross profit of 40.1 million in the prior year
+# quarter, representing a gross margin of 38.8%") states no figure of the period asked about.
+# ("Compared to last year, revenue grew 5%" does state one.)
+_BASE_ONLY = re.compile(r"^\W*(?:this|that|which)\s+(?:compares|compared|is compared|was compared)\s+(?:to|with)\b",
+                        re.I)
 _BASE = re.compile(r"\b(?:over|than|from|against|since)\b", re.I)
 _CLAUSE = re.compile(r"[,;:](?=\s)")
 # "What share of sales": a sentence stating "51% of net sales" gives a share, whatever word it uses.
@@ -345,6 +350,12 @@ def _outlook_in(question: str) -> bool:
     return bool(OUTLOOK_WORDS & _terms(question) or _INTENT.search(question))
 
 
+def _following_quarter(earlier: str) -> str | None:
+    """The quarter after the one an earlier question asked about ("q3" -> "q4", "q4" -> "q1"), if it named one."""
+    quarters = sorted(label for label in period_labels(set(_tokens(earlier))) if re.fullmatch(r"q[1-4]", label))
+    return f"q{int(quarters[0][1]) % 4 + 1}" if len(quarters) == 1 else None
+
+
 def _looks_ahead(c: Candidate) -> bool:
     """Whether a sentence guides: forward-looking words other than those measuring a result against guidance, or
     a commitment ("on track to", "committed to delivering", "we plan to")."""
@@ -496,9 +507,14 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     if not focus or not candidates:
         return NOT_FOUND
     share_asked = bool(_SHARE_ASKED.search(asked))
-    ahead = focus & _NEXT if _NEXT_PERIOD.search(asked) else set()
+    next_period = _NEXT_PERIOD.search(asked)
+    ahead = focus & _NEXT if next_period else set()
+    # After a question about Q3, "next quarter" is Q4: then only a sentence about Q4 says it.
+    next_quarter = next_period is not None and asked[next_period.end():].lower().startswith("quarter")
+    following = _following_quarter(context_match.group(1)) if ahead and next_quarter and context_match else None
     for c in candidates:
-        if ahead and _looks_ahead(c) and not _THIS_PERIOD.search(c.text):
+        if ahead and _looks_ahead(c) and not _THIS_PERIOD.search(c.text) and (following is None
+                                                                             or following in c.periods):
             c.terms |= ahead
         for acronym in c.terms & set(spelled_out):
             if re.search(rf"\b{acronym.upper()}s?\b", c.text):  # written as an acronym: "gets" is no G-E-T
@@ -557,7 +573,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         left_out = asked_metrics - c.terms if asked_metrics & c.terms else set()
         c.coverage = math.fsum(weight[t] for t in focus & c.terms) / (denominator - math.fsum(weight[t]
                                                                                        for t in left_out))
-        if quantity and not _states_a_number(c.text):
+        if quantity and (not _states_a_number(c.text) or _BASE_ONLY.match(c.text)):
             c.coverage *= 0.5  # "how much" is not answered by a sentence without a number (digits or words)
         elif asks_amount and _rates_only(c.text):
             c.coverage *= 0.8  # "what was Ferrari's revenue": "engines revenues were up about 26%" is a change
