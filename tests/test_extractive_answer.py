@@ -509,6 +509,12 @@ ONE_COMPANY_CASES = [
      "What was Tecnoglass's gross margin in the third quarter of 2021?",
      ["This compared to gross profit of 40.1 million in the prior year quarter, representing a gross margin of 38.8%.",
       "Our gross profit increased 28.7% to 51.6 million, representing a gross margin of 39.6%."], 2),
+    ("a sentence naming the metric asked but giving only another metric's figures does not state it",
+     "Tecnoglass",
+     "What is Tecnoglass's full-year revenue outlook?",
+     ["Based on the sales outlook and anticipated mix of revenues, we're raising our full year adjusted EBITDA outlook "
+      "to a range of 140 to 145 million, representing 46% growth at the midpoint.",
+      "We now expect full year 2021 revenues of 485 to 495 million, representing growth of 31% at the midpoint."], 2),
     ("the trailing twelve months are no quarter",
      "YETI",
      "What were YETI's net sales in the third quarter?",

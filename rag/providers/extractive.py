@@ -134,6 +134,7 @@ _INTENT = re.compile(rf"\b{_PLANS_TO}\b|\btarget(?:ing|ed)\b", re.I)
 _COMMITS = re.compile(
     rf"\b(?:on track to|committed to (?:[\w,]+ ){{0,4}}?(?:deliver|achiev|reach|hit)\w*|{_PLANS_TO})\b", re.I)
 _GUIDANCE = _folded("guidance")
+_OWNERS = _METRICS - _GUIDANCE  # the metrics a figure belongs to (guidance is of any of them)
 _SPEAKER = re.compile(r"^\s*Speaker \d+:\s*")
 _NEGATION = frozenset("no not never without nor none".split())
 _LIST_HEAD = re.compile(r"^\s*(?:which|what)\s+(\w+)", re.I)
@@ -256,6 +257,7 @@ class Candidate:
     cosine: float = 0.0
     pairs: set[tuple[str, str]] = field(default_factory=set)  # adjacent folded terms
     phrasing: float = 0.0  # share of the question's adjacent term pairs found adjacent here
+    owners: list[str | None] = field(default_factory=list)  # per figure, the metric named last before it
 
     @property
     def score(self) -> float:
@@ -446,8 +448,22 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
                 terms |= _GUIDANCE
             periods = _stated_periods(sentence, tokens) or title_periods
             out.append(Candidate(n=n, text=sentence, terms=terms, company=companies.get(n, ""), order=len(out),
-                                 periods=periods, title_terms=title_terms, pairs=_pairs(tokens)))
+                                 periods=periods, title_terms=title_terms, pairs=_pairs(tokens),
+                                 owners=_owners(tokens)))
     return out
+
+
+def _owners(tokens: list[str]) -> list[str | None]:
+    """For each figure of a sentence (periods aside), the metric named last before it, if any: in "...mix of
+    revenues, we're raising our adjusted EBITDA outlook to 140 to 145 million" both figures are EBITDA's."""
+    owner, owners = None, []
+    for token in tokens:
+        folded = _GROUP_OF.get(token, token)
+        if folded in _OWNERS:
+            owner = folded
+        elif any(ch.isdigit() for ch in token) and not PERIOD.match(token):
+            owners.append(owner)
+    return owners
 
 
 def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]], np.ndarray] | None = None,
@@ -579,6 +595,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             c.coverage *= 0.8  # "what was Ferrari's revenue": "engines revenues were up about 26%" is a change
         if focus & _METRICS & c.terms and _part_of(c.text, focus & _METRICS, focus | ignored):
             c.coverage *= 0.85  # "What was revenue?": "net advertising revenues were..." is one part of it
+        if focus & _OWNERS & c.terms and c.owners and all(o is not None and o not in focus for o in c.owners):
+            c.coverage *= 0.8  # it names the metric asked about, but every figure it gives is another metric's
         # Q3 actuals do not answer a question about Q4 (nor 2021 about 2020, nor the last twelve months about Q3).
         if _conflict(periods, c.periods) or (any(_QUARTER.match(p) for p in periods) and _TRAILING.search(c.text)
                                              and not any(_QUARTER.match(p) for p in c.periods)):
