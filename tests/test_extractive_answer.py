@@ -515,6 +515,11 @@ ONE_COMPANY_CASES = [
      ["Based on the sales outlook and anticipated mix of revenues, we're raising our full year adjusted EBITDA outlook "
       "to a range of 140 to 145 million, representing 46% growth at the midpoint.",
       "We now expect full year 2021 revenues of 485 to 495 million, representing growth of 31% at the midpoint."], 2),
+    ("'selling' days are no sales",
+     "Monro",
+     "What were Monro's sales in the third quarter of fiscal 2020?",
+     ["The third quarter of fiscal 2020 had 89 selling days.",
+      "Sales increased 6.2% year over year to $329.3 million."], 2),
     ("the trailing twelve months are no quarter",
      "YETI",
      "What were YETI's net sales in the third quarter?",

@@ -240,6 +240,7 @@ _OR = re.compile(r"\b([a-z][\w-]*) or ([a-z][\w-]*)(?=\s*(?:[?,.;]|$)|\s+(?:in|f
                  r"after|before|because)\b)", re.I)
 _COMPARABLE = re.compile(r"\bcomparables?\b", re.I)
 _RECORDED = re.compile(r"\brecord(?:ed|ing)\b", re.I)
+_SELLING = re.compile(r"\bselling\b", re.I)
 _US = re.compile(r"\bU\.?S\.?(?![\w.$])|\bU\.S\.(?=\w)")
 _HYPHENATED = re.compile(r"\b[a-z]+(?:-[a-z]+){2,}\b", re.I)
 
@@ -279,8 +280,9 @@ def _tokens(text: str) -> list[str]:
     """tokenize(text, drop_stopwords=False), with "comparable" kept apart from "compare" (both fold to "compar"):
     "comparable store sales" is a metric, "compare" only asks for a comparison; and "US" or "U.S." kept apart from
     "us" (tokenize lowers both): "US handle" is not "differentiate us"; and "recorded" kept apart from "record" (both
-    stem to "record"): "revenues are recorded net" is no record revenue."""
-    text = _RECORDED.sub("booked", _US.sub(" usa ", _COMPARABLE.sub("comps", text)))
+    stem to "record"): "revenues are recorded net" is no record revenue; and "selling" kept apart from "sell", a word
+    for sales: "89 selling days", "selling, general and administrative" and "average selling price" are no sales."""
+    text = _SELLING.sub("vending", _RECORDED.sub("booked", _US.sub(" usa ", _COMPARABLE.sub("comps", text))))
     return tokenize(text, drop_stopwords=False)
 
 
