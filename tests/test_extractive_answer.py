@@ -572,3 +572,31 @@ def test_an_answer_does_not_depend_on_the_hash_seed() -> None:
     answers = {subprocess.run([sys.executable, "-c", _HALF_COVERED], capture_output=True, text=True, check=True,
                               env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("0", "5", "12")}
     assert len(answers) == 1 and "NOT_FOUND" not in answers.pop()
+
+
+def test_a_reason_is_read_in_the_sentences_after_the_one_naming_the_topic() -> None:
+    """"Why"/"what drove": speakers name the topic, then explain it in words the question does not use."""
+    ge = {1: "We estimate the first quarter industrial operating profit impact from COVID-19 at roughly 700 million. "
+             "Drivers included lower aftermarket sales, project delays and supply chain constraints. "
+             "Turning now to cash."}
+    assert answer("What drove the COVID-19 hit to GE's industrial operating profit?", ge, companies={1: "GE"}) == (
+        "We estimate the first quarter industrial operating profit impact from COVID-19 at roughly 700 million. [1] "
+        "Drivers included lower aftermarket sales, project delays and supply chain constraints. [1]")
+    # A sentence announcing the reasons brings the first of them too.
+    dentsply = {1: "Consumables operating margin was -9.4% as compared to 27% in the second quarter of 2019. "
+                   "There are two primary reasons for the decline in consumables margins. "
+                   "The first reason is that the consumables segment experienced a steeper fall-off in sales. "
+                   "The second is plant under-absorption."}
+    assert answer("Why did Dentsply's consumables operating margin fall?", dentsply, companies={1: "Dentsply"}) \
+        .endswith("The first reason is that the consumables segment experienced a steeper fall-off in sales. [1]")
+    # A speaker restating what analysts ask answers in the next sentence, whatever the question's form.
+    cop = {1: "By the way, we've been asked about how we view risk in the event of a change in leadership in "
+              "Washington. Our view is that while it might create some headwinds for the industry, our global "
+              "diversification keeps us competitive."}
+    assert answer("What did ConocoPhillips say about the risk of a change of leadership in Washington?", cop,
+                  companies={1: "ConocoPhillips"}).endswith("keeps us competitive. [1]")
+    # A sentence that gives its reason stands alone.
+    pilgrims = {1: "Prepared foods revenue declined 23% because schools remained closed. "
+                    "Retail demand strengthened through the quarter in every channel we serve."}
+    assert answer("Why did Pilgrim's prepared foods revenue decline?", pilgrims, companies={1: "Pilgrim's"}) == (
+        "Prepared foods revenue declined 23% because schools remained closed. [1]")

@@ -172,6 +172,17 @@ _NEXT_PERIOD = re.compile(r"\b(?:next|coming|upcoming)\s+(?=(?:fiscal\s+|calenda
 _THIS_PERIOD = re.compile(r"\b(?:this|current)\s+(?:fiscal\s+|calendar\s+)?(?:quarter|year|half)\b", re.I)
 _NEXT = _folded("next")
 _TRAILING = re.compile(r"\b(?:trailing|last|past)\s+(?:twelve|12)[\s-]+months?\b|\b(?:ttm|ltm)\b", re.I)
+# Questions asking for a reason, sentences that give one, and a speaker restating what analysts ask.
+_EXPLAIN_ASKED = re.compile(r"\bwhy\b|\bwhat (?:drove|drives|caused|causes|explains|explained|led to|prompted)\b|"
+                            r"\bwhat (?:is|was|are|were) (?:driving|behind|causing)\b|"
+                            r"\b(?:reasons?|drivers?|causes?) (?:for|of|behind)\b", re.I)
+_EXPLAINS = re.compile(r"\b(?:because|due to|driven by|as a result of|result(?:ing|ed)? from|owing to|thanks to|"
+                       r"reflect(?:s|ed|ing)?|attributable to|caused by|led by|"
+                       r"(?:primarily|mainly|largely) (?:by|from|on))\b", re.I)
+_ANNOUNCES = re.compile(r"\b(?:two|three|four|several|a few|a couple of|a number of|the main|the key)\s+(?:\w+\s+)?"
+                        r"(?:reasons?|factors?|drivers?|things)\b", re.I)
+_ASKED_ABOUT = re.compile(r"\b(?:we(?:'ve| have)? been asked|(?:we|i) (?:often |frequently )?(?:get|got) asked|"
+                          r"(?:a|the) question (?:we|i) (?:often |frequently )?(?:get|hear))\b", re.I)
 # "And what about gross margin?", "So how much...": the conjunction joins the question to the conversation; the
 # question's own form (what, how, compare) comes after it.
 _LEADING_CONJUNCTION = re.compile(r"^\s*(?:and|so|also|ok(?:ay)?)\b[\s,]*", re.I)
@@ -259,6 +270,7 @@ class Candidate:
     pairs: set[tuple[str, str]] = field(default_factory=set)  # adjacent folded terms
     phrasing: float = 0.0  # share of the question's adjacent term pairs found adjacent here
     owners: list[str | None] = field(default_factory=list)  # per figure, the metric named last before it
+    position: int = 0  # of the sentence among its passage's sentences
 
     @property
     def score(self) -> float:
@@ -435,7 +447,7 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
     for n, text in passages.items():
         title_terms = _terms((titles or {}).get(n, ""))
         title_periods = _calendar_years(period_labels(title_terms))
-        for unit in _units(text):
+        for position, unit in enumerate(_units(text)):
             sentence = _SPEAKER.sub("", unit)
             key = sentence.lower()
             if key in seen or "?" in sentence or _ASKING.match(sentence) or _ASKING_INSIDE.search(sentence) \
@@ -451,7 +463,7 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
             periods = _stated_periods(sentence, tokens) or title_periods
             out.append(Candidate(n=n, text=sentence, terms=terms, company=companies.get(n, ""), order=len(out),
                                  periods=periods, title_terms=title_terms, pairs=_pairs(tokens),
-                                 owners=_owners(tokens)))
+                                 owners=_owners(tokens), position=position))
     return out
 
 
@@ -681,6 +693,20 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         extra = next((c for c in ranked[1:] if c.company == chosen[0].company and missing & c.terms), None)
         if extra is not None:
             chosen.append(extra)
+        # "Why did margin fall?": a speaker names the topic ("Consumables operating margin was -9.4%...", "we've been
+        # asked how we view...") and explains in the next sentence ("There are two primary reasons..."), which
+        # shares few of the question's words. Unless the sentence explains itself ("due to...").
+        # One more when that sentence only announces them ("There are two primary reasons for the decline.").
+        said = chosen[0]
+        if (_EXPLAIN_ASKED.search(asked) or _ASKED_ABOUT.search(said.text)) and not _EXPLAINS.search(said.text):
+            for place in (1, 2):
+                after = next((c for c in candidates if c.n == said.n and c.position == said.position + 1), None)
+                if after is None or after in chosen:
+                    break
+                chosen.insert(place, after)
+                if not _ANNOUNCES.search(after.text) or _EXPLAINS.search(after.text):
+                    break
+                said = after
     # "Which banks ...?" is answered by naming them, even when one company's sentence is all that qualifies.
     label = len({c.company for c in chosen}) > 1 or (is_list_question(asked) and several) or bool(missing_sides)
     return " ".join([*(f"{c.company}: {c.text} [{c.n}]" if label and c.company else f"{c.text} [{c.n}]"
