@@ -252,6 +252,10 @@ _OR = re.compile(r"\b([a-z][\w-]*) or ([a-z][\w-]*)(?=\s*(?:[?,.;]|$)|\s+(?:in|f
 _COMPARABLE = re.compile(r"\bcomparables?\b", re.I)
 _RECORDED = re.compile(r"\brecord(?:ed|ing)\b", re.I)
 _SELLING = re.compile(r"\bselling\b", re.I)
+# "What did ZAGG record?": the verb after an auxiliary, like "recorded" ("up to a record 130.4 million" is no verb).
+_RECORD_VERB = re.compile(r"(\b(?:did|does|do|will|would)\b(?:\s+(?!(?:a|an|the)\b)[\w'’&.-]+){0,3}?\s+)record\b",
+                          re.I)
+_RECEIVED = re.compile(r"\breceiv(?:e|ed|es|ing)\b", re.I)
 _US = re.compile(r"\bU\.?S\.?(?![\w.$])|\bU\.S\.(?=\w)")
 _HYPHENATED = re.compile(r"\b[a-z]+(?:-[a-z]+){2,}\b", re.I)
 
@@ -293,8 +297,11 @@ def _tokens(text: str) -> list[str]:
     "comparable store sales" is a metric, "compare" only asks for a comparison; and "US" or "U.S." kept apart from
     "us" (tokenize lowers both): "US handle" is not "differentiate us"; and "recorded" kept apart from "record" (both
     stem to "record"): "revenues are recorded net" is no record revenue; and "selling" kept apart from "sell", a word
-    for sales: "89 selling days", "selling, general and administrative" and "average selling price" are no sales."""
-    text = _SELLING.sub("vending", _RECORDED.sub("booked", _US.sub(" usa ", _COMPARABLE.sub("comps", text))))
+    for sales: "89 selling days", "selling, general and administrative" and "average selling price" are no sales; and
+    "received" kept apart from "receivable" (both stem to "receiv"): "we received an exclusion notice" states no
+    refund receivable."""
+    text = _RECORD_VERB.sub(r"\1booked", _RECORDED.sub("booked", _COMPARABLE.sub("comps", text)))
+    text = _RECEIVED.sub("got", _SELLING.sub("vending", _US.sub(" usa ", text)))
     return tokenize(text, drop_stopwords=False)
 
 
