@@ -39,7 +39,7 @@ _FILLER = frozenset(tokenize(
     happened look go went add added exactly please now currently latest recent recently anything something
     provide show know large big size stock quarter year period last main biggest primary most discuss discussed
     talk talked call calls comment commented describe described compare comparison versus both each fiscal
-    hold held change changed""",
+    hold held change changed cite cited highlight highlighted flag flagged identify identified""",
     drop_stopwords=False,
 ))
 
