@@ -615,3 +615,23 @@ def test_a_reason_is_read_in_the_sentences_after_the_one_naming_the_topic() -> N
                     "Retail demand strengthened through the quarter in every channel we serve."}
     assert answer("Why did Pilgrim's prepared foods revenue decline?", pilgrims, companies={1: "Pilgrim's"}) == (
         "Prepared foods revenue declined 23% because schools remained closed. [1]")
+
+
+def test_each_side_of_a_comparison_gets_its_best_answering_sentence() -> None:
+    """A side whose sentences miss a word of the other side's wording ("Total revenue..." / "Revenues...") still
+    answers with its best sentence that can, rather than "not found"; "more" asks nothing of a sentence."""
+    passages = {1: "Total revenue for the second quarter of 2020 was 2.9 million euros, compared with 4 million euros.",
+                2: "Revenues for the second quarter of 2020 were $2.9 million compared to $0.9 million a year ago."}
+    companies = {1: "Affimed", 2: "AcelRx Pharmaceuticals"}
+    for question in ("Compare Affimed's and AcelRx's total revenue in Q2 2020.",
+                     "Which had more total revenue in Q2 2020, Affimed or AcelRx?"):
+        assert answer(question, passages, companies=companies) == (
+            f"Affimed: {passages[1]} [1] AcelRx Pharmaceuticals: {passages[2]} [2]"), question
+
+
+def test_a_date_in_the_question_is_no_topic() -> None:
+    passages = {1: "On June 30 we held our annual meeting in San Carlos, with strong attendance from investors.",
+                2: "We ended the second quarter with $43.7 million in cash and short term investments."}
+    text = answer("How much cash did AcelRx hold at June 30, 2020?", passages,
+                  companies=dict.fromkeys(passages, "AcelRx Pharmaceuticals"))
+    assert text == f"{passages[2]} [2]"

@@ -39,7 +39,7 @@ _FILLER = frozenset(tokenize(
     happened look go went add added exactly please now currently latest recent recently anything something
     provide show know large big size stock quarter year period last main biggest primary most discuss discussed
     talk talked call calls comment commented describe described compare comparison versus both each fiscal
-    hold held change changed cite cited highlight highlighted flag flagged identify identified""",
+    hold held change changed cite cited highlight highlighted flag flagged identify identified more""",
     drop_stopwords=False,
 ))
 
@@ -155,10 +155,11 @@ _ASKING_INSIDE = re.compile(r"\b(?:i['’]?m|i am|we['’]?re|we are)\b[\w ,]{0,
                             # An analyst restating management: "you indicated in your prepared remarks that..."
                             r"\byou (?:indicated|mentioned|said|noted|talked about|alluded to|commented)\b[\w ,]{0,30}"
                             r"\bin your (?:prepared |opening )?(?:remarks|comments)\b", re.I)
-# "The quarter ended December 31st, 2021", "at the end of June" date the question: "end", the month and the day are
-# not its topic (the year stays, as a period). A month asked about on its own ("traffic in April") is a topic.
-_ENDED = re.compile(rf"\bend(?:ed|ing)?\s+(?:of\s+)?(?:{'|'.join(MONTHS)}|jan|feb|mar|apr|jun|jul|aug|sept?|"
-                    r"oct|nov|dec)\b\.?(?:\s+\d{1,2}(?:st|nd|rd|th)?\b)?", re.I)
+# "The quarter ended December 31st, 2021", "at the end of June", "at June 30, 2020" date the question: "end", the
+# month and the day are not its topic (the year stays, as a period). A month asked about on its own ("traffic in
+# April") is a topic.
+_ENDED = re.compile(rf"\b(?:end(?:ed|ing)?\s+(?:of\s+)?|(?:at|as of|on)\s+)(?:{'|'.join(MONTHS)}|jan|feb|mar|apr|jun|"
+                    r"jul|aug|sept?|oct|nov|dec)\b\.?(?:\s+\d{1,2}(?:st|nd|rd|th)?\b)?", re.I)
 # "At the end of Q3", "by the end of the year": the period stays, "end" is no topic ("end markets" is).
 _END_OF = re.compile(r"\bend of (?=(?:(?:the|this|last|next|fiscal|calendar)\s+){0,3}(?:q[1-4]|h[12]|fy\d*|quarter|"
                      r"year|half|period|month|first|second|third|fourth|\d{4})\b)", re.I)
@@ -680,9 +681,14 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         chosen.sort(key=lambda c: c.order)
     elif len(named) > 1:
         # A comparison: each named company's own best sentence, in the order the question names them; a side
-        # with none is said to be missing rather than left out silently.
-        chosen = [next(c for c in ranked if c.company == name) for name in named
-                  if any(c.company == name for c in ranked)]
+        # with none is said to be missing rather than left out silently. A side whose sentences all fall short of
+        # a lone answer's bar takes its best one that can answer (the required words, some coverage, a number when
+        # one is asked): the other side shows the question is answerable, and two calls word the same metric
+        # differently ("Total revenue for the second quarter..." / "Revenues for the second quarter...").
+        fallback = sorted((c for c in able if not quantity or _states_a_number(c.text)), key=lambda c: -c.score)
+        sides = [next((c for c in ranked if c.company == name), None)
+                 or next((c for c in fallback if c.company == name), None) for name in named]
+        chosen = [c for c in sides if c is not None]
         if chosen:
             missing_sides = [name for name in named if name not in {c.company for c in chosen}]
     else:
