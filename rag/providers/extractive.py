@@ -210,8 +210,10 @@ _SHARE_ASKED = re.compile(rf"\b(?:{'|'.join(_SHARE_WORDS.split())}) of\b", re.I)
 _SHARE_STATED = re.compile(r"\d\s?(?:%|percent) of\b", re.I)
 _SHARE_TERMS = frozenset(tokenize(_SHARE_WORDS, drop_stopwords=False))
 # A margin is a share of sales: "adjusted EBITDA ... or 27.2% of net sales" states the adjusted EBITDA margin, a
-# profit's share; "operating expenses were 18% of revenue" states none.
-_MARGIN_STATED = re.compile(r"\d\s?(?:%|percent) of (?:net |total )?(?:sales|revenues?)\b", re.I)
+# profit's share, and so does "gross profit as a percentage of net sales ... 33%"; "operating expenses were 18% of
+# revenue" states none.
+_MARGIN_STATED = re.compile(r"(?:\d\s?(?:%|percent)|\bas a (?:percent(?:age)?|share)) of (?:net |total )?"
+                            r"(?:sales|revenues?)\b", re.I)
 _MARGIN = _folded("margin")
 _EARNED = _folded("profit ebitda ebit")
 # Earnings per share are stated as a figure per share ("seven cents per share", "$0.61 per diluted share"); a dividend
