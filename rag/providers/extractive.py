@@ -168,10 +168,10 @@ _END_OF = re.compile(r"\bend of (?=(?:(?:the|this|last|next|fiscal|calendar)\s+)
 # it is about this period ("Capex guidance for this year was $35 million").
 _NEXT_PERIOD = re.compile(r"\b(?:next|coming|upcoming)\s+(?=(?:fiscal\s+|calendar\s+)?"
                           r"(?:quarter|year|half|twelve months|12 months)\b)", re.I)
-# A sentence on the trailing twelve months reports no quarter ("crossed $1 billion in net sales for the trailing 12
-# months" does not answer a question about Q3 sales).
 _THIS_PERIOD = re.compile(r"\b(?:this|current)\s+(?:fiscal\s+|calendar\s+)?(?:quarter|year|half)\b", re.I)
 _NEXT = _folded("next")
+# A sentence on the trailing twelve months reports no quarter ("crossed $1 billion in net sales for the trailing 12
+# months" does not answer a question about Q3 sales).
 _TRAILING = re.compile(r"\b(?:trailing|last|past)\s+(?:twelve|12)[\s-]+months?\b|\b(?:ttm|ltm)\b", re.I)
 # Questions asking for a reason, sentences that give one, and a speaker restating what analysts ask.
 _EXPLAIN_ASKED = re.compile(r"\bwhy\b|\bwhat (?:drove|drives|caused|causes|explains|explained|led to|prompted)\b|"
