@@ -640,3 +640,13 @@ def test_a_date_in_the_question_is_no_topic() -> None:
     text = answer("How much cash did AcelRx hold at June 30, 2020?", passages,
                   companies=dict.fromkeys(passages, "AcelRx Pharmaceuticals"))
     assert text == f"{passages[2]} [2]"
+
+
+def test_the_trailing_twelve_months_are_no_quarter_even_in_that_quarters_call() -> None:
+    """A sentence naming no quarter is dated by its call's title; one on the trailing twelve months is not."""
+    passages = {1: "YETI crossed $1 billion in net sales for the trailing 12 months.",
+                2: "Net sales increased 29% to $294.6 million compared to $229.1 million."}
+    title = "YETI Q3 2020 earnings call"
+    text = answer("What were YETI's net sales in the third quarter?", passages,
+                  companies=dict.fromkeys(passages, "YETI"), titles=dict.fromkeys(passages, title))
+    assert text == f"{passages[2]} [2]"

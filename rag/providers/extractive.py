@@ -170,8 +170,8 @@ _NEXT_PERIOD = re.compile(r"\b(?:next|coming|upcoming)\s+(?=(?:fiscal\s+|calenda
                           r"(?:quarter|year|half|twelve months|12 months)\b)", re.I)
 _THIS_PERIOD = re.compile(r"\b(?:this|current)\s+(?:fiscal\s+|calendar\s+)?(?:quarter|year|half)\b", re.I)
 _NEXT = _folded("next")
-# A sentence on the trailing twelve months reports no quarter ("crossed $1 billion in net sales for the trailing 12
-# months" does not answer a question about Q3 sales).
+# A sentence on the trailing twelve months reports that span, not a quarter ("crossed $1 billion in net sales for the
+# trailing 12 months" does not answer a question about Q3 sales, even in a Q3 call).
 _TRAILING = re.compile(r"\b(?:trailing|last|past)\s+(?:twelve|12)[\s-]+months?\b|\b(?:ttm|ltm)\b", re.I)
 # Questions asking for a reason, sentences that give one, and a speaker restating what analysts ask.
 _EXPLAIN_ASKED = re.compile(r"\bwhy\b|\bwhat (?:drove|drives|caused|causes|explains|explained|led to|prompted)\b|"
@@ -240,8 +240,9 @@ _NOT_A_FIGURE = re.compile(r"\bcovid-19\b|^\W*(?:and\s+)?(?:two|three|four|five)
                            r"\b(?:19|20)\d{2}\b(?!\s?(?:%|percent|thousand|million|billion))", re.I)
 # "(1)" or "1." opening a list item; not "$(12) million" or "(8)%", accounting's negatives.
 _LIST_MARKER = re.compile(r"(?<![$\w])\(\d{1,2}\)(?!\s*(?:%|percent|thousand|million|billion))|^\s*\d{1,2}[.)]\s")
-# "fy": a full year, a span like a quarter or a half (a fiscal-year figure does not answer a fourth-quarter question).
-_QUARTER = re.compile(r"^(q[1-4]|h[12]|fy)$")
+# "fy": a full year, a span like a quarter or a half (a fiscal-year figure does not answer a fourth-quarter question);
+# so are the trailing twelve months, "ttm" (_TRAILING).
+_QUARTER = re.compile(r"^(q[1-4]|h[12]|fy|ttm)$")
 # Written ways of stating a full-year figure that tokenize does not label "fy" ("full year" it does).
 _FISCAL_YEAR = re.compile(
     r"\bfiscal (?:year )?(?:19|20)\d\d\b|\bfor the (?:fiscal )?year\b(?![- ](?:ago|over|on|to)\b)", re.I)
@@ -351,7 +352,8 @@ def _stated_periods(text: str, tokens: list[str]) -> set[str]:
     compared = _COMPARED.search(text)
     reported = text[:compared.start()] if compared else text
     own = " ".join(_BASE.split(clause, maxsplit=1)[0] for clause in _CLAUSE.split(reported))
-    return _full_year(period_labels(set(tokens if own == text else tokenize(own, drop_stopwords=False))), own)
+    labels = period_labels(set(tokens if own == text else tokenize(own, drop_stopwords=False)))
+    return _full_year(labels | {"ttm"} if _TRAILING.search(own) else labels, own)
 
 
 def _full_year(labels: set[str], text: str) -> set[str]:
@@ -621,10 +623,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             c.coverage *= 0.85  # "What was revenue?": "net advertising revenues were..." is one part of it
         if focus & _OWNERS & c.terms and c.owners and all(o is not None and o not in focus for o in c.owners):
             c.coverage *= 0.8  # it names the metric asked about, but every figure it gives is another metric's
-        # Q3 actuals do not answer a question about Q4 (nor 2021 about 2020, nor the last twelve months about Q3).
-        if _conflict(periods, c.periods) or (any(_QUARTER.match(p) for p in periods) and _TRAILING.search(c.text)
-                                             and not any(_QUARTER.match(p) for p in c.periods)):
-            c.coverage *= 0.5
+        if _conflict(periods, c.periods):
+            c.coverage *= 0.5  # Q3 actuals do not answer a question about Q4 (nor 2021 about 2020, nor the TTM Q3)
         if not measured and wants_outlook != _looks_ahead(c):
             c.coverage *= 0.8  # guidance does not answer "what was", and results do not answer "what do they expect"
         if asked_pairs:
