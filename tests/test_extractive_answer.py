@@ -200,6 +200,29 @@ def test_a_list_gathers_companies_that_answer_either_side_of_an_or() -> None:
     assert "Acme" not in text
 
 
+def test_an_example_after_such_as_speaks_for_the_words_before_it() -> None:
+    passages = {1: "Sales slowed in August after the hurricanes closed many of our Gulf Coast stores for a week.",
+                2: "Revenue fell in the quarter, mainly due to natural disasters and new rounds of lockdowns.",
+                3: "Orders weighed on the business as distributors cut inventory ahead of the new season."}
+    companies = {1: "Gulf Retail", 2: "Trip Group", 3: "Acme Tools"}
+    text = answer("Which companies said natural disasters such as hurricanes or earthquakes weighed on sales?",
+                  passages, companies=companies)
+    assert "Gulf Retail:" in text and "Trip Group:" in text, text
+    assert "Acme" not in text
+
+
+def test_the_topic_ends_where_its_setting_begins() -> None:
+    # The rarest word of the whole phrase is "pandemic", which no sentence says.
+    passages = {1: "Around 19% of our loan portfolio is under the payment holiday program for individuals and SMEs.",
+                2: "Our customers kept travelling this year, and demand for the holiday season is very strong.",
+                3: "Our customers responded well to the new loyalty scheme, and card spending rose 12% in June."}
+    companies = {1: "Banco Norte", 2: "Trip Group", 3: "Card Co"}
+    text = answer("Which companies talked about payment holiday programs for customers during the pandemic?",
+                  passages, companies=companies)
+    assert text.startswith("Banco Norte: Around 19%"), text
+    assert "Trip Group" not in text
+
+
 def test_business_is_not_a_topic_word() -> None:
     passages = {1: "You know, this is on all our business, but I'll focus on offshore wind since that's the topic.",
                 2: "In offshore wind, certification for our industry leading turbine, the Haliade-X, remains on track.",

@@ -253,6 +253,13 @@ _YEAR_TO_DATE = re.compile(r"\b(?:year[- ]to[- ]date|ytd|so far(?: (?:this|in th
 # share repurchases" the word after "or" starts a phrase, and is no alternative to "dividend").
 _OR = re.compile(r"\b([a-z][\w-]*) or ([a-z][\w-]*)(?=\s*(?:[?,.;]|$)|\s+(?:in|for|on|at|to|from|of|by|with|as|during|"
                  r"after|before|because)\b)", re.I)
+# "Natural disasters such as floods or wildfires": the examples are instances of the words before them, so a
+# sentence on floods speaks of natural disasters.
+_SUCH_AS = re.compile(r"\b((?:[a-z][\w-]*\s+)?[a-z][\w-]*),?\s+such as\s+"
+                      r"([a-z][\w-]*(?:(?:\s*,\s*(?:or\s+|and\s+)?|\s+(?:or|and)\s+)[a-z][\w-]*)*)", re.I)
+# A topic's own words end where a phrase about its circumstances begins ("payment holiday programs for customers
+# during the pandemic": the programs are the topic, the customers and the pandemic its setting).
+_TOPIC_END = re.compile(r"\s+(?:for|during|amid|because|due to|since|after|before|across|given)\b.*$", re.I | re.S)
 _COMPARABLE = re.compile(r"\bcomparables?\b", re.I)
 _RECORDED = re.compile(r"\brecord(?:ed|ing)\b", re.I)
 _SELLING = re.compile(r"\bselling\b", re.I)
@@ -545,6 +552,10 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     # "Taxes or financing": either word answers, so the pair counts as one term (the first).
     either = {second: first for first, second in _alternatives(asked) if first in focus and second in focus}
     focus -= set(either)
+    instances = {term: frozenset(_terms(kind) & focus) for kind, examples in _SUCH_AS.findall(asked)
+                 for term in _terms(examples) & focus}
+    instances = {term: kind for term, kind in instances.items() if kind and term not in kind}
+    focus -= set(instances)
     candidates = _candidates(passages, companies, titles)
     if not focus or not candidates:
         return NOT_FOUND
@@ -562,6 +573,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             if re.search(rf"\b{acronym.upper()}s?\b", c.text):  # written as an acronym: "gets" is no G-E-T
                 c.terms |= spelled_out[acronym]
         c.terms |= {either[t] for t in c.terms & set(either)}
+        c.terms |= {t for example in c.terms & set(instances) for t in instances[example]}
         if share_asked and _SHARE_STATED.search(c.text):
             c.terms |= focus & _SHARE_TERMS
         if _MARGIN_STATED.search(c.text) and c.terms & _EARNED:
@@ -595,7 +607,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     weight = {t: math.log(1 + total / (1 + sum(t in c.terms for c in candidates))) * (0.5 if t in implied else 1)
               for t in focus}
     if about:
-        topic = focus_terms(about.group(1)) & set(weight)
+        topic = (focus_terms(_TOPIC_END.sub("", about.group(1))) & set(weight)
+                 or focus_terms(about.group(1)) & set(weight))
         if topic:
             # Ties broken by the term itself: set order changes with each process's hash seed, and so would answers.
             required |= {max(topic, key=lambda t: (weight[t], t))}
