@@ -223,6 +223,20 @@ def test_the_topic_ends_where_its_setting_begins() -> None:
     assert "Trip Group" not in text
 
 
+def test_a_word_of_another_companys_name_is_a_topic_word_where_the_question_does_not_capitalise_it() -> None:
+    passages = {1: "Freight costs stayed high all year, and we absorbed most of them.",
+                2: "Energy costs at our distribution centers rose 12% this year.",
+                3: "Costs of the storm restoration will be recovered through customer rates."}
+    companies = {1: "Lands' End", 2: "Lands' End", 3: "NextEra Energy"}
+    text = answer("What did Lands' End say about energy costs?", passages, companies=companies)
+    assert text == "Energy costs at our distribution centers rose 12% this year. [2]"
+    # Capitalised, the word is the name, which the company's own sentences seldom say.
+    passages = {1: "Costs of the storm restoration will be recovered through customer rates over two years."}
+    text = answer("What did NextEra Energy say about storm restoration costs?", passages,
+                  companies={1: "NextEra Energy"})
+    assert text.startswith("Costs of the storm restoration"), text
+
+
 def test_business_is_not_a_topic_word() -> None:
     passages = {1: "You know, this is on all our business, but I'll focus on offshore wind since that's the topic.",
                 2: "In offshore wind, certification for our industry leading turbine, the Haliade-X, remains on track.",

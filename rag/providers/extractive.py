@@ -519,8 +519,10 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         asked = said_when
     # Who and when are settled by retrieval (the company's documents) and checked below (the period): a
     # transcript rarely names its own company or restates the quarter in the sentence that answers.
-    ignored = {t for name in set(companies.values()) for t in _terms(name)}
-    ignored |= {t for listed in (tickers or {}).values() for ticker in listed for t in _terms(ticker)}
+    written = _written_names(asked)
+    ignored = {t for name in set(companies.values()) for t in _terms(name) if written is None or t in written}
+    ignored |= {t for listed in (tickers or {}).values() for ticker in listed for t in _terms(ticker)
+                if written is None or t in written}
     list_head = _LIST_HEAD.match(asked) if is_list_question(asked) else None
     if list_head:  # "which utilities ...": the category describes the companies, not the sentence
         ignored |= _terms(list_head.group(1))
@@ -752,10 +754,24 @@ def _conflict(asked: set[str], stated: set[str]) -> bool:
     return False
 
 
+def _written_names(question: str) -> set[str] | None:
+    """The folded words of `question` that may be a company's name: those it capitalises. In "Which companies said
+    working from home boosted demand?" the New Home Company's "home" is the topic, and so is NextEra Energy's
+    "energy" in "What did Lands' End say about energy costs?". None (any word) for a question in one case throughout
+    or in title case, which says nothing either way."""
+    words = re.findall(r"[A-Za-z][\w'’&.-]*", question)
+    capitalised = [w for w in words[1:] if w[0].isupper()]
+    if not capitalised or len(capitalised) > 0.4 * len(words):
+        return None
+    return set(tokenize(" ".join([words[0], *capitalised])))
+
+
 def _names(company: str, question: str, tickers: list[str]) -> bool:
-    """Whether the question names this company: its name, a word of it, or a ticker as written in capitals."""
+    """Whether the question names this company: its name or a word of it as the question writes names (see
+    _written_names), or a ticker as written in capitals."""
     name = [t for t in tokenize(company) if len(t) > 2]
-    asked = set(tokenize(question))
+    written = _written_names(question)
+    asked = set(tokenize(question)) if written is None else written
     written = set(re.findall(r"\b[A-Z][A-Z0-9.]*\b", question))
     return any(t in asked for t in name) or any(t in written for t in tickers)
 
