@@ -50,6 +50,12 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     global _loop
     with _loop_lock:
         if _loop is None:
+            # litellm registers its logging worker's exit flush when that module is first imported, which is at
+            # the first call's logging, after this: exit handlers run last-registered first, so its flush ran on
+            # the main thread while this loop still ran the same callbacks ("LoggingWorker error: cannot reuse
+            # already awaited coroutine"). Imported now, its flush runs after _stop_loop has stopped this loop.
+            import litellm.litellm_core_utils.logging_worker  # noqa: F401
+
             _loop = asyncio.new_event_loop()
             threading.Thread(target=_loop.run_forever, name="rag-sync-loop", daemon=True).start()
             atexit.register(_stop_loop, _loop)

@@ -210,6 +210,25 @@ def test_cli_401_exits_2_with_one_line_hint(seeded_dir: Path) -> None:
     assert len(received) == 1
 
 
+@pytest.mark.slow
+def test_a_script_of_questions_exits_without_a_logging_worker_error(seeded_dir: Path) -> None:
+    """litellm's logging worker flushes at exit; it used to do so on the main thread while rag's loop still ran the
+    same callbacks, and a script's run ended with "LoggingWorker error: cannot reuse already awaited coroutine" (3
+    of 4 runs of 30 questions on the earnings index)."""
+    script = ("import sys\n"
+              "from rag.process import prepare_process; prepare_process()\n"
+              "from rag.library import Library\n"
+              "from rag.settings import Settings\n"
+              "lib = Library(Settings(index_dir=sys.argv[1]))\n"
+              "for i in range(30):\n"
+              "    lib.ask(\"What was Calix's revenue in Q4?\" + ' ' * i, [])\n")
+    for _ in range(2):
+        result = subprocess.run([sys.executable, "-c", script, str(seeded_dir)], capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert "LoggingWorker" not in result.stderr and "never awaited" not in result.stderr, result.stderr
+
+
 def test_translated_missing_credentials_is_a_config_error() -> None:
     """The fallback when the up-front check cannot know (a provider litellm reports no key for)."""
     litellm = llm.litellm_module()
