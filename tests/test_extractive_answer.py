@@ -35,6 +35,22 @@ from rag.providers.extractive import NOT_FOUND, answer
          "Passenger capacity rose 9% while traffic grew 3.8% and the load factor was 78.3%."],
         "four to six percent", "LATAM Airlines", id="plan-asks-for-an-outlook-and-is-not-a-topic-word"),
     pytest.param(
+        "What was MTN Ghana's reported EBITDA margin for 2020?",
+        ["Our reported earnings before interest, tax, depreciation, and amortization grew by 20.8%, with a margin "
+         "expansion of 1.9 percentage points to 52.7%.",
+         "Our EBITDA guidance for the year remains unchanged, and margins should stay broadly stable."],
+        "52.7%", "MTN Ghana", id="an-acronym-asked-is-said-in-full"),
+    pytest.param(
+        "Why did Innovative Solutions and Support's gross margin slip in the fourth quarter?",
+        ["Gross margin for the quarter was 57%, driven by a richer mix of new equipment sales.",
+         "Gross margins for the quarter were 55.8%, down from 59.5% a year ago, attributable to product mix."],
+        "55.8%", "Innovative Solutions and Support", id="slip-is-a-decline"),
+    pytest.param(
+        "How much capital expenditure did MTN Ghana invest in 2019?",
+        ["In terms of capex, we invested GH1.1 billion in support of the growth in the core business.",
+         "Capital allocation will favour the network, and we invest ahead of demand in new sites."],
+        "GH1.1 billion", "MTN Ghana", id="capital-expenditure-is-capex"),
+    pytest.param(
         "What dividend growth are they targeting?",
         ["We continue to expect to grow our dividends per share at roughly 10% per year through at least 2022.",
          "The pipeline is now scheduled for a full in-service date during early 2021 at a lower cost."],

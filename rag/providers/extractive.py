@@ -51,7 +51,8 @@ _SYNONYM_GROUPS = [
     "deploy deploying deployed deployment deployments rollout rolling implement implementing implemented "
     "implementer adopt adopting adoption adopter adopters use using expanding",
     "grow grew growth rise rose risen increase increased gain gains up higher uplift lift",
-    "decline declined fall fell decrease decreased drop dropped down lower",
+    "decline declined fall fell decrease decreased drop dropped down lower compress compressed compression slip "
+    "slipped shrink shrank erode eroded erosion soften softened weaken weakened",
     "profit profits earnings income",
     "margin margins",
     "receivable receivables",
@@ -267,8 +268,10 @@ _SELLING = re.compile(r"\bselling\b", re.I)
 _RECORD_VERB = re.compile(r"(\b(?:did|does|do|will|would)\b(?:\s+(?!(?:a|an|the)\b)[\w'’&.-]+){0,3}?\s+)record\b",
                           re.I)
 _RECEIVED = re.compile(r"\breceiv(?:e|ed|es|ing)\b", re.I)
+_CAPITAL_EXPENDITURE = re.compile(r"\bcapital expenditures?\b", re.I)
 _US = re.compile(r"\bU\.?S\.?(?![\w.$])|\bU\.S\.(?=\w)")
 _HYPHENATED = re.compile(r"\b[a-z]+(?:-[a-z]+){2,}\b", re.I)
+_ACRONYM = re.compile(r"\b[A-Z]{3,6}\b")
 
 
 @dataclass
@@ -310,9 +313,10 @@ def _tokens(text: str) -> list[str]:
     stem to "record"): "revenues are recorded net" is no record revenue; and "selling" kept apart from "sell", a word
     for sales: "89 selling days", "selling, general and administrative" and "average selling price" are no sales; and
     "received" kept apart from "receivable" (both stem to "receiv"): "we received an exclusion notice" states no
-    refund receivable."""
+    refund receivable; and "capital expenditures" said as "capex", the metric, not the words "capital" and
+    "expenditure"."""
     text = _RECORD_VERB.sub(r"\1booked", _RECORDED.sub("booked", _COMPARABLE.sub("comps", text)))
-    text = _RECEIVED.sub("got", _SELLING.sub("vending", _US.sub(" usa ", text)))
+    text = _RECEIVED.sub("got", _SELLING.sub("vending", _US.sub(" usa ", _CAPITAL_EXPENDITURE.sub("capex", text))))
     return tokenize(text, drop_stopwords=False)
 
 
@@ -326,6 +330,13 @@ def _spelled_out(text: str) -> dict[str, set[str]]:
     hyphenated compound of three or more words, or three words in a row none of which is a stopword."""
     phrases = _HYPHENATED.findall(text) + [" ".join(run) for run in _runs_of_three(text)]
     return {_initials(c.replace(" ", "-")): _terms(c.replace("-", " ")) for c in phrases}
+
+
+def _initialisms(text: str, length: int) -> set[str]:
+    """The initials of every run of `length` words in a row, stopwords and punctuation skipped: "earnings before
+    interest, taxes, depreciation and amortization" is "ebitda"."""
+    words = [w for w in re.findall(r"[A-Za-z]+", text) if w.lower() not in STOPWORDS]
+    return {"".join(w[0] for w in words[i:i + length]).lower() for i in range(len(words) - length + 1)}
 
 
 def _runs_of_three(text: str) -> list[tuple[str, str, str]]:
@@ -551,6 +562,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         focus -= _BUSINESS
     # A sentence that says "DTC" says each word of "direct-to-consumer" (the words stay what the question asks).
     spelled_out = {acronym: words for acronym, words in _spelled_out(asked).items() if words}
+    # ...and the other way round: "NIM" asked, "net interest margin" said.
+    acronyms = {term: len(term) for word in _ACRONYM.findall(asked) for term in _terms(word) if term in focus}
     # "Taxes or financing": either word answers, so the pair counts as one term (the first).
     either = {second: first for first, second in _alternatives(asked) if first in focus and second in focus}
     focus -= set(either)
@@ -571,6 +584,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         if ahead and _looks_ahead(c) and not _THIS_PERIOD.search(c.text) and (following is None
                                                                              or following in c.periods):
             c.terms |= ahead
+        if acronyms:
+            c.terms |= {a for a in acronyms if a not in c.terms and a in _initialisms(c.text, acronyms[a])}
         for acronym in c.terms & set(spelled_out):
             if re.search(rf"\b{acronym.upper()}s?\b", c.text):  # written as an acronym: "gets" is no G-E-T
                 c.terms |= spelled_out[acronym]
