@@ -253,6 +253,24 @@ def test_a_word_of_another_companys_name_is_a_topic_word_where_the_question_does
     assert text.startswith("Costs of the storm restoration"), text
 
 
+def test_a_lists_setting_is_not_its_topic() -> None:
+    # No sentence says "pandemic": the calls say what happened, the question says when.
+    passages = {1: "Operating expenses were higher in the quarter as demand at our stores fell.",
+                2: "We saw bad debt expense increase by $3 million as customers fell behind on their bills.",
+                3: "Bad debt expense was $8.8 million for the quarter, and we expect it to ease."}
+    companies = {1: "Acme Stores", 2: "Gas Co", 3: "Power Co"}
+    text = answer("Which utilities saw higher bad debt expense because of the pandemic?", passages,
+                  companies=companies)
+    assert text.startswith("Gas Co: We saw bad debt expense increase"), text
+    assert "Acme" not in text
+    # A period in that place narrows the topic.
+    passages = {1: "We raised prices by 5% across the portfolio in the third quarter.",
+                2: "We raised prices by 3% across the portfolio in the second quarter."}
+    text = answer("Which companies raised prices during the second quarter?", passages,
+                  companies={1: "Acme", 2: "Beta"})
+    assert text == "Beta: We raised prices by 3% across the portfolio in the second quarter. [2]"
+
+
 def test_business_is_not_a_topic_word() -> None:
     passages = {1: "You know, this is on all our business, but I'll focus on offshore wind since that's the topic.",
                 2: "In offshore wind, certification for our industry leading turbine, the Haliade-X, remains on track.",

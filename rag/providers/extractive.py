@@ -261,6 +261,7 @@ _SUCH_AS = re.compile(r"\b((?:[a-z][\w-]*\s+)?[a-z][\w-]*),?\s+such as\s+"
 # A topic's own words end where a phrase about its circumstances begins ("payment holiday programs for customers
 # during the pandemic": the programs are the topic, the customers and the pandemic its setting).
 _TOPIC_END = re.compile(r"\s+(?:for|during|amid|because|due to|since|after|before|across|given)\b.*$", re.I | re.S)
+_SETTING = re.compile(r"\s+(?:during|amid|because of|due to|given|in light of)\b.*$", re.I | re.S)
 _COMPARABLE = re.compile(r"\bcomparables?\b", re.I)
 _RECORDED = re.compile(r"\brecord(?:ed|ing)\b", re.I)
 _SELLING = re.compile(r"\bselling\b", re.I)
@@ -538,6 +539,13 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     if list_head:  # "which utilities ...": the category describes the companies, not the sentence
         ignored |= _terms(list_head.group(1))
     focus = focus_terms(asked) - ignored
+    if list_head:
+        # "Which utilities saw higher bad debt expense because of the pandemic?": the companies are those that say
+        # the topic; the setting ("because of the pandemic", "during COVID-19") is what a sentence on anything
+        # else that year says too. A period stays: it narrows the topic.
+        setting = _SETTING.search(asked)
+        if setting and not period_labels(_terms(setting.group(0))):
+            focus -= focus_terms(setting.group(0)) - focus_terms(asked[:setting.start()])
     about = _ABOUT.search(asked)
     if about:  # "What did the CEO of Hershey say about e-commerce?": the CEO speaks, e-commerce is the topic
         focus -= _ROLES & _terms(asked[:about.start()])
