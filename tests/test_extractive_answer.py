@@ -271,6 +271,20 @@ def test_a_lists_setting_is_not_its_topic() -> None:
     assert text == "Beta: We raised prices by 3% across the portfolio in the second quarter. [2]"
 
 
+def test_another_companys_list_item_shares_two_words_with_the_question() -> None:
+    # "stores" is common in these calls, so "closed" alone nearly covers the question.
+    passages = {1: "We closed 40 underperforming stores in the quarter as part of our plan. Traffic in our stores "
+                   "rose 4% in the quarter. Our stores now carry the new brands. Store staff did a remarkable job this "
+                   "season.",
+                2: "Sales to schools fell sharply because schools were closed for most of the quarter.",
+                3: "We closed 12 stores in markets where leases expired. Stores in the south did best. Our store "
+                   "remodels are on plan for the year. Store hours were extended for the holidays."}
+    text = answer("Which retailers closed stores?", passages,
+                  companies={1: "Home Goods", 2: "Candy Co", 3: "Auto Care"})
+    assert "Auto Care: We closed 12 stores" in text and "Home Goods: We closed 40" in text, text
+    assert "Candy Co" not in text
+
+
 def test_business_is_not_a_topic_word() -> None:
     passages = {1: "You know, this is on all our business, but I'll focus on offshore wind since that's the topic.",
                 2: "In offshore wind, certification for our industry leading turbine, the Haliade-X, remains on track.",

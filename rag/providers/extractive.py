@@ -101,6 +101,7 @@ MIN_COVERAGE_WITH_MEANING = 0.3
 MIN_COSINE = 0.5
 MAX_LIST_ITEMS = 8
 LIST_SHARE_OF_BEST = 0.6
+LIST_ITEM_MIN_TERMS = 2
 MIN_SENTENCE_CHARS = 25
 MIN_SENTENCE_WORDS = 7  # shorter lines are headings or labels
 # ...unless a short line states a figure and ends like a sentence: "Adjusted EBITDA margin was 29.7%."
@@ -708,7 +709,11 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         # Across companies: each company's best sentence that is close to the best overall.
         best = ranked[0]
         chosen = [next(c for c in ranked if c.company == name) for name in dict.fromkeys(c.company for c in ranked)]
-        chosen = [c for c in chosen if c.coverage >= LIST_SHARE_OF_BEST * best.coverage][:MAX_LIST_ITEMS]
+        # Another company's sentence must also share two of the question's words with it (one, if it has one): a
+        # rare word alone is a coincidence of wording ("Which retailers closed stores?": "schools were closed").
+        shared = min(LIST_ITEM_MIN_TERMS, len(focus))
+        chosen = [c for c in chosen if c.coverage >= LIST_SHARE_OF_BEST * best.coverage
+                  and (c is best or len(focus & c.terms) >= shared)][:MAX_LIST_ITEMS]
     elif is_list_question(asked):
         best = ranked[0]
         # Items of a list share the question's most distinctive name (capitalised word, e.g. a product)
