@@ -285,6 +285,18 @@ def test_another_companys_list_item_shares_two_words_with_the_question() -> None
     assert "Candy Co" not in text
 
 
+def test_a_sentence_that_only_opens_the_topic_is_quoted_with_the_next() -> None:
+    passages = {1: "I'd like to provide an update on the Tribeca House litigation. The appellate court ruled in June "
+                   "that the units are exempt, which we expect to limit our financial exposure. Occupancy was 93%."}
+    text = answer("What did Clipper say about the Tribeca House litigation?", passages, companies={1: "Clipper"})
+    assert text.startswith("I'd like to provide an update") and "limit our financial exposure" in text, text
+    # Saying something of the topic, it is the answer on its own.
+    passages = {1: "Turning to the Tribeca House litigation, the court ruled in our favour in June. We will keep "
+                   "you informed as the case develops."}
+    text = answer("What did Clipper say about the Tribeca House litigation?", passages, companies={1: "Clipper"})
+    assert text == "Turning to the Tribeca House litigation, the court ruled in our favour in June. [1]"
+
+
 def test_business_is_not_a_topic_word() -> None:
     passages = {1: "You know, this is on all our business, but I'll focus on offshore wind since that's the topic.",
                 2: "In offshore wind, certification for our industry leading turbine, the Haliade-X, remains on track.",

@@ -186,6 +186,12 @@ _ANNOUNCES = re.compile(r"\b(?:two|three|four|several|a few|a couple of|a number
                         r"(?:reasons?|factors?|drivers?|things)\b", re.I)
 _ASKED_ABOUT = re.compile(r"\b(?:we(?:'ve| have)? been asked|(?:we|i) (?:often |frequently )?(?:get|got) asked|"
                           r"(?:a|the) question (?:we|i) (?:often |frequently )?(?:get|hear))\b", re.I)
+# A speaker opening a topic, and saying nothing else in the sentence ("I'd like to provide an update to the Tribeca
+# House litigation.", "Turning to our balance sheet."): what they say of it comes next.
+_INTRODUCES = re.compile(r"^\s*(?:(?:(?:I|we)(?:'d| would) like to|let me|(?:I|we)(?:'ll| will)|(?:I|we) want to)\s+"
+                         r"(?:now\s+)?(?:(?:provide|give)\s+(?:you\s+)?(?:an?|some)\s+(?:\w+\s+)?(?:update|overview)|"
+                         r"(?:turn|move)\s+(?:now\s+)?to|talk\s+(?:now\s+)?about)|(?:turning|moving on|moving) to)"
+                         r"\b[^,;:]*[.!]?\s*$", re.I)
 # "And what about gross margin?", "So how much...": the conjunction joins the question to the conversation; the
 # question's own form (what, how, compare) comes after it.
 _LEADING_CONJUNCTION = re.compile(r"^\s*(?:and|so|also|ok(?:ay)?)\b[\s,]*", re.I)
@@ -756,7 +762,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         # shares few of the question's words. Unless the sentence explains itself ("due to...").
         # One more when that sentence only announces them ("There are two primary reasons for the decline.").
         said = chosen[0]
-        if (_EXPLAIN_ASKED.search(asked) or _ASKED_ABOUT.search(said.text)) and not _EXPLAINS.search(said.text):
+        if ((_EXPLAIN_ASKED.search(asked) or _ASKED_ABOUT.search(said.text) or _INTRODUCES.match(said.text))
+                and not _EXPLAINS.search(said.text)):
             for place in (1, 2):
                 after = next((c for c in candidates if c.n == said.n and c.position == said.position + 1), None)
                 if after is None or after in chosen:
