@@ -297,6 +297,15 @@ def test_a_sentence_that_only_opens_the_topic_is_quoted_with_the_next() -> None:
     assert text == "Turning to the Tribeca House litigation, the court ruled in our favour in June. [1]"
 
 
+def test_the_safe_harbour_notice_is_no_answer() -> None:
+    passages = {1: "These statements include expectations and assumptions regarding the company's future operations "
+                   "and financial performance, including the impact of the COVID-19 pandemic on guidance.",
+                2: "We will not be providing guidance for the year given the uncertainty of the pandemic."}
+    text = answer("Which companies talked about guidance for the year and the pandemic?", passages,
+                  companies={1: "Candy Co", 2: "Freight Co"})
+    assert text == "We will not be providing guidance for the year given the uncertainty of the pandemic. [2]"
+
+
 def test_business_is_not_a_topic_word() -> None:
     passages = {1: "You know, this is on all our business, but I'll focus on offshore wind since that's the topic.",
                 2: "In offshore wind, certification for our industry leading turbine, the Haliade-X, remains on track.",

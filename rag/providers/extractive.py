@@ -121,7 +121,8 @@ _BOILERPLATE = re.compile(
     r"(this|the) (conference|call) (is being|will be) recorded|listen[- ]only|question[- ]and[- ]answer session|"
     r"forward[- ]looking statements|safe harbor|turn (the call|it) (back )?over|concludes (today|our|the)|"
     r"(thank you|thanks)( all)? for (joining|your time|your question|participating)|good (morning|afternoon|evening)|"
-    r"risks and uncertainties|actual results (may|could|might) differ|reconciliations? (of|to|between)",
+    r"risks and uncertainties|actual results (may|could|might) differ|reconciliations? (of|to|between)|"
+    r"these statements (include|are based|reflect|involve)|expectations and assumptions",
     re.I)
 # An analyst's question that does not end in "?" ("I'm just wondering if ... could actually build more…").
 _ASKING = re.compile(r"^\W*(i'?m|i am|i was|we were|just) (just )?(wondering|curious)|^\W*(could|can|would) you\b",
