@@ -46,6 +46,11 @@ from rag.providers.extractive import NOT_FOUND, answer
          "Gross margins for the quarter were 55.8%, down from 59.5% a year ago, attributable to product mix."],
         "55.8%", "Innovative Solutions and Support", id="slip-is-a-decline"),
     pytest.param(
+        "What did Embraer say was notable about its second-quarter 2021 net result?",
+        ["All participants will now watch our second quarter results presentation on the webcast.",
+         "This represents the first net profit on a quarterly basis since 2018."],
+        "first net profit", "Embraer", id="a-net-result-is-a-net-profit-and-notable-asks-no-word"),
+    pytest.param(
         "How much capital expenditure did MTN Ghana invest in 2019?",
         ["In terms of capex, we invested GH1.1 billion in support of the growth in the core business.",
          "Capital allocation will favour the network, and we invest ahead of demand in new sites."],

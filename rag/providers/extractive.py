@@ -39,7 +39,8 @@ _FILLER = frozenset(tokenize(
     happened look go went add added exactly please now currently latest recent recently anything something
     provide show know large big size stock quarter year period last main biggest primary most discuss discussed
     talk talked call calls comment commented describe described compare comparison versus both each fiscal
-    hold held change changed cite cited highlight highlighted flag flagged identify identified more""",
+    hold held change changed cite cited highlight highlighted flag flagged identify identified more notable
+    noteworthy""",
     drop_stopwords=False,
 ))
 
@@ -278,6 +279,7 @@ _RECORD_VERB = re.compile(r"(\b(?:did|does|do|will|would)\b(?:\s+(?!(?:a|an|the)
                           re.I)
 _RECEIVED = re.compile(r"\breceiv(?:e|ed|es|ing)\b", re.I)
 _CAPITAL_EXPENDITURE = re.compile(r"\bcapital expenditures?\b", re.I)
+_NET_RESULT = re.compile(r"\bnet result\b", re.I)
 _US = re.compile(r"\bU\.?S\.?(?![\w.$])|\bU\.S\.(?=\w)")
 _HYPHENATED = re.compile(r"\b[a-z]+(?:-[a-z]+){2,}\b", re.I)
 _ACRONYM = re.compile(r"\b[A-Z]{3,6}\b")
@@ -323,9 +325,10 @@ def _tokens(text: str) -> list[str]:
     for sales: "89 selling days", "selling, general and administrative" and "average selling price" are no sales; and
     "received" kept apart from "receivable" (both stem to "receiv"): "we received an exclusion notice" states no
     refund receivable; and "capital expenditures" said as "capex", the metric, not the words "capital" and
-    "expenditure"."""
+    "expenditure"; and a "net result" is a net profit (or loss), as calls outside the US say it."""
     text = _RECORD_VERB.sub(r"\1booked", _RECORDED.sub("booked", _COMPARABLE.sub("comps", text)))
-    text = _RECEIVED.sub("got", _SELLING.sub("vending", _US.sub(" usa ", _CAPITAL_EXPENDITURE.sub("capex", text))))
+    text = _CAPITAL_EXPENDITURE.sub("capex", _NET_RESULT.sub("net profit", text))
+    text = _RECEIVED.sub("got", _SELLING.sub("vending", _US.sub(" usa ", text)))
     return tokenize(text, drop_stopwords=False)
 
 
