@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import re
 import threading
 import time
@@ -54,7 +55,9 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
             # the first call's logging, after this: exit handlers run last-registered first, so its flush ran on
             # the main thread while this loop still ran the same callbacks ("LoggingWorker error: cannot reuse
             # already awaited coroutine"). Imported now, its flush runs after _stop_loop has stopped this loop.
-            import litellm.litellm_core_utils.logging_worker  # noqa: F401
+            llm.litellm_module()
+            with contextlib.suppress(ImportError):  # a private module: a litellm without it has no such flush
+                import litellm.litellm_core_utils.logging_worker  # noqa: F401
 
             _loop = asyncio.new_event_loop()
             threading.Thread(target=_loop.run_forever, name="rag-sync-loop", daemon=True).start()

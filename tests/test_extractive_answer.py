@@ -291,10 +291,10 @@ def test_another_companys_list_item_shares_two_words_with_the_question() -> None
 
 
 def test_a_sentence_that_only_opens_the_topic_is_quoted_with_the_next() -> None:
-    passages = {1: "I'd like to provide an update on the Tribeca House litigation. The appellate court ruled in June "
+    passages = {1: "I’d like to provide an update on the Tribeca House litigation. The appellate court ruled in June "
                    "that the units are exempt, which we expect to limit our financial exposure. Occupancy was 93%."}
     text = answer("What did Clipper say about the Tribeca House litigation?", passages, companies={1: "Clipper"})
-    assert text.startswith("I'd like to provide an update") and "limit our financial exposure" in text, text
+    assert text.startswith("I’d like to provide an update") and "limit our financial exposure" in text, text
     # Saying something of the topic, it is the answer on its own.
     passages = {1: "Turning to the Tribeca House litigation, the court ruled in our favour in June. We will keep "
                    "you informed as the case develops."}
@@ -309,6 +309,58 @@ def test_the_safe_harbour_notice_is_no_answer() -> None:
     text = answer("Which companies talked about guidance for the year and the pandemic?", passages,
                   companies={1: "Candy Co", 2: "Freight Co"})
     assert text == "We will not be providing guidance for the year given the uncertainty of the pandemic. [2]"
+
+
+def test_a_topic_ends_where_its_setting_begins_for_one_company_too() -> None:
+    passages = {1: "Around 19% of our loan portfolio is under the payment holiday program for individuals and SMEs.",
+                2: "Our customers kept travelling this year, and demand for the holiday season is very strong."}
+    text = answer("What did Banco Norte say about payment holiday programs for customers during the pandemic?",
+                  passages, companies={1: "Banco Norte", 2: "Banco Norte"})
+    assert text == f"{passages[1]} [1]"
+
+
+def test_a_question_in_one_case_names_companies_in_any_case() -> None:
+    passages = {1: "Storm restoration costs will be recovered through customer rates over two years."}
+    for question in ("what did nextera energy say about storm restoration costs?",
+                     "What Did NextEra Energy Say About Storm Restoration Costs?"):
+        assert answer(question, passages, companies={1: "NextEra Energy"}).startswith("Storm restoration"), question
+
+
+def test_a_ticker_is_ignored_only_where_the_question_writes_it() -> None:
+    passages = {1: "Results for the season were strong across the range, with deliveries up 12%.",
+                2: "Our race results this season were the best in a decade, with four wins in six races."}
+    text = answer("What did Ferrari say about its race results this season?", passages,
+                  companies={1: "Ferrari", 2: "Ferrari"}, tickers={1: ["RACE"], 2: ["RACE"]})
+    assert text == f"{passages[2]} [2]"
+
+
+def test_a_one_word_list_question_lists_every_company_that_says_it() -> None:
+    passages = {1: "Tariffs on imported fabrics cost us about $2 million in the quarter.",
+                2: "The new tariffs will be passed on to customers from January."}
+    text = answer("Which companies mentioned tariffs?", passages, companies={1: "Culp", 2: "YETI"})
+    assert "Culp:" in text and "YETI:" in text, text
+
+
+def test_a_setting_few_companies_speak_of_is_the_point() -> None:
+    passages = {1: "Sales fell 6% as supply chain disruptions held back shipments of our coolers.",
+                2: "Sales fell 3% on weaker demand in Europe, while the U.S. was flat.",
+                3: "Margins improved on price increases and a richer mix of premium products."}
+    text = answer("Which companies said sales fell due to supply chain disruptions?", passages,
+                  companies={1: "Acme", 2: "Beta", 3: "Gamma"})
+    assert text.startswith("Acme: Sales fell 6%") and "Beta" not in text, text
+
+
+def test_vocabulary_rules_keep_to_their_phrase() -> None:
+    # "The net result of..." is an idiom, not a net profit.
+    assert answer("What was Acme's net profit in the quarter?",
+                  {1: "The net result of these actions is a leaner cost base for the years ahead."},
+                  companies={1: "Acme"}) == NOT_FOUND
+    # An acronym asked is found said in full with its stopwords ("cost of goods sold").
+    text = answer("What were Acme's COGS in the quarter?",
+                  {1: "Revenue was $90 million in the quarter, up 4%.",
+                   2: "Cost of goods sold was $40 million in the quarter, on lower freight."},
+                  companies={1: "Acme", 2: "Acme"})
+    assert text == "Cost of goods sold was $40 million in the quarter, on lower freight. [2]"
 
 
 def test_business_is_not_a_topic_word() -> None:

@@ -40,7 +40,7 @@ _FILLER = frozenset(tokenize(
     provide show know large big size stock quarter year period last main biggest primary most discuss discussed
     talk talked call calls comment commented describe described compare comparison versus both each fiscal
     hold held change changed cite cited highlight highlighted flag flagged identify identified more notable
-    noteworthy""",
+    noteworthy because""",
     drop_stopwords=False,
 ))
 
@@ -53,7 +53,7 @@ _SYNONYM_GROUPS = [
     "implementer adopt adopting adoption adopter adopters use using expanding",
     "grow grew growth rise rose risen increase increased gain gains up higher uplift lift",
     "decline declined fall fell decrease decreased drop dropped down lower compress compressed compression slip "
-    "slipped shrink shrank erode eroded erosion soften softened weaken weakened",
+    "slipped erode eroded erosion soften softened weaken weakened",
     "profit profits earnings income",
     "margin margins",
     "receivable receivables",
@@ -123,7 +123,7 @@ _BOILERPLATE = re.compile(
     r"forward[- ]looking statements|safe harbor|turn (the call|it) (back )?over|concludes (today|our|the)|"
     r"(thank you|thanks)( all)? for (joining|your time|your question|participating)|good (morning|afternoon|evening)|"
     r"risks and uncertainties|actual results (may|could|might) differ|reconciliations? (of|to|between)|"
-    r"these statements (include|are based|reflect|involve)|expectations and assumptions",
+    r"these statements (include|are based|reflect|involve)",
     re.I)
 # An analyst's question that does not end in "?" ("I'm just wondering if ... could actually build more…").
 _ASKING = re.compile(r"^\W*(i'?m|i am|i was|we were|just) (just )?(wondering|curious)|^\W*(could|can|would) you\b",
@@ -190,10 +190,10 @@ _ASKED_ABOUT = re.compile(r"\b(?:we(?:'ve| have)? been asked|(?:we|i) (?:often |
                           r"(?:a|the) question (?:we|i) (?:often |frequently )?(?:get|hear))\b", re.I)
 # A speaker opening a topic, and saying nothing else in the sentence ("I'd like to provide an update to the Tribeca
 # House litigation.", "Turning to our balance sheet."): what they say of it comes next.
-_INTRODUCES = re.compile(r"^\s*(?:(?:(?:I|we)(?:'d| would) like to|let me|(?:I|we)(?:'ll| will)|(?:I|we) want to)\s+"
-                         r"(?:now\s+)?(?:(?:provide|give)\s+(?:you\s+)?(?:an?|some)\s+(?:\w+\s+)?(?:update|overview)|"
-                         r"(?:turn|move)\s+(?:now\s+)?to|talk\s+(?:now\s+)?about)|(?:turning|moving on|moving) to)"
-                         r"\b[^,;:]*[.!]?\s*$", re.I)
+_INTRODUCES = re.compile(r"^\W*(?:(?:now|so|next|and),?\s+)?(?:(?:(?:I|we)['’]d like to|(?:I|we) would like to|let me|"
+                         r"I['’]ll|I will|I want to)\s+(?:now\s+)?(?:(?:provide|give)\s+(?:you\s+)?(?:an?|some)\s+"
+                         r"(?:\w+\s+)?(?:update|overview)|(?:turn|move)\s+(?:now\s+)?(?:on\s+)?to|talk\s+(?:now\s+)?about)"
+                         r"|(?:turning|moving on)\s+(?:now\s+)?to)\b[^,;:$%]*[.!]?\s*$", re.I)
 # "And what about gross margin?", "So how much...": the conjunction joins the question to the conversation; the
 # question's own form (what, how, compare) comes after it.
 _LEADING_CONJUNCTION = re.compile(r"^\s*(?:and|so|also|ok(?:ay)?)\b[\s,]*", re.I)
@@ -265,10 +265,15 @@ _OR = re.compile(r"\b([a-z][\w-]*) or ([a-z][\w-]*)(?=\s*(?:[?,.;]|$)|\s+(?:in|f
                  r"after|before|because)\b)", re.I)
 # "Natural disasters such as floods or wildfires": the examples are instances of the words before them, so a
 # sentence on floods speaks of natural disasters.
+# The examples are single words, and the list must end there: at punctuation, a preposition, a verb ("floods or
+# wildfires weighed"), not inside a longer name ("such as natural gas").
 _SUCH_AS = re.compile(r"\b((?:[a-z][\w-]*\s+)?[a-z][\w-]*),?\s+such as\s+"
-                      r"([a-z][\w-]*(?:(?:\s*,\s*(?:or\s+|and\s+)?|\s+(?:or|and)\s+)[a-z][\w-]*)*)", re.I)
+                      r"([a-z][\w-]*(?:(?:\s*,\s*(?:or\s+|and\s+)?|\s+(?:or|and)\s+)[a-z][\w-]*)*)"
+                      r"(?=\s*(?:[?,.;:]|$)|\s+(?:\w+ed|rose|fell|grew|hurt|hit|in|on|at|for|to|from|during|as|were|was|"
+                      r"are|is|have|had|has)\b)", re.I)
 # A topic's own words end where a phrase about its circumstances begins ("payment holiday programs for customers
-# during the pandemic": the programs are the topic, the customers and the pandemic its setting).
+# during the pandemic": the programs are the topic, the customers and the pandemic its setting) -- when they are
+# words enough to be a topic ("demand for EVs" is about EVs).
 _TOPIC_END = re.compile(r"\s+(?:for|during|amid|because|due to|since|after|before|across|given)\b.*$", re.I | re.S)
 _SETTING = re.compile(r"\s+(?:during|amid|because of|due to|given|in light of)\b.*$", re.I | re.S)
 _COMPARABLE = re.compile(r"\bcomparables?\b", re.I)
@@ -279,10 +284,10 @@ _RECORD_VERB = re.compile(r"(\b(?:did|does|do|will|would)\b(?:\s+(?!(?:a|an|the)
                           re.I)
 _RECEIVED = re.compile(r"\breceiv(?:e|ed|es|ing)\b", re.I)
 _CAPITAL_EXPENDITURE = re.compile(r"\bcapital expenditures?\b", re.I)
-_NET_RESULT = re.compile(r"\bnet result\b", re.I)
+_NET_RESULT = re.compile(r"\bnet result\b(?!\s+(?:of|is|was|will)\b)", re.I)  # not "the net result of these actions"
 _US = re.compile(r"\bU\.?S\.?(?![\w.$])|\bU\.S\.(?=\w)")
 _HYPHENATED = re.compile(r"\b[a-z]+(?:-[a-z]+){2,}\b", re.I)
-_ACRONYM = re.compile(r"\b[A-Z]{3,6}\b")
+_ACRONYM = re.compile(r"\b[A-Z]{4,7}\b")  # shorter ones are initials of too many runs of words ("ESG")
 
 
 @dataclass
@@ -344,11 +349,16 @@ def _spelled_out(text: str) -> dict[str, set[str]]:
     return {_initials(c.replace(" ", "-")): _terms(c.replace("-", " ")) for c in phrases}
 
 
-def _initialisms(text: str, length: int) -> set[str]:
-    """The initials of every run of `length` words in a row, stopwords and punctuation skipped: "earnings before
-    interest, taxes, depreciation and amortization" is "ebitda"."""
-    words = [w for w in re.findall(r"[A-Za-z]+", text) if w.lower() not in STOPWORDS]
-    return {"".join(w[0] for w in words[i:i + length]).lower() for i in range(len(words) - length + 1)}
+def _says_in_full(text: str, letters: str) -> bool:
+    """Whether some run of words in `text` has `letters` for initials, punctuation skipped, with or without its
+    stopwords: "earnings before interest, taxes, depreciation and amortization" is EBITDA, "cost of goods sold"
+    COGS."""
+    words = re.findall(r"[A-Za-z]+", text)
+    for run in (words, [w for w in words if w.lower() not in STOPWORDS]):
+        initials = "".join(w[0] for w in run).lower()
+        if letters in initials:
+            return True
+    return False
 
 
 def _runs_of_three(text: str) -> list[tuple[str, str, str]]:
@@ -542,21 +552,16 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         asked = said_when
     # Who and when are settled by retrieval (the company's documents) and checked below (the period): a
     # transcript rarely names its own company or restates the quarter in the sentence that answers.
-    written = _written_names(asked)
-    ignored = {t for name in set(companies.values()) for t in _terms(name) if written is None or t in written}
+    ignored = {t for name in set(companies.values()) for t in _terms(" ".join(_named_words(name, asked)))}
     ignored |= {t for listed in (tickers or {}).values() for ticker in listed for t in _terms(ticker)
-                if written is None or t in written}
+                if _named_words(ticker, asked)}
     list_head = _LIST_HEAD.match(asked) if is_list_question(asked) else None
     if list_head:  # "which utilities ...": the category describes the companies, not the sentence
         ignored |= _terms(list_head.group(1))
     focus = focus_terms(asked) - ignored
-    if list_head:
-        # "Which utilities saw higher bad debt expense because of the pandemic?": the companies are those that say
-        # the topic; the setting ("because of the pandemic", "during COVID-19") is what a sentence on anything
-        # else that year says too. A period stays: it narrows the topic.
-        setting = _SETTING.search(asked)
-        if setting and not period_labels(_terms(setting.group(0))):
-            focus -= focus_terms(setting.group(0)) - focus_terms(asked[:setting.start()])
+    setting = _SETTING.search(asked) if list_head else None
+    setting_terms = (focus_terms(setting.group(0)) - focus_terms(asked[:setting.start()]) & focus
+                     if setting and not period_labels(_terms(setting.group(0))) else set())
     about = _ABOUT.search(asked)
     if about:  # "What did the CEO of Hershey say about e-commerce?": the CEO speaks, e-commerce is the topic
         focus -= _ROLES & _terms(asked[:about.start()])
@@ -582,15 +587,24 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     # A sentence that says "DTC" says each word of "direct-to-consumer" (the words stay what the question asks).
     spelled_out = {acronym: words for acronym, words in _spelled_out(asked).items() if words}
     # ...and the other way round: "NIM" asked, "net interest margin" said.
-    acronyms = {term: len(term) for word in _ACRONYM.findall(asked) for term in _terms(word) if term in focus}
+    acronyms = {term: word.lower() for word in _ACRONYM.findall(asked) for term in _terms(word) if term in focus}
     # "Taxes or financing": either word answers, so the pair counts as one term (the first).
     either = {second: first for first, second in _alternatives(asked) if first in focus and second in focus}
     focus -= set(either)
     instances = {term: frozenset(_terms(kind) & focus) for kind, examples in _SUCH_AS.findall(asked)
                  for term in _terms(examples) & focus}
-    instances = {term: kind for term, kind in instances.items() if kind and term not in kind}
+    # A change word among them ("such as higher freight") is no instance of anything.
+    instances = {term: kind for term, kind in instances.items()
+                 if kind and term not in kind and term not in _GROUP_OF.values()}
     focus -= set(instances)
     candidates = _candidates(passages, companies, titles)
+    # "Which utilities saw higher bad debt expense because of the pandemic?": a setting that half the companies'
+    # passages or more speak of ("the pandemic" in 2020) is what a sentence on anything else that year says too, not
+    # what tells the companies apart, and one that none speaks of tells nothing; a setting a few speak of ("due to
+    # supply chain disruptions") is the point. A period stays either way: it narrows the topic.
+    speakers = {c.company for c in candidates}
+    focus -= {t for t in setting_terms
+              if (said := len({c.company for c in candidates if t in c.terms})) == 0 or 2 * said >= len(speakers)}
     if not focus or not candidates:
         return NOT_FOUND
     share_asked = bool(_SHARE_ASKED.search(asked))
@@ -604,7 +618,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
                                                                              or following in c.periods):
             c.terms |= ahead
         if acronyms:
-            c.terms |= {a for a in acronyms if a not in c.terms and a in _initialisms(c.text, acronyms[a])}
+            c.terms |= {a for a, letters in acronyms.items() if a not in c.terms and _says_in_full(c.text, letters)}
         for acronym in c.terms & set(spelled_out):
             if re.search(rf"\b{acronym.upper()}s?\b", c.text):  # written as an acronym: "gets" is no G-E-T
                 c.terms |= spelled_out[acronym]
@@ -619,9 +633,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     # A name the question asks about that is not one of the passages' companies ("What ARPU gain did Highline
     # report?") must be in the sentence that answers.
     proper = _terms(" ".join(re.findall(r"(?<!^)(?<![.?!] )\b[A-Z][a-zñéáíóú]+(?:\s+[A-Z][a-zñéáíóú]+)*", asked)))
-    words = re.findall(r"[A-Za-z]+", asked)
-    title_case = sum(w[0].isupper() for w in words) > 0.4 * len(words)  # "What Was AMCOR's Adjusted EBITDA"
-    required_names = set() if title_case else {t for t in proper & focus if not PERIOD.match(t)
+    required_names = set() if _uniform_case(asked) else {t for t in proper & focus if not PERIOD.match(t)
                                                  and t not in _NOT_NAMES}
     # A code the question hinges on ("5G") that no passage contains: the topic is absent.
     codes = {t for t in focus if re.search(r"[a-z]", t) and re.search(r"\d", t)}
@@ -643,8 +655,9 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     weight = {t: math.log(1 + total / (1 + sum(t in c.terms for c in candidates))) * (0.5 if t in implied else 1)
               for t in focus}
     if about:
-        topic = (focus_terms(_TOPIC_END.sub("", about.group(1))) & set(weight)
-                 or focus_terms(about.group(1)) & set(weight))
+        topic = focus_terms(_TOPIC_END.sub("", about.group(1))) & set(weight)
+        if len(topic) < 2:
+            topic = focus_terms(about.group(1)) & set(weight)
         if topic:
             # Ties broken by the term itself: set order changes with each process's hash seed, and so would answers.
             required |= {max(topic, key=lambda t: (weight[t], t))}
@@ -793,26 +806,36 @@ def _conflict(asked: set[str], stated: set[str]) -> bool:
     return False
 
 
-def _written_names(question: str) -> set[str] | None:
-    """The folded words of `question` that may be a company's name: those it capitalises. In "Which companies said
-    working from home boosted demand?" the New Home Company's "home" is the topic, and so is NextEra Energy's
-    "energy" in "What did Lands' End say about energy costs?". None (any word) for a question in one case throughout
-    or in title case, which says nothing either way."""
-    words = re.findall(r"[A-Za-z][\w'’&.-]*", question)
-    capitalised = [w for w in words[1:] if w[0].isupper()]
-    if not capitalised or len(capitalised) > 0.4 * len(words):
-        return None
-    return set(tokenize(" ".join([words[0], *capitalised])))
+def _uniform_case(question: str) -> bool:
+    """Whether the question's capitals say nothing of what is a name: it is in title case ("What Was AMCOR's Adjusted
+    EBITDA") or capitalises no word after its first."""
+    words = re.findall(r"[A-Za-z]+", question)
+    capitalised = sum(w[0].isupper() for w in words[1:])
+    return capitalised == 0 or capitalised + words[0][0].isupper() > 0.4 * len(words)
+
+
+def _bare(word: str) -> str:
+    return re.sub(r"(?:['’]s?|\.)$", "", word)
+
+
+def _named_words(name: str, question: str) -> set[str]:
+    """The words of a company's name (or a ticker) that the question writes as the name writes them: "Energy" in
+    "What did NextEra Energy say?", but not "energy" in "What did Lands' End say about energy costs?", nor "home" in
+    "Which companies said working from home boosted demand?" with the New Home Company's call among the passages
+    (lululemon and eBay as they write themselves). Any case matches in a question whose case says nothing
+    (_uniform_case)."""
+    pattern = r"[A-Za-z][\w'’&.-]*"
+    uniform = _uniform_case(question)
+    asked = {_bare(w).lower() if uniform else _bare(w) for w in re.findall(pattern, question)}
+    return {w for w in re.findall(pattern, name) if (_bare(w).lower() if uniform else _bare(w)) in asked}
 
 
 def _names(company: str, question: str, tickers: list[str]) -> bool:
-    """Whether the question names this company: its name or a word of it as the question writes names (see
-    _written_names), or a ticker as written in capitals."""
-    name = [t for t in tokenize(company) if len(t) > 2]
-    written = _written_names(question)
-    asked = set(tokenize(question)) if written is None else written
+    """Whether the question names this company: a word of its name as the name writes it (see _named_words), or a
+    ticker as written in capitals."""
+    named = any(len(t) > 2 for t in tokenize(" ".join(_named_words(company, question))))
     written = set(re.findall(r"\b[A-Z][A-Z0-9.]*\b", question))
-    return any(t in asked for t in name) or any(t in written for t in tickers)
+    return named or any(t in written for t in tickers)
 
 
 def rewrite(history: list[tuple[str, str]], followup: str) -> str:
