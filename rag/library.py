@@ -193,9 +193,10 @@ class Library:
         return self.retrieve(query, k, filters, mode).passages
 
     def retrieve(self, query: str, k: int | None = None, filters: SearchFilters | None = None,
-                 mode: Mode = "hybrid", neighbours: int = 0) -> Retrieval:
+                 mode: Mode = "hybrid", neighbours: int = 0, each_company: int | None = None) -> Retrieval:
         """Passages plus what the query was understood to be about (linked companies, unknown names). With
-        `neighbours`, each passage is its chunk widened by that many chunks of its document on each side."""
+        `neighbours`, each passage is its chunk widened by that many chunks of its document on each side; with
+        `each_company`, each company of a comparison gets that many passages instead of a share of k."""
         if not query.strip():
             raise BadInputError("query is empty")
         if len(query) > self.settings.max_question_chars:
@@ -203,7 +204,8 @@ class Library:
                                 "(RAG_MAX_QUESTION_CHARS)")
         def run() -> Retrieval:
             snapshot = self._searchable()
-            found = retrieve(snapshot, self.embedder, query, self.settings.retrieval, k=k, filters=filters, mode=mode)
+            found = retrieve(snapshot, self.embedder, query, self.settings.retrieval, k=k, filters=filters, mode=mode,
+                             each_company=each_company)
             found.passages = widen(snapshot, found.passages, neighbours)
             return found
 
@@ -215,8 +217,10 @@ class Library:
             return run()
 
     def _to_read(self, query: str, k: int | None, filters: SearchFilters | None) -> Retrieval:
-        """What a model answers from: the retrieved chunks with their neighbours."""
-        return self.retrieve(query, k, filters, neighbours=self.settings.retrieval.read_neighbours)
+        """What a model answers from: the retrieved chunks with their neighbours, and for a comparison k passages of
+        each company (each side of a long call is as hard to find as a single company's answer: with 5 of the 10
+        a side, a probe of 20 comparisons answered 23 of 40 sides, with 10 each 25)."""
+        return self.retrieve(query, k, filters, neighbours=self.settings.retrieval.read_neighbours, each_company=k)
 
     # ---- answering ------------------------------------------------------------------------------
     def ask(self, question: str, history: Sequence[Turn] = (), k: int | None = None,

@@ -46,7 +46,8 @@ class Retrieval:
 
 
 def retrieve(snapshot: Snapshot, embedder: Embedder, query: str, settings: RetrievalSettings, k: int | None = None,
-             filters: SearchFilters | None = None, mode: Mode = "hybrid") -> Retrieval:
+             filters: SearchFilters | None = None, mode: Mode = "hybrid", each_company: int | None = None) -> Retrieval:
+    """`each_company`: passages for each company of a comparison (default: k shared among them)."""
     k = k or settings.k
     explicit = filters is not None and bool(filters.tickers or filters.doc_ids)
     mentions = [] if explicit or not settings.link_companies else snapshot.entities.link(query)
@@ -64,7 +65,7 @@ def retrieve(snapshot: Snapshot, embedder: Embedder, query: str, settings: Retri
         if passages:
             return Retrieval(passages, mentions)
     elif len(mentions) > 1:
-        each = max(2, math.ceil(k / len(mentions)))
+        each = each_company or max(2, math.ceil(k / len(mentions)))
         rankings = [_company_search(snapshot, embedder, _about(query, mentions, m), settings, each, filters, mode,
                                     asked, m.company.doc_ids) for m in mentions]
         merged = [p for rank in range(each) for ranking in rankings if rank < len(ranking) for p in [ranking[rank]]]

@@ -56,6 +56,11 @@ def test_comparison_answers_each_side_with_its_own_citation(companies: Library) 
     assert {c.doc_id for c in answer.citations} == {"e21-4344338", "e21-4341191"}
     # The labels name each passage's company, which the model saw with the passage: no "unsupported" warning.
     assert answer.unsupported == []
+    # An answer reads as many passages of each company as it would of one, up to what the company has (GE's part
+    # of its call here is 9 chunks), not a share of them; a search shares its k among them.
+    read = [p.doc_id for p in answer.passages]
+    assert (read.count("e21-4344338"), read.count("e21-4341191")) == (companies.settings.retrieval.answer_k, 9)
+    assert len(companies.search("Compare Danaher's and GE's free cash flow in the first quarter of 2020.", k=4)) == 4
 
 
 def test_each_side_of_a_comparison_is_searched_without_the_other_companys_name(
