@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
 import re
 import threading
 import time
@@ -51,17 +50,14 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     global _loop
     with _loop_lock:
         if _loop is None:
-            # litellm registers its logging worker's exit flush when that module is first imported, which is at
-            # the first call's logging, after this: exit handlers run last-registered first, so its flush ran on
-            # the main thread while this loop still ran the same callbacks ("LoggingWorker error: cannot reuse
-            # already awaited coroutine"). Imported now, its flush runs after _stop_loop has stopped this loop.
-            llm.litellm_module()
-            with contextlib.suppress(ImportError):  # a private module: a litellm without it has no such flush
-                import litellm.litellm_core_utils.logging_worker  # noqa: F401
-
             _loop = asyncio.new_event_loop()
             threading.Thread(target=_loop.run_forever, name="rag-sync-loop", daemon=True).start()
-            atexit.register(_stop_loop, _loop)
+            # Stopped before any atexit handler runs: litellm registers its logging worker's exit flush when that
+            # module is first imported, at the first call's logging, after this loop exists, and atexit runs the
+            # last registered first, so its flush ran on the main thread while this loop still ran the same
+            # callbacks ("LoggingWorker error: cannot reuse already awaited coroutine"). threading's exit hooks
+            # (what concurrent.futures uses to stop its workers) run before atexit's.
+            getattr(threading, "_register_atexit", atexit.register)(_stop_loop, _loop)
     return asyncio.run_coroutine_threadsafe(coro, _loop).result()
 
 
