@@ -560,7 +560,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         ignored |= _terms(list_head.group(1))
     focus = focus_terms(asked) - ignored
     setting = _SETTING.search(asked) if list_head else None
-    setting_terms = (focus_terms(setting.group(0)) - focus_terms(asked[:setting.start()]) & focus
+    setting_terms = ((focus_terms(setting.group(0)) - focus_terms(asked[:setting.start()])) & focus
                      if setting and not period_labels(_terms(setting.group(0))) else set())
     about = _ABOUT.search(asked)
     if about:  # "What did the CEO of Hershey say about e-commerce?": the CEO speaks, e-commerce is the topic
@@ -586,7 +586,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         focus -= _BUSINESS
     # A sentence that says "DTC" says each word of "direct-to-consumer" (the words stay what the question asks).
     spelled_out = {acronym: words for acronym, words in _spelled_out(asked).items() if words}
-    # ...and the other way round: "NIM" asked, "net interest margin" said.
+    # ...and the other way round: "EBITDA" asked, "earnings before interest, tax, depreciation and amortization" said.
     acronyms = {term: word.lower() for word in _ACRONYM.findall(asked) for term in _terms(word) if term in focus}
     # "Taxes or financing": either word answers, so the pair counts as one term (the first).
     either = {second: first for first, second in _alternatives(asked) if first in focus and second in focus}
