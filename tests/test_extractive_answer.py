@@ -478,10 +478,56 @@ def test_a_follow_up_naming_no_one_is_about_the_conversations_company() -> None:
 
     history = [("user", "What was SiTime's revenue in Q3 2020?"), ("assistant", "Revenue was $32.7 million. [1]")]
     assert rewrite(history, "What was the non-GAAP gross margin?") == \
-        "What was the non-GAAP gross margin? (context: What was SiTime's revenue in Q3 2020?)"
+        "What was the non-GAAP gross margin? (context: What was SiTime's in Q3 2020?)"
     # Another company named, or a list question asked across the corpus: the question stands alone.
     assert rewrite(history, "What was ADTRAN's gross margin?") == "What was ADTRAN's gross margin?"
     assert rewrite(history, "Which companies discussed hydrogen?") == "Which companies discussed hydrogen?"
+
+
+@pytest.mark.parametrize(("followup", "earlier", "carried"), [
+    # A period named replaces the earlier one, the year stays when none is named.
+    ("And for the first half?", "What was Constellium's adjusted EBITDA in the second quarter of 2020?",
+     "What was Constellium's adjusted EBITDA in 2020?"),
+    ("And for the full year?", "What were Eversource's recurring earnings in the first nine months of 2020?",
+     "What were Eversource's recurring earnings in 2020?"),
+    # A new topic replaces the earlier topic; the names, the period and an outlook asked stay.
+    ("And the backlog?", "How many net new orders did The New Home Company generate in the third quarter of 2020?",
+     "How many did The New Home Company in the third quarter of 2020?"),
+    ("And free cash flow?", "What revenue does Embraer expect for 2021?", "What does Embraer expect for 2021?"),
+    ("What about liquidity?", "What adjusted EBITDA margin did Ingersoll Rand report for Q1 2020?",
+     "What did Ingersoll Rand report for Q1 2020?"),
+    ("And net income?", "What were GCP Applied Technologies' sales in the second quarter?",
+     "What were GCP Applied Technologies' in the second quarter?"),
+    # A qualifier, a pointer back or a segment keeps the topic; a qualifier replaces the earlier one.
+    ("And for Energy Resources?", "What was NextEra Energy's adjusted EPS in Q2 2020?",
+     "What was NextEra Energy's adjusted EPS in Q2 2020?"),
+    ("How does that compare with last year?", "What was NextEra Energy's adjusted EPS in Q2 2020?",
+     "What was NextEra Energy's adjusted EPS in Q2 2020?"),
+    ("How much of that was organic?", "What was Danaher's revenue growth in Q1 2020?",
+     "What was Danaher's revenue growth in Q1 2020?"),
+    ("And the SBM segment?", "What were GCP Applied Technologies' sales in the second quarter?",
+     "What were GCP Applied Technologies' sales in the second quarter?"),
+    ("And in offshore wind?", "What was RWE's adjusted EBITDA in its core business in the first half of 2020?",
+     "What was RWE's adjusted EBITDA in the first half of 2020?"),
+    ("And in the Caribbean?", "How did Cementos Argos' EBITDA in Colombia change in Q1 2020?",
+     "How did Cementos Argos' EBITDA change in Q1 2020?"),
+    ("And for the analog segment?", "What was revenue growth for Texas Instruments in Q3?",
+     "What was revenue growth for Texas Instruments in Q3?"),
+])
+def test_a_follow_up_keeps_the_slots_it_does_not_fill(followup: str, earlier: str, carried: str) -> None:
+    from rag.providers.extractive import rewrite
+
+    assert rewrite([("user", earlier), ("assistant", "...")], followup) == f"{followup} (context: {carried})"
+
+
+def test_the_figures_a_sentence_gives_belong_to_the_metric_that_owns_them() -> None:
+    from rag.providers.extractive import _owners, _states_a_number, _tokens
+
+    assert _owners(_tokens("Q3 gross profit as a percentage of net sales decreased to 33%.")) == ["margin"]
+    assert _owners(_tokens("A 32 million drop in revenue, and adjusted EBITDA of $15 million.")) == ["revenu", "ebitda"]
+    # Earnings of so much per share are EPS; a slide's number is no figure.
+    assert _owners(_tokens("On slide two, recurring earnings were $1.02 per share.")) == ["ep"]
+    assert not _states_a_number("Turning now to slide eight, you will find the change in adjusted EBITDA.")
 
 
 def test_a_follow_up_to_a_comparison_compares_again() -> None:
@@ -703,6 +749,27 @@ ONE_COMPANY_CASES = [
      "What was ZAGG's gross margin in the third quarter?",
      ["Gross margin headwinds came from higher freight expenses and from selling excess inventory at lower prices.",
       "Third quarter gross profit as a percentage of net sales decreased year-over-year to 33%."], 2),
+    ("a bare follow-up asks for what the earlier question asked: a figure",
+     "New Home",
+     "And the backlog? (context: How many did The New Home Company in the third quarter of 2020?)",
+     ["Our backlog remains healthy, and buyers keep signing contracts with us.",
+      "Homes in backlog increased to 329, which represented a 59% year over year improvement."], 2),
+    ("...and an outlook",
+     "Embraer",
+     "And free cash flow? (context: What does Embraer expect for 2021?)",
+     ["Free cash flow in the second quarter was positive 45 million.",
+      "Our free cash flow guidance for 2021 ranges from a use of 150 million to break-even."], 2),
+    ("the conversation's company named earlier is no topic of a follow-up",
+     "Ingersoll Rand",
+     "What about liquidity? (context: What did Ingersoll Rand report for the first quarter of 2020?)",
+     ["Ingersoll Rand is a premier industrial company, over our transformation.",
+      "Liquidity also remains strong at $1.6 billion as we finished the quarter."], 2),
+    ("a figure that opens a change in another metric, and a margin stated as a share of sales",
+     "ZAGG",
+     "What was ZAGG's gross margin in the third quarter?",
+     ["Despite a 32 million drop in revenue and some gross margin headwinds from higher freight, we delivered "
+      "adjusted EBITDA of $15 million.",
+      "Q3 gross profit as a percentage of net sales decreased year-over-year to 33%."], 2),
     ("the trailing twelve months are no quarter",
      "YETI",
      "What were YETI's net sales in the third quarter?",

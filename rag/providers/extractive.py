@@ -95,6 +95,8 @@ _WHAT_ABOUT = re.compile(r"^\W*(?:and\s+)?(?:what|how)\s+about\b", re.I)
 # A capitalised word after the first, or a possessive in capitals ("ADTRAN's"): a company, a person or a place
 # (acronyms such as GAAP or EPS name no one).
 _NAMED = re.compile(r"(?<=\s)[A-Z][a-z]|\b[A-Z]{2,}['’]s?(?!\w)")
+_QUESTION_OPENING = re.compile(r"\W*(?:what|how|why|which|who|whom|whose|when|where|did|does|do|is|are|was|were|has|"
+                               r"have|had|can|could|will|would|should|compare|list|name|tell|give|describe)\b", re.I)
 _ANAPHORA = frozenset("that this it its those these they them their there same".split())
 
 MIN_COVERAGE = 0.5
@@ -226,11 +228,15 @@ _MARGIN_STATED = re.compile(r"(?:\d\s?(?:%|percent)|\bas a (?:percent(?:age)?|sh
                             r"(?:sales|revenues?)\b", re.I)
 _MARGIN = _folded("margin")
 _EARNED = _folded("profit ebitda ebit")
+_MARGIN_TERM = next(iter(_MARGIN))
+_PAGES = [[t] for t in tokenize("slide slides page pages chart charts exhibit exhibits", drop_stopwords=False)]
+_PER_SALES = frozenset(tokenize("percent percentage share", drop_stopwords=False))
 # Earnings per share are stated as a figure per share ("seven cents per share", "$0.61 per diluted share"); a dividend
 # per share is no EPS.
 _EPS_STATED = re.compile(r"(?:\d|\bcents?)\s*(?:per|a) (?:fully )?(?:diluted |basic )?share\b", re.I)
 _DIVIDEND = re.compile(r"\bdividend", re.I)
 _EPS = frozenset(tokenize("EPS"))
+_EPS_TERM = next(iter(_EPS))
 # "Their offshore wind business": every activity is some company's business, so the word is no topic there ("business
 # travel", "the business segment" keep it).
 _THEIR_BUSINESS = re.compile(r"\b(?:their|its|our|his|her)\s+(?:[\w-]+\s+){0,3}business(?:es)?\b", re.I)
@@ -244,6 +250,7 @@ _NAMED_NUMBER = re.compile(rf"\b[A-Z][\w&-]*\s+({'|'.join(_NUMBER_NAMES + [w.upp
 # Digits that state no figure: a period ("FY20", "Q3", "2021", "the first nine months"), a name ("COVID-19"), a lone
 # "one" ("that's one.", "one of our customers"), a spoken list's "Two, we're taking...".
 _NOT_A_FIGURE = re.compile(r"\bcovid-19\b|^\W*(?:and\s+)?(?:two|three|four|five)(?=\s*,)|"
+                           r"\b(?:slides?|pages?|charts?|exhibits?)\s+(?:\d{1,3}|[a-z]+)\b|"
                            r"\bone\b(?=\s*(?:[.,;:!?]|$|of\b))|"
                            r"\b(?:first|last|past|next|trailing) (?:\d{1,2}|three|six|nine|twelve) months\b|"
                            r"\b(?:FY|Q[1-4]|H[12])\s?'?\d{2,4}\b|\bQ[1-4]\b|"
@@ -521,15 +528,29 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
 
 def _owners(tokens: list[str]) -> list[str | None]:
     """For each figure of a sentence (periods aside), the metric named last before it, if any: in "...mix of
-    revenues, we're raising our adjusted EBITDA outlook to 140 to 145 million" both figures are EBITDA's."""
+    revenues, we're raising our adjusted EBITDA outlook to 140 to 145 million" both figures are EBITDA's. A metric
+    stated as a share of sales is a margin ("gross profit as a percentage of net sales ... 33%"), and a figure no
+    metric precedes is the one of the change it opens ("a 32 million drop in revenue")."""
     owner, owners = None, []
-    for token in tokens:
+    for i, token in enumerate(tokens):
         folded = _GROUP_OF.get(token, token)
         if folded in _OWNERS:
-            owner = folded
-        elif any(ch.isdigit() for ch in token) and not PERIOD.match(token):
-            owners.append(owner)
+            ratio = "of" in tokens[max(0, i - 2):i] and _PER_SALES & set(tokens[max(0, i - 4):i])
+            owner = _MARGIN_TERM if ratio and owner is not None else folded
+        elif any(ch.isdigit() for ch in token) and not PERIOD.match(token) and tokens[i - 1:i] not in _PAGES:
+            per_share = tokens[i + 1:i + 3] == ["per", "share"] or tokens[i + 1:i + 4] == ["per", "dilut", "share"]
+            owners.append(_EPS_TERM if per_share else owner if owner is not None else _opened(tokens[i + 1:i + 6]))
     return owners
+
+
+def _opened(after: list[str]) -> str | None:
+    for token in after:
+        if any(ch.isdigit() for ch in token):
+            return None
+        folded = _GROUP_OF.get(token, token)
+        if folded in _OWNERS:
+            return folded
+    return None
 
 
 def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]], np.ndarray] | None = None,
@@ -542,19 +563,24 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     companies = companies or {}
     context_match = _CONTEXT.search(question)
     asked = _LEADING_CONJUNCTION.sub("", question[:context_match.start()] if context_match else question)
+    # "And free cash flow?" after "What revenue does Embraer expect for 2021?" asks what the earlier question asked
+    # (an outlook, a figure) of another topic: a follow-up that is no question of its own takes the earlier form.
+    form = f"{context_match.group(1)} {asked}" if context_match and not _QUESTION_OPENING.match(asked) else asked
     # "Where did revenue land relative to guidance?" asks for a result against guidance: a sentence may answer it
     # with or without forward-looking words, so neither kind is penalised.
-    measured = bool(MEASURED_AGAINST.search(asked)) and not _outlook_in(MEASURED_AGAINST.sub(" ", asked))
-    wants_outlook = not measured and (_outlook_in(asked) or bool(_NEXT_PERIOD.search(asked)))
+    measured = bool(MEASURED_AGAINST.search(form)) and not _outlook_in(MEASURED_AGAINST.sub(" ", form))
+    wants_outlook = not measured and (_outlook_in(form) or bool(_NEXT_PERIOD.search(form)))
     asked = _INTENT.sub(" ", _MONTH_OF_PERIOD.sub(" ", _END_OF.sub(" ", _ENDED.sub(" ", asked))))
     said_when = _SAID_WHEN.sub(" ", asked)
     if said_when != asked and period_labels(set(_tokens(said_when))):
         asked = said_when
     # Who and when are settled by retrieval (the company's documents) and checked below (the period): a
     # transcript rarely names its own company or restates the quarter in the sentence that answers.
-    ignored = {t for name in set(companies.values()) for t in _terms(" ".join(_named_words(name, asked)))}
+    # The earlier question's names count too: a follow-up takes its company, and no word of its name is a topic.
+    named_in_turns = f"{asked} {context_match.group(1)}" if context_match else asked
+    ignored = {t for name in set(companies.values()) for t in _terms(" ".join(_named_words(name, named_in_turns)))}
     ignored |= {t for listed in (tickers or {}).values() for ticker in listed for t in _terms(ticker)
-                if _named_words(ticker, asked)}
+                if _named_words(ticker, named_in_turns)}
     list_head = _LIST_HEAD.match(asked) if is_list_question(asked) else None
     if list_head:  # "which utilities ...": the category describes the companies, not the sentence
         ignored |= _terms(list_head.group(1))
@@ -642,9 +668,9 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     total = len(candidates)
     # Questions about a metric, or "how much/many", are answered by a sentence with a number in it.
     # So is "what was <anything> in <a period>" ("What was Tecnoglass' backlog at the end of Q3?").
-    quantity = bool(_QUANTITY.search(asked)
-                    or (focus & _METRICS and re.match(r"\s*(what|how|compare)\b", asked, re.I))
-                    or (periods and re.match(r"\s*what (?:was|were|is|are)\b", asked, re.I)))
+    quantity = bool(_QUANTITY.search(form)
+                    or (focus & _METRICS and re.match(r"\s*(what|how|compare)\b", form, re.I))
+                    or (periods and re.match(r"\s*what (?:was|were|is|are)\b", form, re.I)))
     required = focus & _REQUIRED - implied
     # What an amount of money was ("What was revenue?"), not how it changed: answered by a sentence stating one.
     # Comparable (same-store) sales are a change by definition.
@@ -851,7 +877,71 @@ def rewrite(history: list[tuple[str, str]], followup: str) -> str:
     nested = _CONTEXT.search(previous)
     if nested:  # one level of context, read as one text
         previous = f"{previous[:nested.start()]} {nested.group(1)}"
-    return f"{followup.strip()} (context: {previous})"
+    return f"{followup.strip()} (context: {_carried(previous, followup)})"
+
+
+# A quarter, half or full year ("the second quarter of", "Q2", "first half"), and a year ("fiscal 2020", "FY21").
+_PART_OF_YEAR = re.compile(r"\b(?:(?:the\s+)?(?:first|second|third|fourth|1st|2nd|3rd|4th)[\s-](?:fiscal\s+)?"
+                           r"(?:quarter|half)|(?:the\s+)?(?:first|last|past)\s+(?:three|six|nine|twelve|\d{1,2})\s+months"
+                           r"|q[1-4]|h[12]|full[\s-]year)\b(?:\s+of\b)?", re.I)
+_YEAR_NAMED = re.compile(r"\b(?:fiscal\s+(?:year\s+)?)?(?:19|20)\d\d\b|\bfy\s?\d\d(?:\d\d)?\b", re.I)
+_PARTS_OF_YEAR = frozenset("q1 q2 q3 q4 h1 h2 fy".split())
+# A follow-up that qualifies the earlier topic rather than naming a new one: "And for Energy Resources?", "What about
+# on an organic basis?", "And in the Caribbean?", "How does that compare with last year?".
+_QUALIFIES = re.compile(r"^\W*(?:(?:and|so|also)\s+)?(?:(?:what|how)\s+about\s+)?(?:for|in|at|on|during|over|within|"
+                        r"across|by|from|excluding|ex|including|outside)\b", re.I)
+# A segment, region or business a question narrows to: "in its core business", "for the rental segment", "in
+# Colombia" (a name only after "in": "for Texas Instruments" names the company).
+_QUALIFIER = re.compile(r"\b(?:(?:in|for|at|within|across)\s+(?:(?:its|their|the|our)\s+)?(?:[a-z][\w-]*\s+){0,3}"
+                        r"(?:segment|division|business|unit|region)s?|(?:in|within|across)\s+(?:the\s+)?"
+                        r"[A-Z][\w&.-]*(?:\s+(?:and\s+)?[A-Z][\w&.-]*)*)\b")
+_TOPIC_POINTER = re.compile(r"\b(?:it|that|this|those|these)\b", re.I)
+# What a follow-up naming a new topic still takes from the earlier question: whether it asked for an outlook, a
+# change or the next period (besides who and when).
+_NOT_TOPIC = OUTLOOK_WORDS | _CHANGES | _NEXT | frozenset(_GROUP_OF.get(t, t) for t in OUTLOOK_WORDS)
+_WORD = re.compile(r"[^\W\d_][\w'’-]*")
+_UNITS_OF_BUSINESS = frozenset(tokenize("segment segments division divisions unit units business businesses region"))
+
+
+def _carried(earlier: str, followup: str) -> str:
+    """What of the conversation so far a follow-up keeps: every slot it does not fill itself, from the latest
+    question (which carries what it kept in turn). A period the follow-up names replaces the earlier one ("And for
+    the first half?" after a question on Q2 2020 is about the first half of 2020). A topic it names replaces the
+    earlier topic: "And the backlog?" after a question on net new orders keeps the company, the period and whether
+    an outlook was asked, not "net new orders", which would outweigh "backlog" in retrieval and answering alike.
+    A follow-up that qualifies the earlier topic ("And for Energy Resources?") or points back at it ("How does that
+    compare with last year?") keeps the topic. Words of a name are kept: they are capitalised or possessive."""
+    labels = period_labels(_terms(followup))
+    if labels & _PARTS_OF_YEAR:
+        earlier = _PART_OF_YEAR.sub(" ", earlier)
+    if any(label.isdigit() for label in labels):
+        earlier = _YEAR_NAMED.sub(" ", earlier)
+    if _QUALIFIES.match(followup) and any(not PERIOD.match(t) for t in focus_terms(followup)):
+        # "And in offshore wind?" after "...EBITDA in its core business...": one qualifier replaces the other.
+        earlier = _QUALIFIER.sub(lambda m: m.group(0) if period_labels(_terms(m.group(0))) else " ", earlier)
+    if _names_a_topic(followup):
+        topic = {t for t in focus_terms(earlier) - _NOT_TOPIC if not PERIOD.match(t)}
+        earlier = _WORD.sub(lambda m: "" if _is_topic_word(m.group(0), m.string[m.end():].lstrip(), topic)
+                            else m.group(0), earlier)
+    return " ".join(earlier.split())
+
+
+def _names_a_topic(followup: str) -> bool:
+    if _QUALIFIES.match(followup) or _TOPIC_POINTER.search(followup):
+        return False
+    own = focus_terms(_WHAT_ABOUT.sub(" ", _LEADING_CONJUNCTION.sub("", followup))) - _NOT_TOPIC
+    # "And the SBM segment?" asks for the earlier figure of one segment.
+    return not own & _UNITS_OF_BUSINESS and any(not PERIOD.match(t) for t in own)
+
+
+def _is_topic_word(word: str, following: str, topic: set[str]) -> bool:
+    """A lowercase word, or an acronym (EBITDA, FFO), of the earlier topic; a name ("Dr. Reddy's", "GE's", "GCP
+    Applied Technologies") is no topic word."""
+    acronym = word.isupper() and len(word) > 2 and not following[:1].isupper()
+    if re.search(r"['’]s?$", word) or (word[0].isupper() and not acronym):
+        return False
+    terms = _terms(word)
+    return bool(terms) and terms <= topic
 
 
 def _leans(question: str) -> bool:
