@@ -770,6 +770,16 @@ ONE_COMPANY_CASES = [
      ["Despite a 32 million drop in revenue and some gross margin headwinds from higher freight, we delivered "
       "adjusted EBITDA of $15 million.",
       "Q3 gross profit as a percentage of net sales decreased year-over-year to 33%."], 2),
+    ("a cost's figures answer no question on revenue",
+     "Cumulus Media",
+     "How much did Cumulus Media's revenue decline in the third quarter of 2020?",
+     ["Expenses declined by 42 million, or 19%, driven by cost reductions related to the revenue declines.",
+      "Total revenue was 196.4 million, down 29.4% from the prior year."], 2),
+    ("the reported figure before an organic one, and a period between two words leaves them a phrase",
+     "FEMSA",
+     "How much did FEMSA's revenue decline in the second quarter of 2020?",
+     ["On an organic basis, total revenues decreased 14.30% and income from operations decreased by 40.4%.",
+      "Total revenue during the second quarter decreased 10.7%, while income from operations decreased 37.5%."], 2),
     ("the trailing twelve months are no quarter",
      "YETI",
      "What were YETI's net sales in the third quarter?",
@@ -862,6 +872,16 @@ def test_each_side_of_a_comparison_gets_its_best_answering_sentence() -> None:
                      "Which had more total revenue in Q2 2020, Affimed or AcelRx?"):
         assert answer(question, passages, companies=companies) == (
             f"Affimed: {passages[1]} [1] AcelRx Pharmaceuticals: {passages[2]} [2]"), question
+
+
+def test_a_comparative_says_which_side_wins_not_what_is_asked() -> None:
+    """"Higher" would ask for growth, and a sentence on a margin's increase would beat the one stating it."""
+    passages = {1: "Our gross margin for the 2020 third quarter was 14.2% versus 9.5% in the prior year period.",
+                2: "The 320 basis point improvement in gross margin reflects higher gross margins on homes closed.",
+                3: "Gross margin in the third quarter was 45.4%."}
+    text = answer("Which had the higher gross margin in the third quarter of 2020, The New Home Company or Lands' End?",
+                  passages, companies={1: "The New Home Company", 2: "The New Home Company", 3: "Lands' End"})
+    assert text == f"The New Home Company: {passages[1]} [1] Lands' End: {passages[3]} [3]"
 
 
 def test_a_date_in_the_question_is_no_topic() -> None:

@@ -95,6 +95,8 @@ _WHAT_ABOUT = re.compile(r"^\W*(?:and\s+)?(?:what|how)\s+about\b", re.I)
 # A capitalised word after the first, or a possessive in capitals ("ADTRAN's"): a company, a person or a place
 # (acronyms such as GAAP or EPS name no one).
 _NAMED = re.compile(r"(?<=\s)[A-Z][a-z]|\b[A-Z]{2,}['’]s?(?!\w)")
+_COMPARATIVE = re.compile(r"\b(?:higher|lower|more|less|bigger|smaller|larger|greater|steeper|sharper|better|worse|"
+                          r"stronger|weaker|faster|slower|quicker)\b", re.I)
 _QUESTION_OPENING = re.compile(r"\W*(?:what|how|why|which|who|whom|whose|when|where|did|does|do|is|are|was|were|has|"
                                r"have|had|can|could|will|would|should|compare|list|name|tell|give|describe)\b", re.I)
 _ANAPHORA = frozenset("that this it its those these they them their there same".split())
@@ -130,6 +132,9 @@ _BOILERPLATE = re.compile(
 # An analyst's question that does not end in "?" ("I'm just wondering if ... could actually build more…").
 _ASKING = re.compile(r"^\W*(i'?m|i am|i was|we were|just) (just )?(wondering|curious)|^\W*(could|can|would) you\b",
                      re.I)
+# A figure on another basis than the reported one.
+_ON_A_BASIS = re.compile(r"\b(?:organic(?:ally)?|like[- ]for[- ]like|constant[- ]currency|pro[- ]?forma|"
+                         r"currency[- ]neutral|fx[- ]adjusted)\b", re.I)
 _HEDGES = re.compile(r"\b(uh|um|you know|i mean)\b", re.I)
 _NOT_NAMES = frozenset(tokenize(" ".join(MONTHS) + " covid coronavirus", drop_stopwords=False))
 # "Plan to", "targeting": the question wants an outlook (the outlook check rewards it), and these verbs are not its
@@ -140,7 +145,8 @@ _INTENT = re.compile(rf"\b{_PLANS_TO}\b|\btarget(?:ing|ed)\b", re.I)
 _COMMITS = re.compile(
     rf"\b(?:on track to|committed to (?:[\w,]+ ){{0,4}}?(?:deliver|achiev|reach|hit)\w*|{_PLANS_TO})\b", re.I)
 _GUIDANCE = _folded("guidance")
-_OWNERS = _METRICS - _GUIDANCE  # the metrics a figure belongs to (guidance is of any of them)
+# What a figure belongs to: the metrics (guidance is of any of them), and costs ("expenses declined by 42 million").
+_OWNERS = _METRICS - _GUIDANCE | _folded("expense cost opex")
 _SPEAKER = re.compile(r"^\s*Speaker \d+:\s*")
 _NEGATION = frozenset("no not never without nor none".split())
 _LIST_HEAD = re.compile(r"^\s*(?:which|what)\s+(\w+)", re.I)
@@ -378,8 +384,9 @@ def _runs_of_three(text: str) -> list[tuple[str, str, str]]:
 
 
 def _pairs(tokens: list[str]) -> set[tuple[str, str]]:
-    """Adjacent folded terms of tokenize(text, drop_stopwords=False)."""
-    folded = [_GROUP_OF.get(t, t) for t in tokens if t not in STOPWORDS]
+    """Adjacent folded terms of tokenize(text, drop_stopwords=False), periods aside: "revenue during the second
+    quarter decreased" says "revenue decreased"."""
+    folded = [_GROUP_OF.get(t, t) for t in tokens if t not in STOPWORDS and not PERIOD.match(t)]
     return set(zip(folded, folded[1:], strict=False))
 
 
@@ -566,6 +573,13 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     # "And free cash flow?" after "What revenue does Embraer expect for 2021?" asks what the earlier question asked
     # (an outlook, a figure) of another topic: a follow-up that is no question of its own takes the earlier form.
     form = f"{context_match.group(1)} {asked}" if context_match and not _QUESTION_OPENING.match(asked) else asked
+    ticker_of_company = {companies.get(n, ""): tickers.get(n, []) for n in (tickers or {})} if tickers else {}
+    comparing = sum(bool(name) and _names(name, asked, ticker_of_company.get(name, []))
+                    for name in set(companies.values())) > 1
+    if comparing:
+        # "Which had the higher gross margin, X or Y?" asks each side's margin; the comparative only says which
+        # side wins ("higher" would ask for growth, and "faster" be a topic word).
+        asked = _COMPARATIVE.sub(" ", asked)
     # "Where did revenue land relative to guidance?" asks for a result against guidance: a sentence may answer it
     # with or without forward-looking words, so neither kind is penalised.
     measured = bool(MEASURED_AGAINST.search(form)) and not _outlook_in(MEASURED_AGAINST.sub(" ", form))
@@ -709,6 +723,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             c.coverage *= 0.8  # "what was Ferrari's revenue": "engines revenues were up about 26%" is a change
         if focus & _METRICS & c.terms and _part_of(c.text, focus & _METRICS, focus | ignored):
             c.coverage *= 0.85  # "What was revenue?": "net advertising revenues were..." is one part of it
+        elif focus & _METRICS & c.terms and _ON_A_BASIS.search(c.text) and not _ON_A_BASIS.search(asked):
+            c.coverage *= 0.9  # "What was revenue?": the reported figure, before an organic or pro forma one
         if focus & _OWNERS & c.terms and c.owners and all(o is not None and o not in focus for o in c.owners):
             c.coverage *= 0.8  # it names the metric asked about, but every figure it gives is another metric's
         if _conflict(periods, c.periods):
@@ -744,7 +760,6 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     ranked = sorted((c for c in able if answers(c)), key=lambda c: -c.score)
     if not ranked:
         return NOT_FOUND
-    ticker_of_company = {companies.get(n, ""): tickers.get(n, []) for n in (tickers or {})} if tickers else {}
     def named_in(text: str) -> list[str]:
         return [name for name in dict.fromkeys(c.company for c in candidates)
                 if name and _names(name, text, ticker_of_company.get(name, []))]
