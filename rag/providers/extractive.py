@@ -944,9 +944,13 @@ def _carried(earlier: str, followup: str) -> str:
 def _names_a_topic(followup: str) -> bool:
     if _QUALIFIES.match(followup) or _TOPIC_POINTER.search(followup):
         return False
-    own = focus_terms(_WHAT_ABOUT.sub(" ", _LEADING_CONJUNCTION.sub("", followup))) - _NOT_TOPIC
-    # "And the SBM segment?" asks for the earlier figure of one segment.
-    return not own & _UNITS_OF_BUSINESS and any(not PERIOD.match(t) for t in own)
+    # "What drove the increase?" asks why the earlier figure changed.
+    asked = _EXPLAIN_ASKED.sub(" ", _WHAT_ABOUT.sub(" ", _LEADING_CONJUNCTION.sub("", followup)))
+    own = focus_terms(asked) - _NOT_TOPIC
+    # "And the SBM segment?" asks for the earlier figure of one segment ("And the segment's sales?" names its own).
+    if own & _UNITS_OF_BUSINESS and not own & _METRICS:
+        return False
+    return any(not PERIOD.match(t) for t in own)
 
 
 def _is_topic_word(word: str, following: str, topic: set[str]) -> bool:
