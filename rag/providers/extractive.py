@@ -78,6 +78,9 @@ _COMPS = frozenset(tokenize("comps"))  # "same-store" is two terms, "same" and "
 # A figure that is a rate or a change: "26%", "4.5 percent", "80 basis points", "3.5 points", "2.1 times".
 _RATE = re.compile(r"\d(?:[\d.,]*\d)?\s?(%|percent(?:age points?)?\b|per cent\b|(?:basis )?points?\b|bps\b|pts\b|"
                    r"times\b|x\b)?", re.I)
+# "How did GE's orders change in the first quarter?" asks by how much.
+_HOW_CHANGED = re.compile(r"\s*how (?:did|does|do|has|have|will)\b[^?]*\b(?:change|grow|increase|decrease|decline|rise|"
+                          r"fall|drop|move|develop|evolve)\b", re.I)
 _QUANTITY = re.compile(r"\bhow (much|many|large|big|high|fast)\b|\b(amount|size|percentage|share of)\b", re.I)
 _METRICS = _folded("revenue rpo margin arpu eps buyback guidance ebitda ebit income profit cash dividend capex debt")
 # Comparable (same-store) sales are not among them: they are a like-for-like part of sales.
@@ -265,6 +268,7 @@ _NOT_A_FIGURE = re.compile(r"\bcovid-19\b|^\W*(?:and\s+)?(?:two|three|four|five)
 _LIST_MARKER = re.compile(r"(?<![$\w])\(\d{1,2}\)(?!\s*(?:%|percent|thousand|million|billion))|^\s*\d{1,2}[.)]\s")
 # "fy": a full year, a span like a quarter or a half (a fiscal-year figure does not answer a fourth-quarter question);
 # so are the trailing twelve months, "ttm" (_TRAILING).
+_SIX_MONTHS = re.compile(r"\b(?:first|1st)\s+six\s+months\b", re.I)
 _QUARTER = re.compile(r"^(q[1-4]|h[12]|fy|ttm)$")
 # Written ways of stating a full-year figure that tokenize does not label "fy" ("full year" it does).
 _FISCAL_YEAR = re.compile(
@@ -343,9 +347,10 @@ def _tokens(text: str) -> list[str]:
     for sales: "89 selling days", "selling, general and administrative" and "average selling price" are no sales; and
     "received" kept apart from "receivable" (both stem to "receiv"): "we received an exclusion notice" states no
     refund receivable; and "capital expenditures" said as "capex", the metric, not the words "capital" and
-    "expenditure"; and a "net result" is a net profit (or loss), as calls outside the US say it."""
+    "expenditure"; and a "net result" is a net profit (or loss), as calls outside the US say it; and "the first six
+    months" are the first half ("net sales for the first six months" answer no question on the second quarter)."""
     text = _RECORD_VERB.sub(r"\1booked", _RECORDED.sub("booked", _COMPARABLE.sub("comps", text)))
-    text = _CAPITAL_EXPENDITURE.sub("capex", _NET_RESULT.sub("net profit", text))
+    text = _CAPITAL_EXPENDITURE.sub("capex", _NET_RESULT.sub("net profit", _SIX_MONTHS.sub("first half", text)))
     text = _RECEIVED.sub("got", _SELLING.sub("vending", _US.sub(" usa ", text)))
     return tokenize(text, drop_stopwords=False)
 
@@ -406,7 +411,7 @@ def _stated_periods(text: str, tokens: list[str]) -> set[str]:
     compared = _COMPARED.search(text)
     reported = text[:compared.start()] if compared else text
     own = " ".join(_BASE.split(clause, maxsplit=1)[0] for clause in _CLAUSE.split(reported))
-    labels = period_labels(set(tokens if own == text else tokenize(own, drop_stopwords=False)))
+    labels = period_labels(set(tokens if own == text else _tokens(own)))
     return _full_year(labels | {"ttm"} if _TRAILING.search(own) else labels, own)
 
 
@@ -684,7 +689,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     # So is "what was <anything> in <a period>" ("What was Tecnoglass' backlog at the end of Q3?").
     quantity = bool(_QUANTITY.search(form)
                     or (focus & _METRICS and re.match(r"\s*(what|how|compare)\b", form, re.I))
-                    or (periods and re.match(r"\s*what (?:was|were|is|are)\b", form, re.I)))
+                    or (periods and re.match(r"\s*what (?:was|were|is|are)\b", form, re.I))
+                    or ((periods or focus & _METRICS) and _HOW_CHANGED.match(form)))
     required = focus & _REQUIRED - implied
     # What an amount of money was ("What was revenue?"), not how it changed: answered by a sentence stating one.
     # Comparable (same-store) sales are a change by definition.
