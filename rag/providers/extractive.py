@@ -145,8 +145,13 @@ _NOT_NAMES = frozenset(tokenize(" ".join(MONTHS) + " covid coronavirus", drop_st
 _PLANS_TO = r"(?:plan(?:s|ned|ning)?|aim(?:s|ed|ing)?|intend(?:s|ed|ing)?) to"
 _INTENT = re.compile(rf"\b{_PLANS_TO}\b|\btarget(?:ing|ed)\b", re.I)
 # A sentence that commits to a figure guides as much as one that "expects" it: it counts as saying "guidance".
+# So does one saying what a figure will be ("will come out between 2.15 and 2.45 billion euros").
+_WILL_BE = (r"(?:will|should)\s+(?:likely\s+|probably\s+)?(?:be|come\s+(?:in|out)|land|range|reach|total|amount\s+to|"
+            r"exceed)\s+(?:[a-z]+\s+){0,3}?(?:between|in\s+the\s+range|around|approximately|about|roughly|at\s+least|"
+            r"[$€£]?\d)")
 _COMMITS = re.compile(
-    rf"\b(?:on track to|committed to (?:[\w,]+ ){{0,4}}?(?:deliver|achiev|reach|hit)\w*|{_PLANS_TO})\b", re.I)
+    rf"\b(?:on track to|committed to (?:[\w,]+ ){{0,4}}?(?:deliver|achiev|reach|hit)\w*|{_PLANS_TO}|{_WILL_BE})",
+    re.I)
 _GUIDANCE = _folded("guidance")
 # What a figure belongs to: the metrics (guidance is of any of them), and costs ("expenses declined by 42 million").
 _OWNERS = _METRICS - _GUIDANCE | _folded("expense cost opex")
