@@ -40,7 +40,7 @@ _FILLER = frozenset(tokenize(
     provide show know large big size stock quarter year period last main biggest primary most discuss discussed
     talk talked call calls comment commented describe described compare comparison versus both each fiscal
     hold held change changed cite cited highlight highlighted flag flagged identify identified more notable
-    noteworthy because""",
+    noteworthy because post posted achieve achieved""",
     drop_stopwords=False,
 ))
 
