@@ -658,6 +658,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     if not focus or not candidates:
         return NOT_FOUND
     share_asked = bool(_SHARE_ASKED.search(asked))
+    explain_asked = bool(_EXPLAIN_ASKED.search(asked))
     next_period = _NEXT_PERIOD.search(asked)
     ahead = focus & _NEXT if next_period else set()
     # After a question about Q3, "next quarter" is Q4: then only a sentence about Q4 says it.
@@ -746,6 +747,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             c.phrasing = len(asked_pairs & c.pairs) / len(asked_pairs)
         if len(_HEDGES.findall(c.text)) >= 3:
             c.coverage *= 0.8  # spoken hedging ("uh, you know, um") marks an answer in passing, not the statement
+        if explain_asked and _EXPLAINS.search(c.text):
+            c.coverage = min(1.0, c.coverage * 1.25)  # "Why...?" is answered by a sentence giving a reason
     def eligible(c: Candidate) -> bool:
         # A name is satisfied by the sentence or by its document's title: a report says "the company" once its
         # title has named it.
