@@ -138,6 +138,7 @@ _ASKING = re.compile(r"^\W*(i'?m|i am|i was|we were|just) (just )?(wondering|cur
 # A figure on another basis than the reported one.
 _ON_A_BASIS = re.compile(r"\b(?:organic(?:ally)?|like[- ]for[- ]like|constant[- ]currency|pro[- ]?forma|"
                          r"currency[- ]neutral|fx[- ]adjusted)\b", re.I)
+_NAMED_UNIT = re.compile(r"\b([A-Za-z][\w&'’-]*)\s+(segments?|divisions?)\b", re.I)
 _HEDGES = re.compile(r"\b(uh|um|you know|i mean)\b", re.I)
 _NOT_NAMES = frozenset(tokenize(" ".join(MONTHS) + " covid coronavirus", drop_stopwords=False))
 # "Plan to", "targeting": the question wants an outlook (the outlook check rewards it), and these verbs are not its
@@ -609,6 +610,10 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     if list_head:  # "which utilities ...": the category describes the companies, not the sentence
         ignored |= _terms(list_head.group(1))
     focus = focus_terms(asked) - ignored
+    # "The SBM segment": its name says which; "SBM sales totaled 80.5 million" need not say "segment".
+    named_unit = _NAMED_UNIT.search(asked)
+    if named_unit and named_unit.group(1).lower() not in STOPWORDS:
+        focus -= _terms(named_unit.group(2))
     setting = _SETTING.search(asked) if list_head else None
     setting_terms = ((focus_terms(setting.group(0)) - focus_terms(asked[:setting.start()])) & focus
                      if setting and not period_labels(_terms(setting.group(0))) else set())
