@@ -509,6 +509,16 @@ def test_a_follow_up_naming_no_one_is_about_the_conversations_company() -> None:
      "What was Enagas' net profit in the first half of 2020?"),
     ("And the Fire & Emergency segment's sales?", "What was REV Group's adjusted EBITDA in Q4?",
      "What was REV Group's in Q4?"),
+    # A company, segment or region named alone keeps the topic; a name is kept when the topic goes.
+    ("What about Danaher?", "What was GE's free cash flow in Q1 2020?", "What was GE's free cash flow in Q1 2020?"),
+    ("What about Aviation?", "How did GE's orders change in Q1 2020?", "How did GE's orders change in Q1 2020?"),
+    ("And the gross margin?", "What revenue did ZAGG post for Q3 2020?", "What did ZAGG post for Q3 2020?"),
+    ("And the gross margin?", "what revenue did zagg post for q3 2020?", "what revenue did zagg post for q3 2020?"),
+    # A company or a metric is no segment or region to replace.
+    ("And in Diagnostics?", "How did revenue grow in Danaher's Life Sciences segment in Q1 2020?",
+     "How did revenue grow in Danaher's Life Sciences segment in Q1 2020?"),
+    ("And in the Northeast?", "What was the growth in revenue per unit at Monro in Q3?",
+     "What was the growth in revenue per unit at Monro in Q3?"),
     ("And the SBM segment?", "What were GCP Applied Technologies' sales in the second quarter?",
      "What were GCP Applied Technologies' sales in the second quarter?"),
     ("And in offshore wind?", "What was RWE's adjusted EBITDA in its core business in the first half of 2020?",
@@ -525,12 +535,18 @@ def test_a_follow_up_keeps_the_slots_it_does_not_fill(followup: str, earlier: st
 
 
 def test_the_figures_a_sentence_gives_belong_to_the_metric_that_owns_them() -> None:
-    from rag.providers.extractive import _owners, _states_a_number, _tokens
+    from rag.providers.extractive import _owners, _states_a_number
 
-    assert _owners(_tokens("Q3 gross profit as a percentage of net sales decreased to 33%.")) == ["margin"]
-    assert _owners(_tokens("A 32 million drop in revenue, and adjusted EBITDA of $15 million.")) == ["revenu", "ebitda"]
+    assert _owners("Q3 gross profit as a percentage of net sales decreased to 33%.") == ["margin"]
+    assert _owners("A 32 million drop in revenue, and adjusted EBITDA of $15 million.") == ["revenu", "ebitda"]
     # Earnings of so much per share are EPS; a slide's number is no figure.
-    assert _owners(_tokens("On slide two, recurring earnings were $1.02 per share.")) == ["ep"]
+    assert _owners("On slide two, recurring earnings were $1.02 per share.") == ["ep"]
+    assert _owners("We declared a quarterly dividend of $0.25 per share.") == ["dividend"]
+    assert _owners("Gross margin slides 120 basis points.") == ["margin"]
+    # A cost owns the figures of its own clause.
+    assert _owners("Net income, despite elevated COVID-related costs, was $12 million.") == ["profit"]
+    assert _owners("As a percentage of revenue, operating expenses were lower by 280 basis points.") == ["expens"]
+    assert _owners("Gross margin was hurt by reserve expenses of approximately 17 million.") == ["expens"]
     assert not _states_a_number("Turning now to slide eight, you will find the change in adjusted EBITDA.")
 
 
@@ -815,6 +831,36 @@ ONE_COMPANY_CASES = [
      "And the SBM segment? (context: What were GCP's sales in the second quarter of 2020?)",
      ["SBM segment operating income was 11 million with operating margins at 13.8%.",
       "SBM sales totaled 80.5 million during the second quarter, a 28% decline."], 2),
+    ("a follow-up that asks its own question keeps its own form",
+     "Acme",
+     "For the fourth quarter, what revenue did they report? (context: What revenue does Acme expect for 2021?)",
+     ["For the first quarter of 2021, we expect revenue of $1.4 billion.",
+      "Fourth quarter revenue was $1.2 billion."], 2),
+    ("...while 'what about' asks the earlier question's",
+     "Embraer",
+     "What about free cash flow? (context: What does Embraer expect for 2021?)",
+     ["Free cash flow in the second quarter was positive 45 million.",
+      "Our free cash flow guidance for 2021 ranges from a use of 150 million to break-even."], 2),
+    ("and a question for the reasons asks no figure",
+     "ADTRAN",
+     "And the main drivers? (context: What was ADTRAN's revenue growth in Q3 2020?)",
+     ["Revenue for the quarter was $120 million, up 12% year over year.",
+      "Revenue growth was driven by demand from tier two operators for fiber access."], 2),
+    ("a date is no figure a sentence says a future figure will be",
+     "Acme",
+     "What guidance did Acme give for 2021?",
+     ["Our annual shareholder meeting will be held on May 12, 2021 in Boston.",
+      "We expect revenue growth in 2021 in the mid single digits."], 2),
+    ("a noun is no change asked about",
+     "Sysco",
+     "How did Sysco respond to the drop in restaurant demand in Q2 2020?",
+     ["Sales fell as restaurant demand dropped 44% in the quarter.",
+      "We responded to the drop in restaurant demand by cutting costs and redeploying our drivers."], 2),
+    ("a reported figure with an organic one besides is the reported figure",
+     "Acme",
+     "What was Acme's revenue in Q2 2021?",
+     ["On an organic basis, revenue was $4.9 billion.",
+      "Revenue was $5.2 billion, up 8%, or 6% organically."], 2),
     ("the trailing twelve months are no quarter",
      "YETI",
      "What were YETI's net sales in the third quarter?",

@@ -79,8 +79,8 @@ _COMPS = frozenset(tokenize("comps"))  # "same-store" is two terms, "same" and "
 _RATE = re.compile(r"\d(?:[\d.,]*\d)?\s?(%|percent(?:age points?)?\b|per cent\b|(?:basis )?points?\b|bps\b|pts\b|"
                    r"times\b|x\b)?", re.I)
 # "How did GE's orders change in the first quarter?" asks by how much.
-_HOW_CHANGED = re.compile(r"\s*how (?:did|does|do|has|have|will)\b[^?]*\b(?:change|grow|increase|decrease|decline|rise|"
-                          r"fall|drop|move|develop|evolve)\b", re.I)
+_HOW_CHANGED = re.compile(r"\s*how (?:did|does|do|has|have|will)\b[^?]*(?<!\bthe)(?<!\ba)(?<!\bin)(?<!\bof)(?<!\bto)"
+                          r"\s(?:change|grow|increase|decrease|decline|rise|fall|drop|move|develop|evolve)\b", re.I)
 _QUANTITY = re.compile(r"\bhow (much|many|large|big|high|fast)\b|\b(amount|size|percentage|share of)\b", re.I)
 _METRICS = _folded("revenue rpo margin arpu eps buyback guidance ebitda ebit income profit cash dividend capex debt")
 # Comparable (same-store) sales are not among them: they are a like-for-like part of sales.
@@ -98,10 +98,10 @@ _WHAT_ABOUT = re.compile(r"^\W*(?:and\s+)?(?:what|how)\s+about\b", re.I)
 # A capitalised word after the first, or a possessive in capitals ("ADTRAN's"): a company, a person or a place
 # (acronyms such as GAAP or EPS name no one).
 _NAMED = re.compile(r"(?<=\s)[A-Z][a-z]|\b[A-Z]{2,}['’]s?(?!\w)")
-_COMPARATIVE = re.compile(r"\b(?:higher|lower|more|less|bigger|smaller|larger|greater|steeper|sharper|better|worse|"
-                          r"stronger|weaker|faster|slower|quicker)\b", re.I)
-_QUESTION_OPENING = re.compile(r"\W*(?:what|how|why|which|who|whom|whose|when|where|did|does|do|is|are|was|were|has|"
-                               r"have|had|can|could|will|would|should|compare|list|name|tell|give|describe)\b", re.I)
+_COMPARATIVE = re.compile(r"(?<![\w-])(?:higher|lower|more|less|bigger|smaller|larger|greater|steeper|sharper|better|"
+                          r"worse|stronger|weaker|faster|slower|quicker)(?![\w-])", re.I)
+_OWN_QUESTION = re.compile(r"\b(?:what|how|why|which|who|whom|whose|when|where|did|does|do|is|are|was|were|has|have|"
+                           r"had|can|could|will|would|should|compare|list|name|tell|give|describe|show)\b", re.I)
 _ANAPHORA = frozenset("that this it its those these they them their there same".split())
 
 MIN_COVERAGE = 0.5
@@ -148,14 +148,16 @@ _INTENT = re.compile(rf"\b{_PLANS_TO}\b|\btarget(?:ing|ed)\b", re.I)
 # A sentence that commits to a figure guides as much as one that "expects" it: it counts as saying "guidance".
 # So does one saying what a figure will be ("will come out between 2.15 and 2.45 billion euros").
 _WILL_BE = (r"(?:will|should)\s+(?:likely\s+|probably\s+)?(?:be|come\s+(?:in|out)|land|range|reach|total|amount\s+to|"
-            r"exceed)\s+(?:[a-z]+\s+){0,3}?(?:between|in\s+the\s+range|around|approximately|about|roughly|at\s+least|"
-            r"[$€£]?\d)")
+            r"exceed)\s+(?:[a-z]+\s+){0,3}?(?:(?:between|in\s+the\s+range\s+of|around|approximately|about|roughly|"
+            r"at\s+least)\s+[$€£]?\d|[$€£]\d|\d[\d.,]*\s?(?:%|percent|million|billion|thousand|cents|times|basis))")
 _COMMITS = re.compile(
     rf"\b(?:on track to|committed to (?:[\w,]+ ){{0,4}}?(?:deliver|achiev|reach|hit)\w*|{_PLANS_TO}|{_WILL_BE})",
     re.I)
 _GUIDANCE = _folded("guidance")
 # What a figure belongs to: the metrics (guidance is of any of them), and costs ("expenses declined by 42 million").
-_OWNERS = _METRICS - _GUIDANCE | _folded("expense cost opex")
+_OWNERS = _METRICS - _GUIDANCE
+_COSTS = _folded("expense cost opex")
+_DIVIDENDS = _folded("dividend")
 _SPEAKER = re.compile(r"^\s*Speaker \d+:\s*")
 _NEGATION = frozenset("no not never without nor none".split())
 _LIST_HEAD = re.compile(r"^\s*(?:which|what)\s+(\w+)", re.I)
@@ -196,6 +198,8 @@ _NEXT = _folded("next")
 _TRAILING = re.compile(r"\b(?:trailing|last|past)\s+(?:twelve|12)[\s-]+months?\b|\b(?:ttm|ltm)\b", re.I)
 # Questions asking for a reason, sentences that give one, and a speaker restating what analysts ask.
 _EXPLAIN_ASKED = re.compile(r"\bwhy\b|\bwhat (?:drove|drives|caused|causes|explains|explained|led to|prompted)\b|"
+                            r"^\W*(?:and\s+)?(?:the\s+|their\s+)?(?:main\s+|key\s+|primary\s+|biggest\s+)?"
+                            r"(?:drivers?|reasons?|causes?)\W*$|"
                             r"\bwhat (?:is|was|are|were) (?:driving|behind|causing)\b|"
                             r"\b(?:reasons?|drivers?|causes?) (?:for|of|behind)\b", re.I)
 _EXPLAINS = re.compile(r"\b(?:because|due to|driven by|as a result of|result(?:ing|ed)? from|owing to|thanks to|"
@@ -244,7 +248,8 @@ _MARGIN_STATED = re.compile(r"(?:\d\s?(?:%|percent)|\bas a (?:percent(?:age)?|sh
 _MARGIN = _folded("margin")
 _EARNED = _folded("profit ebitda ebit")
 _MARGIN_TERM = next(iter(_MARGIN))
-_PAGES = [[t] for t in tokenize("slide slides page pages chart charts exhibit exhibits", drop_stopwords=False)]
+_PAGES = [[t] for t in tokenize("slide page chart exhibit", drop_stopwords=False)]
+_UNIT_TOKENS = frozenset(tokenize("percent basis bps points million billion thousand", drop_stopwords=False))
 _PER_SALES = frozenset(tokenize("percent percentage share", drop_stopwords=False))
 # Earnings per share are stated as a figure per share ("seven cents per share", "$0.61 per diluted share"); a dividend
 # per share is no EPS.
@@ -263,18 +268,20 @@ _NUMBER_NAMES = "One Two Three Four Five Six Seven Eight Nine Ten".split()
 _NAMED_NUMBER = re.compile(rf"\b[A-Z][\w&-]*\s+({'|'.join(_NUMBER_NAMES + [w.upper() for w in _NUMBER_NAMES])})\b"
                            r"(?!\s+(?i:hundred|thousand|million|billion|percent|per cent|%))")
 # Digits that state no figure: a period ("FY20", "Q3", "2021", "the first nine months"), a name ("COVID-19"), a lone
-# "one" ("that's one.", "one of our customers"), a spoken list's "Two, we're taking...".
+# "one" ("that's one.", "one of our customers"), a spoken list's "Two, we're taking...", a slide's number ("slide
+# eight"; "margin slides 120 basis points" states one).
 _NOT_A_FIGURE = re.compile(r"\bcovid-19\b|^\W*(?:and\s+)?(?:two|three|four|five)(?=\s*,)|"
-                           r"\b(?:slides?|pages?|charts?|exhibits?)\s+(?:\d{1,3}|[a-z]+)\b|"
+                           r"\b(?:slide|page|chart|exhibit)\s+(?:\d{1,3}|[a-z]+)\b(?!\s*(?:%|percent|basis|bps|points?\b|"
+                           r"million|billion))|"
                            r"\bone\b(?=\s*(?:[.,;:!?]|$|of\b))|"
                            r"\b(?:first|last|past|next|trailing) (?:\d{1,2}|three|six|nine|twelve) months\b|"
                            r"\b(?:FY|Q[1-4]|H[12])\s?'?\d{2,4}\b|\bQ[1-4]\b|"
                            r"\b(?:19|20)\d{2}\b(?!\s?(?:%|percent|thousand|million|billion))", re.I)
+_SIX_MONTHS = re.compile(r"\b(?:first|1st)\s+(?:six|6)\s+months\b", re.I)
 # "(1)" or "1." opening a list item; not "$(12) million" or "(8)%", accounting's negatives.
 _LIST_MARKER = re.compile(r"(?<![$\w])\(\d{1,2}\)(?!\s*(?:%|percent|thousand|million|billion))|^\s*\d{1,2}[.)]\s")
 # "fy": a full year, a span like a quarter or a half (a fiscal-year figure does not answer a fourth-quarter question);
 # so are the trailing twelve months, "ttm" (_TRAILING).
-_SIX_MONTHS = re.compile(r"\b(?:first|1st)\s+six\s+months\b", re.I)
 _QUARTER = re.compile(r"^(q[1-4]|h[12]|fy|ttm)$")
 # Written ways of stating a full-year figure that tokenize does not label "fy" ("full year" it does).
 _FISCAL_YEAR = re.compile(
@@ -326,7 +333,7 @@ class Candidate:
     cosine: float = 0.0
     pairs: set[tuple[str, str]] = field(default_factory=set)  # adjacent folded terms
     phrasing: float = 0.0  # share of the question's adjacent term pairs found adjacent here
-    owners: list[str | None] = field(default_factory=list)  # per figure, the metric named last before it
+    owners: list[str | None] = field(default_factory=list)  # per figure, the metric it belongs to (_owners)
     position: int = 0  # of the sentence among its passage's sentences
 
     @property
@@ -540,25 +547,39 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
             periods = _stated_periods(sentence, tokens) or title_periods
             out.append(Candidate(n=n, text=sentence, terms=terms, company=companies.get(n, ""), order=len(out),
                                  periods=periods, title_terms=title_terms, pairs=_pairs(tokens),
-                                 owners=_owners(tokens), position=position))
+                                 owners=_owners(sentence), position=position))
     return out
 
 
-def _owners(tokens: list[str]) -> list[str | None]:
-    """For each figure of a sentence (periods aside), the metric named last before it, if any: in "...mix of
-    revenues, we're raising our adjusted EBITDA outlook to 140 to 145 million" both figures are EBITDA's. A metric
-    stated as a share of sales is a margin ("gross profit as a percentage of net sales ... 33%"), and a figure no
-    metric precedes is the one of the change it opens ("a 32 million drop in revenue")."""
+def _owners(sentence: str) -> list[str | None]:
+    """For each figure of a sentence (periods and slide numbers aside), the metric or cost named last before it, if
+    any: in "...mix of revenues, we're raising our adjusted EBITDA outlook to 140 to 145 million" both figures are
+    EBITDA's. A metric stated as a share of sales is a margin ("gross profit as a percentage of net sales ... 33%"),
+    so much per share is EPS (but a dividend's), and a figure no metric precedes is the one of the change it opens
+    ("a 32 million drop in revenue"). A cost named in a clause of no figure owns nothing after it: "net income,
+    despite elevated costs, was $12 million" states net income."""
     owner, owners = None, []
-    for i, token in enumerate(tokens):
-        folded = _GROUP_OF.get(token, token)
-        if folded in _OWNERS:
-            ratio = "of" in tokens[max(0, i - 2):i] and _PER_SALES & set(tokens[max(0, i - 4):i])
-            owner = _MARGIN_TERM if ratio and owner is not None else folded
-        elif any(ch.isdigit() for ch in token) and not PERIOD.match(token) and tokens[i - 1:i] not in _PAGES:
-            per_share = tokens[i + 1:i + 3] == ["per", "share"] or tokens[i + 1:i + 4] == ["per", "dilut", "share"]
-            owners.append(_EPS_TERM if per_share else owner if owner is not None else _opened(tokens[i + 1:i + 6]))
+    for clause in _CLAUSE.split(sentence):
+        before, figures = owner, len(owners)
+        tokens = _tokens(clause)
+        for i, token in enumerate(tokens):
+            folded = _GROUP_OF.get(token, token)
+            if folded in _OWNERS or folded in _COSTS:
+                ratio = "of" in tokens[max(0, i - 2):i] and _PER_SALES & set(tokens[max(0, i - 4):i])
+                owner = _MARGIN_TERM if ratio and owner is not None else folded
+            elif any(ch.isdigit() for ch in token) and not PERIOD.match(token) and not _slide_number(tokens, i):
+                per_share = tokens[i + 1:i + 3] == ["per", "share"] or tokens[i + 1:i + 4] == ["per", "dilut", "share"]
+                owners.append(_EPS_TERM if per_share and owner not in _DIVIDENDS
+                              else owner if owner is not None else _opened(tokens[i + 1:i + 6]))
+        if len(owners) == figures and owner in _COSTS:
+            owner = before
     return owners
+
+
+def _slide_number(tokens: list[str], i: int) -> bool:
+    """ "Slide eight", "page 16": no figure ("margin slides 120 basis points" is one)."""
+    return tokens[i - 1:i] in _PAGES and not tokens[i].endswith("%") and not (
+        set(tokens[i + 1:i + 2]) & _UNIT_TOKENS)
 
 
 def _opened(after: list[str]) -> str | None:
@@ -583,10 +604,18 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     asked = _LEADING_CONJUNCTION.sub("", question[:context_match.start()] if context_match else question)
     # "And free cash flow?" after "What revenue does Embraer expect for 2021?" asks what the earlier question asked
     # (an outlook, a figure) of another topic: a follow-up that is no question of its own takes the earlier form.
-    form = f"{context_match.group(1)} {asked}" if context_match and not _QUESTION_OPENING.match(asked) else asked
+    bare = context_match is not None and (bool(_WHAT_ABOUT.match(asked)) or not _OWN_QUESTION.search(asked)) \
+        and not _EXPLAIN_ASKED.search(asked)
+    form = f"{context_match.group(1)} {asked}" if context_match and bare else asked
     ticker_of_company = {companies.get(n, ""): tickers.get(n, []) for n in (tickers or {})} if tickers else {}
-    comparing = sum(bool(name) and _names(name, asked, ticker_of_company.get(name, []))
-                    for name in set(companies.values())) > 1
+    def count_named(text: str) -> int:
+        return sum(bool(name) and _names(name, text, ticker_of_company.get(name, []))
+                   for name in set(companies.values()))
+
+    # "Which was higher?" after a comparison compares the same companies.
+    named_count = count_named(asked)
+    comparing = named_count > 1 or (named_count == 0 and context_match is not None
+                                    and count_named(context_match.group(1)) > 1)
     if comparing:
         # "Which had the higher gross margin, X or Y?" asks each side's margin; the comparative only says which
         # side wins ("higher" would ask for growth, and "faster" be a topic word).
@@ -664,6 +693,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         return NOT_FOUND
     share_asked = bool(_SHARE_ASKED.search(asked))
     explain_asked = bool(_EXPLAIN_ASKED.search(asked))
+    basis_asked = bool(_ON_A_BASIS.search(named_in_turns))
     next_period = _NEXT_PERIOD.search(asked)
     ahead = focus & _NEXT if next_period else set()
     # After a question about Q3, "next quarter" is Q4: then only a sentence about Q4 says it.
@@ -740,7 +770,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             c.coverage *= 0.8  # "what was Ferrari's revenue": "engines revenues were up about 26%" is a change
         if focus & _METRICS & c.terms and _part_of(c.text, focus & _METRICS, focus | ignored):
             c.coverage *= 0.85  # "What was revenue?": "net advertising revenues were..." is one part of it
-        elif focus & _METRICS & c.terms and _ON_A_BASIS.search(c.text) and not _ON_A_BASIS.search(asked):
+        elif focus & _METRICS & c.terms and not basis_asked and _leads_with_basis(c.text):
             c.coverage *= 0.9  # "What was revenue?": the reported figure, before an organic or pro forma one
         if focus & _OWNERS & c.terms and c.owners and all(o is not None and o not in focus for o in c.owners):
             c.coverage *= 0.8  # it names the metric asked about, but every figure it gives is another metric's
@@ -839,7 +869,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         # shares few of the question's words. Unless the sentence explains itself ("due to...").
         # One more when that sentence only announces them ("There are two primary reasons for the decline.").
         said = chosen[0]
-        if ((_EXPLAIN_ASKED.search(asked) or _ASKED_ABOUT.search(said.text) or _INTRODUCES.match(said.text))
+        if ((explain_asked or _ASKED_ABOUT.search(said.text) or _INTRODUCES.match(said.text))
                 and not _EXPLAINS.search(said.text)):
             for place in (1, 2):
                 after = next((c for c in candidates if c.n == said.n and c.position == said.position + 1), None)
@@ -853,6 +883,13 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     label = len({c.company for c in chosen}) > 1 or (is_list_question(asked) and several) or bool(missing_sides)
     return " ".join([*(f"{c.company}: {c.text} [{c.n}]" if label and c.company else f"{c.text} [{c.n}]"
                        for c in chosen), *(f"{name}: not found in the indexed documents." for name in missing_sides)])
+
+
+def _leads_with_basis(text: str) -> bool:
+    """Whether a sentence states its figures on another basis than the reported one ("On an organic basis, total
+    revenues decreased 14.30%"; not "Revenue was $5.2 billion, up 8%, or 6% organically")."""
+    basis = _ON_A_BASIS.search(text)
+    return basis is not None and not _states_a_number(text[:basis.start()])
 
 
 def _conflict(asked: set[str], stated: set[str]) -> bool:
@@ -899,10 +936,10 @@ def _names(company: str, question: str, tickers: list[str]) -> bool:
 
 
 def rewrite(history: list[tuple[str, str]], followup: str) -> str:
-    """Make a follow-up standalone by carrying the previous question along when the follow-up leans on
-    it (pronouns, "and ...", or too few content words of its own). A previous question that leaned in turn
-    brings its own context: "What did they guide?" after "And the operating margin?" after "What was Texas
-    Instruments' revenue?" still knows the company."""
+    """Make a follow-up standalone by carrying what it keeps of the previous question (_carried) along when the
+    follow-up leans on it (pronouns, "and ...", or too few content words of its own). A previous question that
+    leaned in turn brings its own context: "What did they guide?" after "And the operating margin?" after "What was
+    Texas Instruments' revenue?" still knows the company."""
     turns = [i for i, (role, _) in enumerate(history) if role == "user"]
     if not turns or not _leans(followup):
         return followup
@@ -925,7 +962,7 @@ _PARTS_OF_YEAR = frozenset("q1 q2 q3 q4 h1 h2 fy".split())
 _QUALIFIES = re.compile(r"^\W*(?:(?:and|so|also)\s+)?(?:(?:what|how)\s+about\s+)?(?:for|in|at|on|during|over|within|"
                         r"across|by|from|excluding|ex|including|outside)\b", re.I)
 # A segment, region or business a question narrows to: "in its core business", "for the rental segment", "in
-# Colombia" (a name only after "in": "for Texas Instruments" names the company).
+# Colombia" (a name only after "in", "within" or "across": "for Texas Instruments" names the company).
 _QUALIFIER = re.compile(r"\b(?:(?:in|for|at|within|across)\s+(?:(?:its|their|the|our)\s+)?(?:[a-z][\w-]*\s+){0,3}"
                         r"(?:segment|division|business|unit|region)s?|(?:in|within|across)\s+(?:the\s+)?"
                         r"[A-Z][\w&.-]*(?:\s+(?:and\s+)?[A-Z][\w&.-]*)*)\b")
@@ -934,6 +971,8 @@ _TOPIC_POINTER = re.compile(r"\b(?:it|that|this|those|these)\b", re.I)
 # change or the next period (besides who and when).
 _NOT_TOPIC = OUTLOOK_WORDS | _CHANGES | _NEXT | frozenset(_GROUP_OF.get(t, t) for t in OUTLOOK_WORDS)
 _WORD = re.compile(r"[^\W\d_][\w'’-]*")
+# Acronyms that name a metric, not a company ("EBITDA", "FFO"; not "ZAGG" or "GCP").
+_TOPIC_ACRONYMS = _REQUIRED | _folded("ffo affo gmv nim roe roa noi aum nav cogs sga arpu rpo")
 _UNITS_OF_BUSINESS = frozenset(tokenize("segment segments division divisions unit units business businesses region"))
 
 
@@ -944,7 +983,8 @@ def _carried(earlier: str, followup: str) -> str:
     earlier topic: "And the backlog?" after a question on net new orders keeps the company, the period and whether
     an outlook was asked, not "net new orders", which would outweigh "backlog" in retrieval and answering alike.
     A follow-up that qualifies the earlier topic ("And for Energy Resources?") or points back at it ("How does that
-    compare with last year?") keeps the topic. Words of a name are kept: they are capitalised or possessive."""
+    compare with last year?") keeps the topic. Words of a name are kept: they are capitalised or possessive (from a
+    question in lower case throughout, nothing is taken out)."""
     labels = period_labels(_terms(followup))
     if labels & _PARTS_OF_YEAR:
         earlier = _PART_OF_YEAR.sub(" ", earlier)
@@ -952,33 +992,42 @@ def _carried(earlier: str, followup: str) -> str:
         earlier = _YEAR_NAMED.sub(" ", earlier)
     if _QUALIFIES.match(followup) and any(not PERIOD.match(t) for t in focus_terms(followup)):
         # "And in offshore wind?" after "...EBITDA in its core business...": one qualifier replaces the other.
-        earlier = _QUALIFIER.sub(lambda m: m.group(0) if period_labels(_terms(m.group(0))) else " ", earlier)
-    if _names_a_topic(followup):
+        earlier = _QUALIFIER.sub(lambda m: m.group(0) if _names_no_qualifier(m) else " ", earlier)
+    # A question capitalising no word after its first says nothing of which words are names: its topic stays.
+    if _names_a_topic(followup) and re.search(r"\s[A-Z]", earlier):
         topic = {t for t in focus_terms(earlier) - _NOT_TOPIC if not PERIOD.match(t)}
-        earlier = _WORD.sub(lambda m: "" if _is_topic_word(m.group(0), m.string[m.end():].lstrip(), topic)
-                            else m.group(0), earlier)
+        earlier = _WORD.sub(lambda m: "" if _is_topic_word(m.group(0), topic) else m.group(0), earlier)
     return " ".join(earlier.split())
 
 
+def _names_no_qualifier(match: re.Match[str]) -> bool:
+    """A period ("in the first quarter"), a metric ("in revenue per unit") or a company ("in Danaher's Life Sciences
+    segment") is no segment or region to replace."""
+    terms = _terms(match.group(0))
+    return bool(period_labels(terms) or terms & _METRICS or match.string[match.end():match.end() + 2] in ("'s", "’s"))
+
+
 def _names_a_topic(followup: str) -> bool:
+    """Whether a follow-up names a topic of its own: a word that is no name, period, outlook or change ("And the
+    backlog?", "And EBITDA?"), not only a company, segment or region ("What about Danaher?", "And in Aviation?")."""
     if _QUALIFIES.match(followup) or _TOPIC_POINTER.search(followup):
         return False
     # "What drove the increase?" asks why the earlier figure changed.
-    asked = _EXPLAIN_ASKED.sub(" ", _WHAT_ABOUT.sub(" ", _LEADING_CONJUNCTION.sub("", followup)))
-    own = focus_terms(asked) - _NOT_TOPIC
+    words = _WORD.findall(_EXPLAIN_ASKED.sub(" ", followup))
+    own = focus_terms(" ".join(w for i, w in enumerate(words)
+                               if not i or w[0].islower() or _terms(w) <= _TOPIC_ACRONYMS)) - _NOT_TOPIC
     # "And the SBM segment?" asks for the earlier figure of one segment ("And the segment's sales?" names its own).
     if own & _UNITS_OF_BUSINESS and not own & _METRICS:
         return False
     return any(not PERIOD.match(t) for t in own)
 
 
-def _is_topic_word(word: str, following: str, topic: set[str]) -> bool:
-    """A lowercase word, or an acronym (EBITDA, FFO), of the earlier topic; a name ("Dr. Reddy's", "GE's", "GCP
-    Applied Technologies") is no topic word."""
-    acronym = word.isupper() and len(word) > 2 and not following[:1].isupper()
-    if re.search(r"['’]s?$", word) or (word[0].isupper() and not acronym):
-        return False
+def _is_topic_word(word: str, topic: set[str]) -> bool:
+    """A lowercase word, or a metric's acronym (EBITDA, FFO), of the earlier topic; a name ("Dr. Reddy's", "GE's",
+    "ZAGG", "GCP Applied Technologies") is no topic word."""
     terms = _terms(word)
+    if re.search(r"['’]s?$", word) or (word[0].isupper() and not (word.isupper() and terms <= _TOPIC_ACRONYMS)):
+        return False
     return bool(terms) and terms <= topic
 
 
