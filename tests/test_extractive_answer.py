@@ -805,6 +805,11 @@ ONE_COMPANY_CASES = [
      "What were GCP's sales in the second quarter of 2020?",
      ["GCP's net sales for the first six months totaled 419.4 million, decreasing 14% compared with the prior year.",
       "GCP sales of 200 million were 23.70% lower than prior year."], 2),
+    ("...also in digits",
+     "GCP",
+     "What were GCP's sales in the second quarter of 2020?",
+     ["GCP's net sales for the first 6 months totaled 419.4 million, decreasing 14% compared with the prior year.",
+      "GCP sales of 200 million were 23.70% lower than prior year."], 2),
     ("'how did X change' asks by how much",
      "GE",
      "How did GE's orders change in the first quarter of 2020?",
@@ -963,6 +968,22 @@ def test_a_comparative_says_which_side_wins_not_what_is_asked() -> None:
     text = answer("Which had the higher gross margin in the third quarter of 2020, The New Home Company or Lands' End?",
                   passages, companies={1: "The New Home Company", 2: "The New Home Company", 3: "Lands' End"})
     assert text == f"The New Home Company: {passages[1]} [1] Lands' End: {passages[3]} [3]"
+
+
+def test_a_comparison_asked_again_reads_its_comparative_alike() -> None:
+    passages = {1: "Gross margin was 57.9% in the quarter.", 2: "Our gross margin rose on higher prices.",
+                3: "Gross margin was 33% of net sales."}
+    text = answer("Which was higher? (context: Compare YETI's and ZAGG's gross margin in the third quarter of 2020.)",
+                  passages, companies={1: "YETI", 2: "YETI", 3: "ZAGG"})
+    assert text == f"YETI: {passages[1]} [1] ZAGG: {passages[3]} [3]"
+
+
+def test_a_hyphenated_name_keeps_its_comparative() -> None:
+    passages = {1: "Truckload revenue declined 5% to $300 million.", 2: "Less-than-truckload revenue was $1.2 billion.",
+                3: "LTL revenue grew 4% to $1.1 billion, and less-than-truckload tonnage rose."}
+    text = answer("Which had the larger less-than-truckload revenue in Q3, XPO or Old Dominion?", passages,
+                  companies={1: "XPO", 2: "XPO", 3: "Old Dominion"})
+    assert text.startswith(f"XPO: {passages[2]} [2]")
 
 
 def test_a_date_in_the_question_is_no_topic() -> None:
