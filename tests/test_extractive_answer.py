@@ -960,30 +960,29 @@ def test_each_side_of_a_comparison_gets_its_best_answering_sentence() -> None:
             f"Affimed: {passages[1]} [1] AcelRx Pharmaceuticals: {passages[2]} [2]"), question
 
 
-def test_a_comparative_says_which_side_wins_not_what_is_asked() -> None:
-    """"Higher" would ask for growth, and a sentence on a margin's increase would beat the one stating it."""
-    passages = {1: "Our gross margin for the 2020 third quarter was 14.2% versus 9.5% in the prior year period.",
-                2: "The 320 basis point improvement in gross margin reflects higher gross margins on homes closed.",
-                3: "Gross margin in the third quarter was 45.4%."}
-    text = answer("Which had the higher gross margin in the third quarter of 2020, The New Home Company or Lands' End?",
-                  passages, companies={1: "The New Home Company", 2: "The New Home Company", 3: "Lands' End"})
-    assert text == f"The New Home Company: {passages[1]} [1] Lands' End: {passages[3]} [3]"
-
-
-def test_a_comparison_asked_again_reads_its_comparative_alike() -> None:
-    passages = {1: "Gross margin was 57.9% in the quarter.", 2: "Our gross margin rose on higher prices.",
-                3: "Gross margin was 33% of net sales."}
-    text = answer("Which was higher? (context: Compare YETI's and ZAGG's gross margin in the third quarter of 2020.)",
-                  passages, companies={1: "YETI", 2: "YETI", 3: "ZAGG"})
-    assert text == f"YETI: {passages[1]} [1] ZAGG: {passages[3]} [3]"
-
-
-def test_a_hyphenated_name_keeps_its_comparative() -> None:
-    passages = {1: "Truckload revenue declined 5% to $300 million.", 2: "Less-than-truckload revenue was $1.2 billion.",
-                3: "LTL revenue grew 4% to $1.1 billion, and less-than-truckload tonnage rose."}
-    text = answer("Which had the larger less-than-truckload revenue in Q3, XPO or Old Dominion?", passages,
-                  companies={1: "XPO", 2: "XPO", 3: "Old Dominion"})
-    assert text.startswith(f"XPO: {passages[2]} [2]")
+@pytest.mark.parametrize(("question", "texts", "companies", "expected"), [
+    # "Higher" would ask for growth, and a sentence on a margin's increase would beat the one stating it.
+    ("Which had the higher gross margin in the third quarter of 2020, The New Home Company or Lands' End?",
+     ["Our gross margin for the 2020 third quarter was 14.2% versus 9.5% in the prior year period.",
+      "The 320 basis point improvement in gross margin reflects higher gross margins on homes closed.",
+      "Gross margin in the third quarter was 45.4%."],
+     ["The New Home Company", "The New Home Company", "Lands' End"], [1, 3]),
+    # ...and so when the comparison is asked again.
+    ("Which was higher? (context: Compare YETI's and ZAGG's gross margin in the third quarter of 2020.)",
+     ["Gross margin was 57.9% in the quarter.", "Our gross margin rose on higher prices.",
+      "Gross margin was 33% of net sales."],
+     ["YETI", "YETI", "ZAGG"], [1, 3]),
+    # A hyphenated name keeps its comparative.
+    ("Which had the larger less-than-truckload revenue in Q3, XPO or Old Dominion?",
+     ["Truckload revenue declined 5% to $300 million.", "Less-than-truckload revenue was $1.2 billion.",
+      "LTL revenue grew 4% to $1.1 billion, and less-than-truckload tonnage rose."],
+     ["XPO", "XPO", "Old Dominion"], [2, 3]),
+])
+def test_a_comparative_says_which_side_wins_not_what_is_asked(question: str, texts: list[str], companies: list[str],
+                                                              expected: list[int]) -> None:
+    passages = dict(enumerate(texts, 1))
+    text = answer(question, passages, companies=dict(enumerate(companies, 1)))
+    assert text == " ".join(f"{companies[n - 1]}: {passages[n]} [{n}]" for n in expected)
 
 
 def test_a_date_in_the_question_is_no_topic() -> None:
