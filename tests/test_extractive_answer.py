@@ -535,18 +535,22 @@ def test_a_follow_up_keeps_the_slots_it_does_not_fill(followup: str, earlier: st
 
 
 def test_the_figures_a_sentence_gives_belong_to_the_metric_that_owns_them() -> None:
-    from rag.providers.extractive import _owners, _states_a_number
+    from rag.providers.extractive import _clause_tokens, _owners, _states_a_number
 
-    assert _owners("Q3 gross profit as a percentage of net sales decreased to 33%.") == ["margin"]
-    assert _owners("A 32 million drop in revenue, and adjusted EBITDA of $15 million.") == ["revenu", "ebitda"]
+    def owners(sentence: str) -> list[str | None]:
+        return _owners(_clause_tokens(sentence))
+
+
+    assert owners("Q3 gross profit as a percentage of net sales decreased to 33%.") == ["margin"]
+    assert owners("A 32 million drop in revenue, and adjusted EBITDA of $15 million.") == ["revenu", "ebitda"]
     # Earnings of so much per share are EPS; a slide's number is no figure.
-    assert _owners("On slide two, recurring earnings were $1.02 per share.") == ["ep"]
-    assert _owners("We declared a quarterly dividend of $0.25 per share.") == ["dividend"]
-    assert _owners("Gross margin slides 120 basis points.") == ["margin"]
+    assert owners("On slide two, recurring earnings were $1.02 per share.") == ["ep"]
+    assert owners("We declared a quarterly dividend of $0.25 per share.") == ["dividend"]
+    assert owners("Gross margin slides 120 basis points.") == ["margin"]
     # A cost owns the figures of its own clause.
-    assert _owners("Net income, despite elevated COVID-related costs, was $12 million.") == ["profit"]
-    assert _owners("As a percentage of revenue, operating expenses were lower by 280 basis points.") == ["expens"]
-    assert _owners("Gross margin was hurt by reserve expenses of approximately 17 million.") == ["expens"]
+    assert owners("Net income, despite elevated COVID-related costs, was $12 million.") == ["profit"]
+    assert owners("As a percentage of revenue, operating expenses were lower by 280 basis points.") == ["expens"]
+    assert owners("Gross margin was hurt by reserve expenses of approximately 17 million.") == ["expens"]
     assert not _states_a_number("Turning now to slide eight, you will find the change in adjusted EBITDA.")
 
 

@@ -235,6 +235,7 @@ _BASE_ONLY = re.compile(r"^\W*(?:this|that|which)\s+(?:compares|compared|is comp
                         re.I)
 _BASE = re.compile(r"\b(?:over|than|from|against|since)\b", re.I)
 _CLAUSE = re.compile(r"[,;:](?=\s)")
+_CLAUSE_BREAK = "clausebreakmark"  # a token no text holds, and that folding leaves as it is
 # "What share of sales": a sentence stating "51% of net sales" gives a share, whatever word it uses.
 _SHARE_WORDS = "share percentage proportion portion percent"
 _SHARE_ASKED = re.compile(rf"\b(?:{'|'.join(_SHARE_WORDS.split())}) of\b", re.I)
@@ -540,28 +541,41 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
             seen.add(key)
             # A sentence names its period, or else is dated by its document ("MTN Ghana 2019 results call").
             # A hyphenated compound also stands for its initials ("direct-to-consumer" -> dtc).
-            tokens = _tokens(sentence)  # once: terms, periods and pairs all read them
+            # Once, with clause marks: terms, periods and pairs read them whole, figures' owners by clause.
+            clauses = _clause_tokens(sentence)
+            tokens = [token for clause in clauses for token in clause]
             terms = _terms(sentence, tokens) | {_initials(c) for c in _HYPHENATED.findall(sentence)}
             if _COMMITS.search(sentence):  # "committed to delivering full-year GMV of..." gives guidance
                 terms |= _GUIDANCE
             periods = _stated_periods(sentence, tokens) or title_periods
             out.append(Candidate(n=n, text=sentence, terms=terms, company=companies.get(n, ""), order=len(out),
                                  periods=periods, title_terms=title_terms, pairs=_pairs(tokens),
-                                 owners=_owners(sentence), position=position))
+                                 owners=_owners(clauses), position=position))
     return out
 
 
-def _owners(sentence: str) -> list[str | None]:
+def _clause_tokens(sentence: str) -> list[list[str]]:
+    """_tokens of each clause (_CLAUSE) of a sentence, from one tokenisation: a mark stands for each clause break."""
+    clauses: list[list[str]] = [[]]
+    for token in _tokens(_CLAUSE.sub(f" {_CLAUSE_BREAK} ", sentence)):
+        if token == _CLAUSE_BREAK:
+            clauses.append([])
+        else:
+            clauses[-1].append(token)
+    return clauses
+
+
+def _owners(clauses: list[list[str]]) -> list[str | None]:
     """For each figure of a sentence (periods and slide numbers aside), the metric or cost named last before it, if
     any: in "...mix of revenues, we're raising our adjusted EBITDA outlook to 140 to 145 million" both figures are
     EBITDA's. A metric stated as a share of sales is a margin ("gross profit as a percentage of net sales ... 33%"),
     so much per share is EPS (but a dividend's), and a figure no metric precedes is the one of the change it opens
     ("a 32 million drop in revenue"). A cost named in a clause of no figure owns nothing after it: "net income,
-    despite elevated costs, was $12 million" states net income."""
+    despite elevated costs, was $12 million" states net income. `clauses`: the sentence's clauses (_CLAUSE), each
+    as _tokens."""
     owner, owners = None, []
-    for clause in _CLAUSE.split(sentence):
+    for tokens in clauses:
         before, figures = owner, len(owners)
-        tokens = _tokens(clause)
         for i, token in enumerate(tokens):
             folded = _GROUP_OF.get(token, token)
             if folded in _OWNERS or folded in _COSTS:
