@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -622,14 +622,15 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         and not _EXPLAIN_ASKED.search(asked)
     form = f"{context_match.group(1)} {asked}" if context_match and bare else asked
     ticker_of_company = {companies.get(n, ""): tickers.get(n, []) for n in (tickers or {})} if tickers else {}
-    def count_named(text: str) -> int:
-        return sum(bool(name) and _names(name, text, ticker_of_company.get(name, []))
-                   for name in set(companies.values()))
+
+    def named_in(text: str, among: Iterable[str]) -> list[str]:
+        """The companies of `among` that `text` names, in `among`'s order."""
+        return [name for name in dict.fromkeys(among) if name and _names(name, text, ticker_of_company.get(name, []))]
 
     # "Which was higher?" after a comparison compares the same companies.
-    named_count = count_named(asked)
-    comparing = named_count > 1 or (named_count == 0 and context_match is not None
-                                    and count_named(context_match.group(1)) > 1)
+    named = named_in(asked, companies.values())
+    comparing = len(named) > 1 or (not named and context_match is not None
+                                   and len(named_in(context_match.group(1), companies.values())) > 1)
     if comparing:
         # "Which had the higher gross margin, X or Y?" asks each side's margin; the comparative only says which
         # side wins ("higher" would ask for growth, and "faster" be a topic word).
@@ -823,13 +824,9 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     ranked = sorted((c for c in able if answers(c)), key=lambda c: -c.score)
     if not ranked:
         return NOT_FOUND
-    def named_in(text: str) -> list[str]:
-        return [name for name in dict.fromkeys(c.company for c in candidates)
-                if name and _names(name, text, ticker_of_company.get(name, []))]
-
-    named = named_in(asked)
+    named = named_in(asked, (c.company for c in candidates))
     if not named and context_match:  # "What about their revenue growth?" after a comparison compares again
-        named = named_in(context_match.group(1))
+        named = named_in(context_match.group(1), (c.company for c in candidates))
     several = len({c.company for c in candidates}) > 1
     missing_sides: list[str] = []
     if is_list_question(asked) and several:
@@ -977,8 +974,9 @@ _QUALIFIES = re.compile(r"^\W*(?:(?:and|so|also)\s+)?(?:(?:what|how)\s+about\s+)
                         r"across|by|from|excluding|ex|including|outside)\b", re.I)
 # A segment, region or business a question narrows to: "in its core business", "for the rental segment", "in
 # Colombia" (a name only after "in", "within" or "across": "for Texas Instruments" names the company).
+_UNIT_WORDS = "segment division business unit region"
 _QUALIFIER = re.compile(r"\b(?:(?:in|for|at|within|across)\s+(?:(?:its|their|the|our)\s+)?(?:[a-z][\w-]*\s+){0,3}"
-                        r"(?:segment|division|business|unit|region)s?|(?:in|within|across)\s+(?:the\s+)?"
+                        rf"(?:{'|'.join(_UNIT_WORDS.split())})s?|(?:in|within|across)\s+(?:the\s+)?"
                         r"[A-Z][\w&.-]*(?:\s+(?:and\s+)?[A-Z][\w&.-]*)*)\b")
 _TOPIC_POINTER = re.compile(r"\b(?:it|that|this|those|these)\b", re.I)
 # What a follow-up naming a new topic still takes from the earlier question: whether it asked for an outlook, a
@@ -987,7 +985,7 @@ _NOT_TOPIC = OUTLOOK_WORDS | _CHANGES | _NEXT | frozenset(_GROUP_OF.get(t, t) fo
 _WORD = re.compile(r"[^\W\d_][\w'’-]*")
 # Acronyms that name a metric, not a company ("EBITDA", "FFO"; not "ZAGG" or "GCP").
 _TOPIC_ACRONYMS = _REQUIRED | _folded("ffo affo gmv nim roe roa noi aum nav cogs sga arpu rpo")
-_UNITS_OF_BUSINESS = frozenset(tokenize("segment segments division divisions unit units business businesses region"))
+_UNITS_OF_BUSINESS = frozenset(tokenize(_UNIT_WORDS))
 
 
 def _carried(earlier: str, followup: str) -> str:
