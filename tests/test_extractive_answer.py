@@ -184,6 +184,43 @@ from rag.providers.extractive import NOT_FOUND, answer
         ["Revenue landed at $206 million, at the high end of guidance.",
          "Acme expects to land within guidance next year."],
         "$206 million", "Acme", id="a-question-measuring-against-guidance-is-no-outlook-question"),
+    pytest.param(
+        "What GAAP gross margin did ADTRAN report for the third quarter of 2020?",
+        ["GAAP gross margin was a focus for the third quarter of 2020, helped by product mix.",
+         "Our GAAP gross margins for the third quarter of this year was 44.3% as compared 41.5% last quarter, and "
+         "40.6% in the third quarter of 2019."],
+        "44.3%", "ADTRAN", id="as-compared-without-to-still-compares"),
+    pytest.param(
+        "What gross margin did ADTRAN report for the third quarter?",
+        ["Non-GAAP gross margin for quarter three was 44.5%, up from 41.6% in the prior quarter.",
+         "Our GAAP gross margin for the third quarter was 44.3%, up from 41.5% in the prior quarter."],
+        "44.3%", "ADTRAN", id="non-gaap-is-another-basis-than-the-reported-one"),
+    pytest.param(
+        "What did Embraer say was notable about its second-quarter 2021 net result?",
+        ["Services and support was at 19% of revenue, and the next chart shows our adjusted net income.",
+         "This represents the first net profit on a quarterly basis since 2018."],
+        "first net profit", "Embraer", id="what-a-company-said-was-notable-asks-for-a-statement-not-a-figure"),
+    pytest.param(
+        "What adjusted EBITDA is Bed Bath & Beyond targeting for fiscal 2021, as given on its third-quarter fiscal "
+        "2020 call?",
+        ["Adjusted EBITDA was $121 million in the third quarter of fiscal 2020.",
+         "We are enhancing adjusted fiscal year 2021 EBITDA to a range of between 500 to $525 million."],
+        "500 to $525 million", "Bed Bath & Beyond", id="the-call-a-figure-was-given-on-is-not-the-period-asked"),
+    pytest.param(
+        "What net income did FPL, NextEra Energy's Florida utility, report for the second quarter of 2020?",
+        ["Regulatory capital employed increased by more than 10%, a principal driver of FPL's net income growth.",
+         "For the second quarter of 2020, FPL reported a net income of $749 million."],
+        "$749 million", "NextEra Energy", id="a-description-between-commas-need-not-be-in-the-answer"),
+    pytest.param(
+        "What adjusted EPS range does NextEra Energy expect for 2020?",
+        ["We expect our adjusted EPS, compound annual growth rate, to be in a range of 6% to 8%, through 202.",
+         "For 2020, we expect adjusted EPS of $8.70 to $9.20, the range we gave in January."],
+        "$8.70", "NextEra Energy", id="a-year-cut-short-at-the-end-of-a-sentence-is-no-figure"),
+    pytest.param(
+        "What were Dentsply Sirona's revenues in the second quarter of 2020?",
+        ["This business is a component of the consumables segment and had net sales of approximately 44 million.",
+         "Second quarter revenues were $491 million, down 50% on an organic basis."],
+        "$491 million", "Dentsply Sirona", id="a-segments-sales-are-part-of-the-revenue-asked"),
 ])
 def test_the_sentence_that_answers_is_quoted(question: str, passages: list[str], expected: str, company: str) -> None:
     text = answer(question, dict(enumerate(passages, start=1)), companies=dict.fromkeys(range(1, len(passages) + 1),
@@ -987,6 +1024,18 @@ def test_a_comparative_says_which_side_wins_not_what_is_asked(question: str, tex
     passages = dict(enumerate(texts, 1))
     text = answer(question, passages, companies=dict(enumerate(companies, 1)))
     assert text == " ".join(f"{companies[n - 1]}: {passages[n]} [{n}]" for n in expected)
+
+
+def test_a_comparison_of_amounts_asks_each_side_for_an_amount_not_a_share() -> None:
+    """"Compare the net income of..." asks what each side earned, as "What was..." does: a share of net income is
+    a rate, not the amount."""
+    passages = {1: "Non-banking businesses, as of Q1, account for 48.6% of the Group's net income.",
+                2: "KBFG in Q1 2021 reported a net profit of 1,270.1 billion won, a record quarter.",
+                3: "Our consolidated net income was 95.1 billion Chilean pesos."}
+    companies = {1: "KB Financial Group", 2: "KB Financial Group", 3: "Itaú CorpBanca"}
+    text = answer("Compare the first-quarter 2021 net income of KB Financial Group and Itaú CorpBanca.", passages,
+                  companies=companies)
+    assert text == f"KB Financial Group: {passages[2]} [2] Itaú CorpBanca: {passages[3]} [3]"
 
 
 def test_a_date_in_the_question_is_no_topic() -> None:

@@ -137,7 +137,7 @@ _ASKING = re.compile(r"^\W*(i'?m|i am|i was|we were|just) (just )?(wondering|cur
                      re.I)
 # A figure on another basis than the reported one.
 _ON_A_BASIS = re.compile(r"\b(?:organic(?:ally)?|like[- ]for[- ]like|constant[- ]currency|pro[- ]?forma|"
-                         r"currency[- ]neutral|fx[- ]adjusted)\b", re.I)
+                         r"currency[- ]neutral|fx[- ]adjusted|non[- ]+gaap)\b", re.I)
 _NAMED_UNIT = re.compile(r"\b([A-Za-z][\w&'’-]*)\s+(segments?|divisions?)\b", re.I)
 _HEDGES = re.compile(r"\b(uh|um|you know|i mean)\b", re.I)
 _NOT_NAMES = frozenset(tokenize(" ".join(MONTHS) + " covid coronavirus", drop_stopwords=False))
@@ -162,6 +162,8 @@ _SPEAKER = re.compile(r"^\s*Speaker \d+:\s*")
 _NEGATION = frozenset("no not never without nor none".split())
 _LIST_HEAD = re.compile(r"^\s*(?:which|what)\s+(\w+)", re.I)
 _CONTEXT = re.compile(r"\s*\(context: (.*)\)\s*$", re.S)
+# "What did Embraer say was notable about its net result?" asks for a statement, not for a figure of the metric.
+_SAID = re.compile(r"\s*what did\b.*?\b(?:say|said|note|highlight|describe|call out)\b", re.I)
 _ABOUT = re.compile(r"\b(?:say|said|says|comment(?:ed)?|discuss(?:ed)?|talk(?:ed)?|note[sd]?) about (.+)$", re.I)
 # An analyst asking in the middle of a sentence, stammer included ("If I look back at Halloween, I'm cu, curious if
 # you split the season apart"), or asking for colour ("if you can give a little color on that").
@@ -223,11 +225,15 @@ _LEADING_CONJUNCTION = re.compile(r"^\s*(?:and|so|also|ok(?:ay)?)\b[\s,]*", re.I
 _MONTH_OF_PERIOD = re.compile(rf"\b(?:{'|'.join(MONTHS)})\b(?=\s+(?:\d{{4}}\s+)?(?:quarter|half|year)\b)", re.I)
 # "Fiscal 2020 sales, after its third-quarter update": the update's quarter says when, not what period is asked
 # about (when the question names one besides; "in its Q3 report" alone asks about Q3).
-_SAID_WHEN = re.compile(r"\b(?:after|following|since|in|at|on|during|with) (?:its|their|the|this|that) "
-                        r"(?:[\w-]+ ){0,2}(?:update|call|report|announcement|release)\b", re.I)
+_SAID_WHEN = re.compile(r"(?:\b(?:as )?(?:given|provided|stated|issued) )?"
+                        r"\b(?:after|following|since|in|at|on|during|with) (?:its|their|the|this|that) "
+                        r"(?:[\w-]+ ){0,3}(?:update|call|report|announcement|release)\b", re.I)
+# A name's description between commas: "FPL, NextEra Energy's Florida utility," or "Culp, the fabrics maker,".
+_DESCRIBED = re.compile(r"\b[A-Z][\w&.-]*,\s+((?:[A-Z][\w&.-]*\s+)*[A-Z][\w&.-]*['’]s\s+[^,?]{1,40}|"
+                        r"(?:the|a|an|its|their)\s+[^,?]{1,40}),")
 # What a figure is compared with is not the period the sentence reports on: everything after "versus" or "compared
 # to", and the rest of a clause after "over", "than", "from"... ("up 6% over the third quarter of 2019").
-_COMPARED = re.compile(r"\b(?:versus|vs\.?|compared (?:to|with))\b", re.I)
+_COMPARED = re.compile(r"\b(?:versus|vs\.?|compared (?:to|with)|as compared)\b", re.I)
 # A sentence that only gives the comparison base ("This compared to gross profit of 40.1 million in the prior year
 # quarter, representing a gross margin of 38.8%") states no figure of the period asked about.
 # ("Compared to last year, revenue grew 5%" does state one.)
@@ -277,7 +283,9 @@ _NOT_A_FIGURE = re.compile(r"\bcovid-19\b|^\W*(?:and\s+)?(?:two|three|four|five)
                            r"\bone\b(?=\s*(?:[.,;:!?]|$|of\b))|"
                            r"\b(?:first|last|past|next|trailing) (?:\d{1,2}|three|six|nine|twelve) months\b|"
                            r"\b(?:FY|Q[1-4]|H[12])\s?'?\d{2,4}\b|\bQ[1-4]\b|"
-                           r"\b(?:19|20)\d{2}\b(?!\s?(?:%|percent|thousand|million|billion))", re.I)
+                           r"\b(?:19|20)\d{2}\b(?!\s?(?:%|percent|thousand|million|billion))|"
+                           # A year the transcript cut short at the end of a sentence ("through 202.").
+                           r"\b(?:in|of|through|by|since|for|until|to)\s+(?:19|20)\d(?=\s*[.!?]?\s*$)", re.I)
 _SIX_MONTHS = re.compile(r"\b(?:first|1st)\s+(?:six|6)\s+months\b", re.I)
 # "(1)" or "1." opening a list item; not "$(12) million" or "(8)%", accounting's negatives.
 _LIST_MARKER = re.compile(r"(?<![$\w])\(\d{1,2}\)(?!\s*(?:%|percent|thousand|million|billion))|^\s*\d{1,2}[.)]\s")
@@ -650,6 +658,9 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     ignored = {t for name in set(companies.values()) for t in _terms(" ".join(_named_words(name, named_in_turns)))}
     ignored |= {t for listed in (tickers or {}).values() for ticker in listed for t in _terms(ticker)
                 if _named_words(ticker, named_in_turns)}
+    # "FPL, NextEra Energy's Florida utility, ...": the description says who FPL is; the answer names FPL only.
+    for described in _DESCRIBED.finditer(asked):
+        ignored |= _terms(described.group(1))
     list_head = _LIST_HEAD.match(asked) if is_list_question(asked) else None
     if list_head:  # "which utilities ...": the category describes the companies, not the sentence
         ignored |= _terms(list_head.group(1))
@@ -707,6 +718,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     if not focus or not candidates:
         return NOT_FOUND
     share_asked = bool(_SHARE_ASKED.search(asked))
+    unit_asked = bool(_UNIT_WORD.search(form) or named_unit)
     explain_asked = bool(_EXPLAIN_ASKED.search(asked))
     basis_asked = bool(_ON_A_BASIS.search(named_in_turns))
     next_period = _NEXT_PERIOD.search(asked)
@@ -744,13 +756,14 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     # Questions about a metric, or "how much/many", are answered by a sentence with a number in it.
     # So is "what was <anything> in <a period>" ("What was Tecnoglass' backlog at the end of Q3?").
     quantity = bool(_QUANTITY.search(form)
-                    or (focus & _METRICS and re.match(r"\s*(what|how|compare)\b", form, re.I))
+                    or (focus & _METRICS and re.match(r"\s*(what|how|compare)\b", form, re.I)
+                        and not _SAID.match(form))
                     or (periods and re.match(r"\s*what (?:was|were|is|are)\b", form, re.I))
                     or ((periods or focus & _METRICS) and _HOW_CHANGED.match(form)))
     required = focus & _REQUIRED - implied
     # What an amount of money was ("What was revenue?"), not how it changed: answered by a sentence stating one.
     # Comparable (same-store) sales are a change by definition.
-    asks_amount = (bool(re.match(r"\s*what\b", asked, re.I)) and bool(focus & _AMOUNTS)
+    asks_amount = (bool(re.match(r"\s*(?:what|compare)\b", asked, re.I)) and bool(focus & _AMOUNTS)
                    and not focus & (_MARGIN | _CHANGES | _COMPS) and not {"same", "store"} <= focus
                    and not _QUANTITY.search(asked))
     # "What did X say about <topic>": the topic's most specific term must be in the sentence.
@@ -783,7 +796,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             c.coverage *= 0.5  # "how much" is not answered by a sentence without a number (digits or words)
         elif asks_amount and _rates_only(c.text):
             c.coverage *= 0.8  # "what was Ferrari's revenue": "engines revenues were up about 26%" is a change
-        if focus & _METRICS & c.terms and _part_of(c.text, focus & _METRICS, focus | ignored):
+        if focus & _METRICS & c.terms and (_part_of(c.text, focus & _METRICS, focus | ignored)
+                                           or (not unit_asked and _OF_A_UNIT.search(c.text))):
             c.coverage *= 0.85  # "What was revenue?": "net advertising revenues were..." is one part of it
         elif focus & _METRICS & c.terms and not basis_asked and _leads_with_basis(c.text):
             c.coverage *= 0.9  # "What was revenue?": the reported figure, before an organic or pro forma one
@@ -978,6 +992,10 @@ _UNIT_WORDS = "segment division business unit region"
 _QUALIFIER = re.compile(r"\b(?:(?:in|for|at|within|across)\s+(?:(?:its|their|the|our)\s+)?(?:[a-z][\w-]*\s+){0,3}"
                         rf"(?:{'|'.join(_UNIT_WORDS.split())})s?|(?:in|within|across)\s+(?:the\s+)?"
                         r"[A-Z][\w&.-]*(?:\s+(?:and\s+)?[A-Z][\w&.-]*)*)\b")
+_UNIT_WORD = re.compile(rf"\b(?:{'|'.join(_UNIT_WORDS.split())})s?\b", re.I)
+# A segment's or division's figure is one part of the company's ("This business is a component of the consumables
+# segment and had net sales of...").
+_OF_A_UNIT = re.compile(r"\b(?:segments?|divisions?)\b", re.I)
 _TOPIC_POINTER = re.compile(r"\b(?:it|that|this|those|these)\b", re.I)
 # What a follow-up naming a new topic still takes from the earlier question: whether it asked for an outlook, a
 # change or the next period (besides who and when).
