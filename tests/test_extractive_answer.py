@@ -1038,6 +1038,26 @@ def test_a_comparison_of_amounts_asks_each_side_for_an_amount_not_a_share() -> N
     assert text == f"KB Financial Group: {passages[2]} [2] Itaú CorpBanca: {passages[3]} [3]"
 
 
+@pytest.mark.parametrize(("question", "texts", "expected"), [
+    # "Which had the higher...?" asks each side for a figure, as "What was...?" does.
+    ("Which had the higher gross margin: YETI in the third quarter of 2020 or Lands' End in the third quarter of "
+     "fiscal 2020?",
+     ["So a lot of that margin expansion is driven by gross margin expansion as we look to the future.",
+      "Gross margin expanded 670 basis points to reach a record 59.10%.",
+      "Gross margin in the third quarter increased approximately 10 basis points to 45.4%."], [2, 3]),
+    # A cash position is the cash held; "position" is no word to find ("positive" stems alike).
+    ("How did the cash positions of YETI and Lands' End compare at the end of the second quarter of 2020?",
+     ["We remain prudent in our cash spending, and the positive impact of the launch continues.",
+      "We ended the second quarter with $43.7 million in cash and short term investments.",
+      "As of June 30, 2020, cash and marketable securities were $66.2 million."], [2, 3]),
+])
+def test_each_side_of_a_comparison_states_its_figure(question: str, texts: list[str], expected: list[int]) -> None:
+    passages = dict(enumerate(texts, 1))
+    companies = {1: "YETI", 2: "YETI", 3: "Lands' End"}
+    text = answer(question, passages, companies=companies)
+    assert text == " ".join(f"{companies[n]}: {passages[n]} [{n}]" for n in expected)
+
+
 def test_a_date_in_the_question_is_no_topic() -> None:
     passages = {1: "On June 30 we held our annual meeting in San Carlos, with strong attendance from investors.",
                 2: "We ended the second quarter with $43.7 million in cash and short term investments."}

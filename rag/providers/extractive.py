@@ -145,6 +145,8 @@ _NOT_NAMES = frozenset(tokenize(" ".join(MONTHS) + " covid coronavirus", drop_st
 # topic. Only as verbs: "projects", "pension plan", "price target" stay topic words.
 _PLANS_TO = r"(?:plan(?:s|ned|ning)?|aim(?:s|ed|ing)?|intend(?:s|ed|ing)?) to"
 _INTENT = re.compile(rf"\b{_PLANS_TO}\b|\btarget(?:ing|ed)\b", re.I)
+# "Cash position" is the cash held: "position" names no topic (and stems like "positive").
+_POSITION_OF = re.compile(r"\b((?:net\s+)?cash|liquidity|capital|balance\s+sheet)\s+positions?\b", re.I)
 # A sentence that commits to a figure guides as much as one that "expects" it: it counts as saying "guidance".
 # So does one saying what a figure will be ("will come out between 2.15 and 2.45 billion euros").
 _WILL_BE = (r"(?:will|should)\s+(?:likely\s+|probably\s+)?(?:be|come\s+(?:in|out)|land|range|reach|total|amount\s+to|"
@@ -648,6 +650,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     measured = bool(MEASURED_AGAINST.search(form)) and not _outlook_in(MEASURED_AGAINST.sub(" ", form))
     wants_outlook = not measured and (_outlook_in(form) or bool(_NEXT_PERIOD.search(form)))
     asked = _INTENT.sub(" ", _MONTH_OF_PERIOD.sub(" ", _END_OF.sub(" ", _ENDED.sub(" ", asked))))
+    asked = _POSITION_OF.sub(r"\1", asked)
     said_when = _SAID_WHEN.sub(" ", asked)
     if said_when != asked and period_labels(set(_tokens(said_when))):
         asked = said_when
@@ -756,7 +759,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     # Questions about a metric, or "how much/many", are answered by a sentence with a number in it.
     # So is "what was <anything> in <a period>" ("What was Tecnoglass' backlog at the end of Q3?").
     quantity = bool(_QUANTITY.search(form)
-                    or (focus & _METRICS and re.match(r"\s*(what|how|compare)\b", form, re.I)
+                    or (focus & _METRICS and (comparing or re.match(r"\s*(what|how|compare)\b", form, re.I))
                         and not _SAID.match(form))
                     or (periods and re.match(r"\s*what (?:was|were|is|are)\b", form, re.I))
                     or ((periods or focus & _METRICS) and _HOW_CHANGED.match(form)))
