@@ -107,6 +107,9 @@ _ANAPHORA = frozenset("that this it its those these they them their there same".
 MIN_COVERAGE = 0.5
 MIN_COVERAGE_WITH_MEANING = 0.3
 MIN_COSINE = 0.5
+# The weight of a question's word that a sentence answering it may well not say: "sales" implied by "grow", the
+# "position" of a cash position.
+LIGHT = 0.5
 MAX_LIST_ITEMS = 8
 LIST_SHARE_OF_BEST = 0.6
 LIST_ITEM_MIN_TERMS = 2
@@ -137,7 +140,8 @@ _ASKING = re.compile(r"^\W*(i'?m|i am|i was|we were|just) (just )?(wondering|cur
                      re.I)
 # A figure on another basis than the reported one.
 _ON_A_BASIS = re.compile(r"\b(?:organic(?:ally)?|like[- ]for[- ]like|constant[- ]currency|pro[- ]?forma|"
-                         r"currency[- ]neutral|fx[- ]adjusted|non[- ]+gaap)\b", re.I)
+                         r"currency[- ]neutral|fx[- ]adjusted|non-?\s*gaap)\b", re.I)
+_ADJUSTED = re.compile(r"\b(?:adjusted|non-?\s*gaap|excluding|core)\b", re.I)
 _NAMED_UNIT = re.compile(r"\b([A-Za-z][\w&'’-]*)\s+(segments?|divisions?)\b", re.I)
 _HEDGES = re.compile(r"\b(uh|um|you know|i mean)\b", re.I)
 _NOT_NAMES = frozenset(tokenize(" ".join(MONTHS) + " covid coronavirus", drop_stopwords=False))
@@ -145,8 +149,7 @@ _NOT_NAMES = frozenset(tokenize(" ".join(MONTHS) + " covid coronavirus", drop_st
 # topic. Only as verbs: "projects", "pension plan", "price target" stay topic words.
 _PLANS_TO = r"(?:plan(?:s|ned|ning)?|aim(?:s|ed|ing)?|intend(?:s|ed|ing)?) to"
 _INTENT = re.compile(rf"\b{_PLANS_TO}\b|\btarget(?:ing|ed)\b", re.I)
-# "Cash position" is the cash held: "position" names no topic (and stems like "positive").
-_POSITION_OF = re.compile(r"\b((?:net\s+)?cash|liquidity|capital|balance\s+sheet)\s+positions?\b", re.I)
+_POSITION_OF = re.compile(r"\b(?:cash|liquidity|capital|balance\s+sheet)\s+positions?\b", re.I)
 # A sentence that commits to a figure guides as much as one that "expects" it: it counts as saying "guidance".
 # So does one saying what a figure will be ("will come out between 2.15 and 2.45 billion euros").
 _WILL_BE = (r"(?:will|should)\s+(?:likely\s+|probably\s+)?(?:be|come\s+(?:in|out)|land|range|reach|total|amount\s+to|"
@@ -165,7 +168,7 @@ _NEGATION = frozenset("no not never without nor none".split())
 _LIST_HEAD = re.compile(r"^\s*(?:which|what)\s+(\w+)", re.I)
 _CONTEXT = re.compile(r"\s*\(context: (.*)\)\s*$", re.S)
 # "What did Embraer say was notable about its net result?" asks for a statement, not for a figure of the metric.
-_SAID = re.compile(r"\s*what did\b.*?\b(?:say|said|note|highlight|describe|call out)\b", re.I)
+_SAID = re.compile(r"\s*what did\b[^?]*?\bsay\s+(?:was|were|is|are)\s+(?:[a-z]+\s+){1,2}about\b", re.I)
 _ABOUT = re.compile(r"\b(?:say|said|says|comment(?:ed)?|discuss(?:ed)?|talk(?:ed)?|note[sd]?) about (.+)$", re.I)
 # An analyst asking in the middle of a sentence, stammer included ("If I look back at Halloween, I'm cu, curious if
 # you split the season apart"), or asking for colour ("if you can give a little color on that").
@@ -226,8 +229,9 @@ _LEADING_CONJUNCTION = re.compile(r"^\s*(?:and|so|also|ok(?:ay)?)\b[\s,]*", re.I
 # 2021" asks about April).
 _MONTH_OF_PERIOD = re.compile(rf"\b(?:{'|'.join(MONTHS)})\b(?=\s+(?:\d{{4}}\s+)?(?:quarter|half|year)\b)", re.I)
 # "Fiscal 2020 sales, after its third-quarter update": the update's quarter says when, not what period is asked
-# about (when the question names one besides; "in its Q3 report" alone asks about Q3).
-_SAID_WHEN = re.compile(r"(?:\b(?:as )?(?:given|provided|stated|issued) )?"
+# about (when the question names one besides; "in its Q3 report" alone asks about Q3, and "its fiscal 2021 report"
+# about 2021 when the question names no other year). "Given" or "provided" there is no topic word either.
+_SAID_WHEN = re.compile(r"(?:\b(?:given|provided|stated|issued) )?"
                         r"\b(?:after|following|since|in|at|on|during|with) (?:its|their|the|this|that) "
                         r"(?:[\w-]+ ){0,3}(?:update|call|report|announcement|release)\b", re.I)
 # A name's description between commas: "FPL, NextEra Energy's Florida utility," or "Culp, the fabrics maker,".
@@ -287,7 +291,8 @@ _NOT_A_FIGURE = re.compile(r"\bcovid-19\b|^\W*(?:and\s+)?(?:two|three|four|five)
                            r"\b(?:FY|Q[1-4]|H[12])\s?'?\d{2,4}\b|\bQ[1-4]\b|"
                            r"\b(?:19|20)\d{2}\b(?!\s?(?:%|percent|thousand|million|billion))|"
                            # A year the transcript cut short at the end of a sentence ("through 202.").
-                           r"\b(?:in|of|through|by|since|for|until|to)\s+(?:19|20)\d(?=\s*[.!?]?\s*$)", re.I)
+                           r"\b(?:through|until|since|in|(?:half|quarter|year)\s+of)\s+(?:19|20)\d(?=\s*[.!?]?\s*$)",
+                           re.I)
 _SIX_MONTHS = re.compile(r"\b(?:first|1st)\s+(?:six|6)\s+months\b", re.I)
 # "(1)" or "1." opening a list item; not "$(12) million" or "(8)%", accounting's negatives.
 _LIST_MARKER = re.compile(r"(?<![$\w])\(\d{1,2}\)(?!\s*(?:%|percent|thousand|million|billion))|^\s*\d{1,2}[.)]\s")
@@ -641,18 +646,20 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     named = named_in(asked, companies.values())
     comparing = len(named) > 1 or (not named and context_match is not None
                                    and len(named_in(context_match.group(1), companies.values())) > 1)
+    # "Which had the higher gross margin, X or Y?" asks each side's margin, a figure; the comparative only says
+    # which side wins ("higher" would ask for growth, and "faster" be a topic word).
+    ranks_sides = comparing and bool(_COMPARATIVE.search(asked))
     if comparing:
-        # "Which had the higher gross margin, X or Y?" asks each side's margin; the comparative only says which
-        # side wins ("higher" would ask for growth, and "faster" be a topic word).
         asked = _COMPARATIVE.sub(" ", asked)
     # "Where did revenue land relative to guidance?" asks for a result against guidance: a sentence may answer it
     # with or without forward-looking words, so neither kind is penalised.
     measured = bool(MEASURED_AGAINST.search(form)) and not _outlook_in(MEASURED_AGAINST.sub(" ", form))
     wants_outlook = not measured and (_outlook_in(form) or bool(_NEXT_PERIOD.search(form)))
     asked = _INTENT.sub(" ", _MONTH_OF_PERIOD.sub(" ", _END_OF.sub(" ", _ENDED.sub(" ", asked))))
-    asked = _POSITION_OF.sub(r"\1", asked)
     said_when = _SAID_WHEN.sub(" ", asked)
-    if said_when != asked and period_labels(set(_tokens(said_when))):
+    left = period_labels(set(_tokens(said_when)))
+    if said_when != asked and left and (any(label.isdigit() for label in left)
+                                        or not any(label.isdigit() for label in period_labels(set(_tokens(asked))))):
         asked = said_when
     # Who and when are settled by retrieval (the company's documents) and checked below (the period): a
     # transcript rarely names its own company or restates the quarter in the sentence that answers.
@@ -663,7 +670,9 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
                 if _named_words(ticker, named_in_turns)}
     # "FPL, NextEra Energy's Florida utility, ...": the description says who FPL is; the answer names FPL only.
     for described in _DESCRIBED.finditer(asked):
-        ignored |= _terms(described.group(1))
+        terms = _terms(described.group(1))
+        if not (period_labels(_terms(described.group(0).split(",")[0])) or period_labels(terms) or terms & _METRICS):
+            ignored |= terms
     list_head = _LIST_HEAD.match(asked) if is_list_question(asked) else None
     if list_head:  # "which utilities ...": the category describes the companies, not the sentence
         ignored |= _terms(list_head.group(1))
@@ -721,9 +730,10 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     if not focus or not candidates:
         return NOT_FOUND
     share_asked = bool(_SHARE_ASKED.search(asked))
-    unit_asked = bool(_UNIT_WORD.search(form) or named_unit)
+    unit_asked = bool(_UNIT_WORD.search(_PER_UNIT.sub(" ", form)))
     explain_asked = bool(_EXPLAIN_ASKED.search(asked))
     basis_asked = bool(_ON_A_BASIS.search(named_in_turns))
+    adjusted_asked = bool(_ADJUSTED.search(named_in_turns))
     next_period = _NEXT_PERIOD.search(asked)
     ahead = focus & _NEXT if next_period else set()
     # After a question about Q3, "next quarter" is Q4: then only a sentence about Q4 says it.
@@ -759,18 +769,21 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     # Questions about a metric, or "how much/many", are answered by a sentence with a number in it.
     # So is "what was <anything> in <a period>" ("What was Tecnoglass' backlog at the end of Q3?").
     quantity = bool(_QUANTITY.search(form)
-                    or (focus & _METRICS and (comparing or re.match(r"\s*(what|how|compare)\b", form, re.I))
-                        and not _SAID.match(form))
+                    or (focus & _METRICS and not _SAID.match(form) and (
+                        re.match(r"\s*(what|how|compare)\b", form, re.I) or (ranks_sides and not explain_asked)))
                     or (periods and re.match(r"\s*what (?:was|were|is|are)\b", form, re.I))
                     or ((periods or focus & _METRICS) and _HOW_CHANGED.match(form)))
     required = focus & _REQUIRED - implied
     # What an amount of money was ("What was revenue?"), not how it changed: answered by a sentence stating one.
     # Comparable (same-store) sales are a change by definition.
-    asks_amount = (bool(re.match(r"\s*(?:what|compare)\b", asked, re.I)) and bool(focus & _AMOUNTS)
+    asks_amount = ((comparing or bool(re.match(r"\s*what\b", asked, re.I))) and bool(focus & _AMOUNTS)
                    and not focus & (_MARGIN | _CHANGES | _COMPS) and not {"same", "store"} <= focus
                    and not _QUANTITY.search(asked))
     # "What did X say about <topic>": the topic's most specific term must be in the sentence.
-    weight = {t: math.log(1 + total / (1 + sum(t in c.terms for c in candidates))) * (0.5 if t in implied else 1)
+    # "Cash position": the cash held, which a sentence may state without the word ("We ended the quarter with $43.7
+    # million in cash"); one that says "cash position" fits better still.
+    light = implied | (_terms("position") if _POSITION_OF.search(asked) else set())
+    weight = {t: math.log(1 + total / (1 + sum(t in c.terms for c in candidates))) * (LIGHT if t in light else 1)
               for t in focus}
     if about:
         topic = focus_terms(_TOPIC_END.sub("", about.group(1))) & set(weight)
@@ -802,7 +815,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         if focus & _METRICS & c.terms and (_part_of(c.text, focus & _METRICS, focus | ignored)
                                            or (not unit_asked and _OF_A_UNIT.search(c.text))):
             c.coverage *= 0.85  # "What was revenue?": "net advertising revenues were..." is one part of it
-        elif focus & _METRICS & c.terms and not basis_asked and _leads_with_basis(c.text):
+        elif focus & _METRICS & c.terms and not basis_asked and _leads_with_basis(c.text, adjusted_asked):
             c.coverage *= 0.9  # "What was revenue?": the reported figure, before an organic or pro forma one
         if focus & _OWNERS & c.terms and c.owners and all(o is not None and o not in focus for o in c.owners):
             c.coverage *= 0.8  # it names the metric asked about, but every figure it gives is another metric's
@@ -913,11 +926,13 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
                        for c in chosen), *(f"{name}: not found in the indexed documents." for name in missing_sides)])
 
 
-def _leads_with_basis(text: str) -> bool:
+def _leads_with_basis(text: str, adjusted_asked: bool) -> bool:
     """Whether a sentence states its figures on another basis than the reported one ("On an organic basis, total
-    revenues decreased 14.30%"; not "Revenue was $5.2 billion, up 8%, or 6% organically")."""
+    revenues decreased 14.30%"; not "Revenue was $5.2 billion, up 8%, or 6% organically"). A non-GAAP figure is
+    the one asked when the question asks for an adjusted one."""
     basis = _ON_A_BASIS.search(text)
-    return basis is not None and not _states_a_number(text[:basis.start()])
+    return basis is not None and not _states_a_number(text[:basis.start()]) \
+        and not (adjusted_asked and _ADJUSTED.match(basis.group(0)))
 
 
 def _conflict(asked: set[str], stated: set[str]) -> bool:
@@ -996,9 +1011,10 @@ _QUALIFIER = re.compile(r"\b(?:(?:in|for|at|within|across)\s+(?:(?:its|their|the
                         rf"(?:{'|'.join(_UNIT_WORDS.split())})s?|(?:in|within|across)\s+(?:the\s+)?"
                         r"[A-Z][\w&.-]*(?:\s+(?:and\s+)?[A-Z][\w&.-]*)*)\b")
 _UNIT_WORD = re.compile(rf"\b(?:{'|'.join(_UNIT_WORDS.split())})s?\b", re.I)
+_PER_UNIT = re.compile(r"\bper\s+units?\b", re.I)  # "revenue per unit" names no business unit
 # A segment's or division's figure is one part of the company's ("This business is a component of the consumables
-# segment and had net sales of...").
-_OF_A_UNIT = re.compile(r"\b(?:segments?|divisions?)\b", re.I)
+# segment and had net sales of..."); "with growth in all three segments" speaks of the whole.
+_OF_A_UNIT = re.compile(r"\b(?:the|our|its|their|this|that)\s+(?:[\w&'’-]+\s+){0,3}?(?:segment|division)\b(?!s)", re.I)
 _TOPIC_POINTER = re.compile(r"\b(?:it|that|this|those|these)\b", re.I)
 # What a follow-up naming a new topic still takes from the earlier question: whether it asked for an outlook, a
 # change or the next period (besides who and when).
