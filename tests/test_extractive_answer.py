@@ -221,6 +221,28 @@ from rag.providers.extractive import NOT_FOUND, answer
         ["This business is a component of the consumables segment and had net sales of approximately 44 million.",
          "Second quarter revenues were $491 million, down 50% on an organic basis."],
         "$491 million", "Dentsply Sirona", id="a-segments-sales-are-part-of-the-revenue-asked"),
+    pytest.param(
+        "What did Nexstar post for distribution revenue in Q2 2020?",
+        ["Second quarter direct operating expenses, were approximately 414 million, a partial offset to our rising "
+         "distribution revenue.",
+         "Distribution revenue rose 71% in the second quarter, to 536.5 million."],
+        "536.5 million", "Nexstar Media Group", id="a-cost-opening-a-sentence-owns-its-figure"),
+    pytest.param(
+        "What did Nexstar post for distribution revenue in Q2 2020?",
+        ["Distribution revenue, one of two legs to the stool, has been strong in the second quarter.",
+         "Distribution revenue rose 71% in the second quarter, to 536.5 million."],
+        "536.5 million", "Nexstar Media Group", id="an-amount-of-money-asked-is-no-count-of-legs"),
+    pytest.param(
+        "SiTime Q4 2020 revenue outlook?",
+        ["We anticipate that continued strength in the fourth quarter will allow SiTime to set another quarterly "
+         "revenue record.",
+         "We expect fourth quarter revenue will be up 10 to 15% sequentially."],
+        "10 to 15%", "SiTime", id="a-metric-asked-without-a-question-word-asks-its-figure"),
+    pytest.param(
+        "What pushed ZAGG's gross margin down in Q3 2020?",
+        ["Q3 gross margin declined year-over-year, to 33% of net sales.",
+         "Gross margin declined as the tariff benefit was offset by higher expedited airfreight rates."],
+        "airfreight", "ZAGG", id="what-pushed-asks-why-and-offset-by-answers"),
     # The rules above, where they must not fire (found by a review of the change).
     pytest.param(
         "What did Lands' End say its third-quarter net revenue was?",

@@ -78,6 +78,9 @@ _COMPS = frozenset(tokenize("comps"))  # "same-store" is two terms, "same" and "
 # A figure that is a rate or a change: "26%", "4.5 percent", "80 basis points", "3.5 points", "2.1 times".
 _RATE = re.compile(r"\d(?:[\d.,]*\d)?\s?(%|percent(?:age points?)?\b|per cent\b|(?:basis )?points?\b|bps\b|pts\b|"
                    r"times\b|x\b)?", re.I)
+# An amount of money: a currency, a scale or a unit price ("$4.2", "536.5 million", "66 cents", "1.12 per share").
+_AMOUNT_STATED = re.compile(r"[$€£¥]\s?\d|\b(?:million|billion|trillion)\b|"
+                            r"\d\s*(?:thousand|mn|bn|cents?|pence|pesewas|per share)\b", re.I)
 # "How did GE's orders change in the first quarter?" asks by how much.
 _HOW_CHANGED = re.compile(r"\s*how (?:did|does|do|has|have|will)\b[^?]*(?<!\bthe)(?<!\ba)(?<!\bin)(?<!\bof)(?<!\bto)"
                           r"\s(?:change|grow|increase|decrease|decline|rise|fall|drop|move|develop|evolve)\b", re.I)
@@ -204,14 +207,15 @@ _NEXT = _folded("next")
 # trailing 12 months" does not answer a question about Q3 sales, even in a Q3 call).
 _TRAILING = re.compile(r"\b(?:trailing|last|past)\s+(?:twelve|12)[\s-]+months?\b|\b(?:ttm|ltm)\b", re.I)
 # Questions asking for a reason, sentences that give one, and a speaker restating what analysts ask.
-_EXPLAIN_ASKED = re.compile(r"\bwhy\b|\bwhat (?:drove|drives|caused|causes|explains|explained|led to|prompted)\b|"
+_EXPLAIN_ASKED = re.compile(r"\bwhy\b|\bwhat (?:drove|drives|caused|causes|explains|explained|led to|prompted|pushed|"
+                            r"pulled|weighed on|hurt|helped|boosted|lifted|dragged)\b|"
                             r"^\W*(?:and\s+)?(?:the\s+|their\s+)?(?:main\s+|key\s+|primary\s+|biggest\s+)?"
                             r"(?:drivers?|reasons?|causes?)\W*$|"
                             r"\bwhat (?:is|was|are|were) (?:driving|behind|causing)\b|"
                             r"\b(?:reasons?|drivers?|causes?) (?:for|of|behind)\b", re.I)
 _EXPLAINS = re.compile(r"\b(?:because|due to|driven by|as a result of|result(?:ing|ed)? from|owing to|thanks to|"
                        r"reflect(?:s|ed|ing)?|attributable to|caused by|led by|"
-                       r"(?:primarily|mainly|largely) (?:by|from|on))\b", re.I)
+                       r"offset by|(?:primarily|mainly|largely|mostly|partly|partially) (?:by|from|on))\b", re.I)
 _ANNOUNCES = re.compile(r"\b(?:two|three|four|several|a few|a couple of|a number of|the main|the key)\s+(?:\w+\s+)?"
                         r"(?:reasons?|factors?|drivers?|things)\b", re.I)
 _ASKED_ABOUT = re.compile(r"\b(?:we(?:'ve| have)? been asked|(?:we|i) (?:often |frequently )?(?:get|got) asked|"
@@ -585,9 +589,10 @@ def _owners(clauses: list[list[str]]) -> list[str | None]:
     any: in "...mix of revenues, we're raising our adjusted EBITDA outlook to 140 to 145 million" both figures are
     EBITDA's. A metric stated as a share of sales is a margin ("gross profit as a percentage of net sales ... 33%"),
     so much per share is EPS (but a dividend's), and a figure no metric precedes is the one of the change it opens
-    ("a 32 million drop in revenue"). A cost named in a clause of no figure owns nothing after it: "net income,
-    despite elevated costs, was $12 million" states net income. `clauses`: the sentence's clauses (_CLAUSE), each
-    as _tokens."""
+    ("a 32 million drop in revenue"). A cost named in a clause of no figure after a metric owns nothing after it:
+    "net income, despite elevated costs, was $12 million" states net income; but in "Direct operating expenses, were
+    approximately 414 million" the cost opens the sentence and owns its figure. `clauses`: the sentence's clauses
+    (_CLAUSE), each as _tokens."""
     owner, owners = None, []
     for tokens in clauses:
         before, figures = owner, len(owners)
@@ -600,7 +605,7 @@ def _owners(clauses: list[list[str]]) -> list[str | None]:
                 per_share = tokens[i + 1:i + 3] == ["per", "share"] or tokens[i + 1:i + 4] == ["per", "dilut", "share"]
                 owners.append(_EPS_TERM if per_share and owner not in _DIVIDENDS
                               else owner if owner is not None else _opened(tokens[i + 1:i + 6]))
-        if len(owners) == figures and owner in _COSTS:
+        if len(owners) == figures and owner in _COSTS and before is not None:
             owner = before
     return owners
 
@@ -769,8 +774,10 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     # Questions about a metric, or "how much/many", are answered by a sentence with a number in it.
     # So is "what was <anything> in <a period>" ("What was Tecnoglass' backlog at the end of Q3?").
     quantity = bool(_QUANTITY.search(form)
-                    or (focus & _METRICS and not _SAID.match(form) and (
-                        re.match(r"\s*(what|how|compare)\b", form, re.I) or (ranks_sides and not explain_asked)))
+                    or (focus & _METRICS and not _SAID.match(form) and not explain_asked and (
+                        re.match(r"\s*(what|how|compare)\b", form, re.I) or ranks_sides
+                        # "SiTime Q4 2020 revenue outlook?": a metric, and no question word, asks for its figure
+                        or not _OWN_QUESTION.search(form)))
                     or (periods and re.match(r"\s*what (?:was|were|is|are)\b", form, re.I))
                     or ((periods or focus & _METRICS) and _HOW_CHANGED.match(form)))
     required = focus & _REQUIRED - implied
@@ -810,8 +817,10 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
                                                                                        for t in left_out))
         if quantity and (not _states_a_number(c.text) or _BASE_ONLY.match(c.text)):
             c.coverage *= 0.5  # "how much" is not answered by a sentence without a number (digits or words)
-        elif asks_amount and _rates_only(c.text):
-            c.coverage *= 0.8  # "what was Ferrari's revenue": "engines revenues were up about 26%" is a change
+        elif asks_amount and (_rates_only(c.text) or not _AMOUNT_STATED.search(_figures(c.text))):
+            # "what was Ferrari's revenue": "engines revenues were up about 26%" is a change, and "two legs to the
+            # stool" is no amount of money
+            c.coverage *= 0.8
         if focus & _METRICS & c.terms and (_part_of(c.text, focus & _METRICS, focus | ignored)
                                            or (not unit_asked and _OF_A_UNIT.search(c.text))):
             c.coverage *= 0.85  # "What was revenue?": "net advertising revenues were..." is one part of it
