@@ -1122,6 +1122,21 @@ def test_each_side_of_a_comparison_states_its_figure(question: str, texts: list[
     assert text == " ".join(f"{companies[n]}: {passages[n]} [{n}]" for n in expected)
 
 
+def test_what_a_company_said_about_a_topic_is_told_in_the_sentences_that_fit_alike() -> None:
+    passages = {1: "The traditional orthodontic business is a component of the technology and equipment segment.",
+                2: "As a result, we are exiting the traditional orthodontic business, which includes brackets.",
+                3: "Clear aligners remain an attractive opportunity for us."}
+    companies = dict.fromkeys(passages, "Dentsply Sirona")
+    said = answer("What did Dentsply Sirona say about its traditional orthodontics business?", passages,
+                  companies=companies)
+    assert said == f"{passages[1]} [1] {passages[2]} [2]"
+    # What was said about a figure is the sentence that states it.
+    assert answer("What did Dentsply Sirona say about its traditional orthodontics net sales?",
+                  {1: "The traditional orthodontics business had net sales of approximately 132 million.",
+                   2: "The traditional orthodontics business net sales were 35 million in the quarter."},
+                  companies=dict.fromkeys((1, 2), "Dentsply Sirona")).count("[") == 1
+
+
 def test_a_date_in_the_question_is_no_topic() -> None:
     passages = {1: "On June 30 we held our annual meeting in San Carlos, with strong attendance from investors.",
                 2: "We ended the second quarter with $43.7 million in cash and short term investments."}

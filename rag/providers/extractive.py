@@ -114,6 +114,7 @@ MIN_COSINE = 0.5
 # "position" of a cash position.
 LIGHT = 0.5
 MAX_LIST_ITEMS = 8
+SAID_ALSO_SHARE = 0.9  # "What did X say about...": a second sentence that scores this share of the best is said too
 LIST_SHARE_OF_BEST = 0.6
 LIST_ITEM_MIN_TERMS = 2
 MIN_SENTENCE_CHARS = 25
@@ -912,6 +913,11 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         missing = required - chosen[0].terms if required else set()
         missing |= {t for t in focus & _METRICS if t not in chosen[0].terms}
         extra = next((c for c in ranked[1:] if c.company == chosen[0].company and missing & c.terms), None)
+        # "What did Dentsply Sirona say about its orthodontics business?" asks for what was said, which one sentence
+        # rarely holds: the next sentence on the topic that fits about as well is said too.
+        if extra is None and about and not quantity:
+            extra = next((c for c in ranked[1:] if c.company == chosen[0].company
+                          and c.score >= SAID_ALSO_SHARE * chosen[0].score), None)
         if extra is not None:
             chosen.append(extra)
         # "Why did margin fall?": a speaker names the topic ("Consumables operating margin was -9.4%...", "we've been
