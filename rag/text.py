@@ -41,6 +41,7 @@ _PHRASES = [
     (re.compile(r"\baverage revenue per user\b"), "arpu"),
     (re.compile(r"\b(buy|bought|buying)[ -]?backs?\b"), "buyback"),
     (re.compile(r"\bearnings per share\b"), "eps"),
+    (re.compile(r"\b(?:research and development|r ?& ?d|r and d)\b"), "rnd"),
     (re.compile(r"\brepurchas\w*"), "buyback"),
     (re.compile(r"\bcash-?flows?\b"), "cash flow"),
     (re.compile(r"\b(quarter[ -]over[ -]quarter|q/q|qoq)\b"), "sequentially"),
@@ -153,7 +154,7 @@ def spelled_numbers_to_digits(text: str) -> str:
 # (rag.index.segment), since query terms folded one way never meet postings folded another. It covers tokenize
 # only: a change to what is indexed (rag.chunking.context_line, index_text) changes the vectors too, and needs
 # a re-ingest.
-TOKENIZER_VERSION = 2  # 2: e-commerce -> ecommerce
+TOKENIZER_VERSION = 3  # 2: e-commerce -> ecommerce; 3: R&D, research and development -> rnd
 
 
 def tokenize(text: str, drop_stopwords: bool = True) -> list[str]:

@@ -243,6 +243,11 @@ from rag.providers.extractive import NOT_FOUND, answer
         ["Q3 gross margin declined year-over-year, to 33% of net sales.",
          "Gross margin declined as the tariff benefit was offset by higher expedited airfreight rates."],
         "airfreight", "ZAGG", id="what-pushed-asks-why-and-offset-by-answers"),
+    pytest.param(
+        "Which spent more on R&D in Q2 2020, Affimed or Aldeyra?",
+        ["Losses have resulted from the cost of clinical trials, as our spending continued in Q2 2020.",
+         "Research and development expenses were $4.9 million for the quarter ended June 30, 2020."],
+        "$4.9 million", "Aldeyra Therapeutics", id="spending-is-an-expense-and-r-and-d-is-research-and-development"),
     # The rules above, where they must not fire (found by a review of the change).
     pytest.param(
         "What did Lands' End say its third-quarter net revenue was?",

@@ -55,6 +55,7 @@ _SYNONYM_GROUPS = [
     "decline declined fall fell decrease decreased drop dropped down lower compress compressed compression slip "
     "slipped erode eroded erosion soften softened weaken weakened",
     "profit profits earnings income",
+    "expense expenses spend spent spending",
     "margin margins",
     "receivable receivables",
     "launch launches launched",
