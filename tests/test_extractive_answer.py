@@ -248,6 +248,26 @@ from rag.providers.extractive import NOT_FOUND, answer
         ["Losses have resulted from the cost of clinical trials, as our spending continued in Q2 2020.",
          "Research and development expenses were $4.9 million for the quarter ended June 30, 2020."],
         "$4.9 million", "Aldeyra Therapeutics", id="spending-is-an-expense-and-r-and-d-is-research-and-development"),
+    pytest.param(
+        "What were REV Group's fourth-quarter sales?",
+        ["Turning to slide five, commercial segment fourth quarter sales were 91 million, a decrease of 56 million.",
+         "Fourth quarter sales of 616 million were up 6% sequentially."],
+        "616 million", "REV Group", id="a-named-segments-sales-are-part-of-the-sales-asked"),
+    pytest.param(
+        "What cash did ADTRAN hold at the end of Q3 2020?",
+        ["For the quarter, we used $7 million of cash from operations.",
+         "Unrestricted cash and marketable securities totaled $132.2 million by quarter end."],
+        "$132.2 million", "ADTRAN", id="cash-held-is-not-cash-used"),
+    pytest.param(
+        "How much cash did ADTRAN use in the third quarter?",
+        ["Unrestricted cash and marketable securities totaled $132.2 million by the end of the third quarter.",
+         "For the third quarter, we used $7 million of cash from operations."],
+        "$7 million", "ADTRAN", id="cash-used-asked-is-a-cash-flow"),
+    pytest.param(
+        "What was ADTRAN's cash from operations in the third quarter?",
+        ["With operations running at full capacity, we ended the third quarter with $132.2 million of cash.",
+         "Cash from operations was $7 million in the third quarter."],
+        "$7 million", "ADTRAN", id="a-cash-flow-asked-is-no-cash-held"),
     # The rules above, where they must not fire (found by a review of the change).
     pytest.param(
         "What did Lands' End say its third-quarter net revenue was?",
@@ -265,6 +285,11 @@ from rag.providers.extractive import NOT_FOUND, answer
         ["Third quarter revenue was $512 million, up 8%, with growth in all three segments.",
          "Revenue in the third quarter was affected by 3 fewer selling days."],
         "$512 million", "Acme", id="growth-in-all-segments-is-the-whole"),
+    pytest.param(
+        "What was Acme's revenue in the third quarter?",
+        ["Third quarter revenue was $512 million, with growth in each segment.",
+         "Third quarter revenue was affected by 3 fewer selling days, about $5 million."],
+        "$512 million", "Acme", id="growth-in-each-segment-is-the-whole"),
     pytest.param(
         "What was Acme's adjusted EPS in the third quarter?",
         ["Non-GAAP adjusted EPS for the third quarter was $1.12, up 10%.",

@@ -828,6 +828,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             c.coverage *= 0.85  # "What was revenue?": "net advertising revenues were..." is one part of it
         elif focus & _METRICS & c.terms and not basis_asked and _leads_with_basis(c.text, adjusted_asked):
             c.coverage *= 0.9  # "What was revenue?": the reported figure, before an organic or pro forma one
+        if focus & _CASH and not _CASH_MOVED.search(form) and _CASH_MOVED.search(c.text):
+            c.coverage *= 0.8  # cash held was asked: a cash flow is another metric
         if focus & _OWNERS & c.terms and c.owners and all(o is not None and o not in focus for o in c.owners):
             c.coverage *= 0.8  # it names the metric asked about, but every figure it gives is another metric's
         if _conflict(periods, c.periods):
@@ -1027,10 +1029,16 @@ _QUALIFIER = re.compile(r"\b(?:(?:in|for|at|within|across)\s+(?:(?:its|their|the
                         rf"(?:{'|'.join(_UNIT_WORDS.split())})s?|(?:in|within|across)\s+(?:the\s+)?"
                         r"[A-Z][\w&.-]*(?:\s+(?:and\s+)?[A-Z][\w&.-]*)*)\b")
 _UNIT_WORD = re.compile(rf"\b(?:{'|'.join(_UNIT_WORDS.split())})s?\b", re.I)
+# Cash that came in or went out ("we used $7 million of cash from operations") is no cash held at a date.
+_CASH_MOVED = re.compile(r"\bcash\s+(?:from|used|generated|provided|flows?|burn)\b|"
+                         r"\b(?:used|generated|burned|spent)\s+(?:\S+\s+){0,3}?(?:of|in)\s+cash\b", re.I)
+_CASH = _folded("cash")
 _PER_UNIT = re.compile(r"\bper\s+units?\b", re.I)  # "revenue per unit" names no business unit
 # A segment's or division's figure is one part of the company's ("This business is a component of the consumables
-# segment and had net sales of..."); "with growth in all three segments" speaks of the whole.
-_OF_A_UNIT = re.compile(r"\b(?:the|our|its|their|this|that)\s+(?:[\w&'’-]+\s+){0,3}?(?:segment|division)\b(?!s)", re.I)
+# segment and had net sales of...", "commercial segment fourth quarter sales were 91 million"); "with growth in all
+# three segments" or "in each segment" speaks of the whole.
+_OF_A_UNIT = re.compile(r"\b(?!(?:a|an|each|every|per|by|all|both|one|single)\b)[\w&'’-]+\s+"
+                        r"(?:segment|division)\b(?!s)", re.I)
 _TOPIC_POINTER = re.compile(r"\b(?:it|that|this|those|these)\b", re.I)
 # What a follow-up naming a new topic still takes from the earlier question: whether it asked for an outlook, a
 # change or the next period (besides who and when).
