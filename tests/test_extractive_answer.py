@@ -268,6 +268,11 @@ from rag.providers.extractive import NOT_FOUND, answer
         ["With operations running at full capacity, we ended the third quarter with $132.2 million of cash.",
          "Cash from operations was $7 million in the third quarter."],
         "$7 million", "ADTRAN", id="a-cash-flow-asked-is-no-cash-held"),
+    pytest.param(
+        "What's Embraer's delivery outlook for the full year?",
+        ["Year to date, executive aviation delivered 33 aircraft, a 50% increase.",
+         "We expect to deliver between 45 to 50 commercial aircraft in 2021."],
+        "45 to 50", "Embraer", id="a-delivery-is-what-is-delivered"),
     # The rules above, where they must not fire (found by a review of the change).
     pytest.param(
         "What did Lands' End say its third-quarter net revenue was?",

@@ -59,6 +59,7 @@ _SYNONYM_GROUPS = [
     "margin margins",
     "receivable receivables",
     "launch launches launched",
+    "deliver delivers delivered delivering delivery deliveries",
 ]
 _GROUP_OF: dict[str, str] = {}
 for _group in _SYNONYM_GROUPS:
