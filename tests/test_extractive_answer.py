@@ -296,6 +296,11 @@ from rag.providers.extractive import NOT_FOUND, answer
          "Third quarter revenue was affected by 3 fewer selling days, about $5 million."],
         "$512 million", "Acme", id="growth-in-each-segment-is-the-whole"),
     pytest.param(
+        "What revenue per unit did Acme report in the third quarter?",
+        ["Revenue per unit in our Rental segment was $1,450 in the third quarter.",
+         "Revenue per unit in the third quarter was $1,210, up 4%."],
+        "$1,210", "Acme", id="per-unit-names-no-business-unit"),
+    pytest.param(
         "What was Acme's adjusted EPS in the third quarter?",
         ["Non-GAAP adjusted EPS for the third quarter was $1.12, up 10%.",
          "Adjusted EPS in the third quarter included a tax benefit of 5 cents."],
@@ -1165,6 +1170,23 @@ def test_what_a_company_said_about_a_topic_is_told_in_the_sentences_that_fit_ali
                   {1: "The traditional orthodontics business had net sales of approximately 132 million.",
                    2: "The traditional orthodontics business net sales were 35 million in the quarter."},
                   companies=dict.fromkeys((1, 2), "Dentsply Sirona")).count("[") == 1
+
+
+def test_a_metric_between_commas_is_asked_not_a_description() -> None:
+    passages = {1: "Adjusted EBITDA was $95 million in the third quarter.",
+                2: "Gross margin in the third quarter expanded 670 basis points to 59.1%.",
+                3: "Net income in the third quarter was $60 million."}
+    text = answer("What were YETI's EBITDA, the gross margin, and net income in the third quarter?", passages,
+                  companies=dict.fromkeys(passages, "YETI"))
+    assert "59.1%" in text, text
+
+
+def test_a_period_in_a_description_is_still_asked() -> None:
+    passages = {1: "For the second quarter of 2019, FPL reported a net income of $663 million.",
+                2: "For the second quarter of 2020, FPL reported a net income of $749 million."}
+    text = answer("What second-quarter net income did FPL, NextEra Energy's Florida utility in 2020, report?",
+                  passages, companies=dict.fromkeys(passages, "NextEra Energy"))
+    assert text == f"{passages[2]} [2]"
 
 
 def test_a_date_in_the_question_is_no_topic() -> None:

@@ -679,8 +679,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     # "FPL, NextEra Energy's Florida utility, ...": the description says who FPL is; the answer names FPL only.
     for described in _DESCRIBED.finditer(asked):
         terms = _terms(described.group(1))
-        if not (period_labels(_terms(described.group(0).split(",")[0])) or period_labels(terms) or terms & _METRICS):
-            ignored |= terms
+        if not (period_labels(_terms(described.group(0).split(",")[0])) or terms & _METRICS):
+            ignored |= {t for t in terms if not PERIOD.match(t)}  # "..., its Florida utility in 2020," dates it
     list_head = _LIST_HEAD.match(asked) if is_list_question(asked) else None
     if list_head:  # "which utilities ...": the category describes the companies, not the sentence
         ignored |= _terms(list_head.group(1))
