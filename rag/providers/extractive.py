@@ -511,10 +511,12 @@ def _figures(text: str) -> str:
     return spelled_numbers_to_digits(_NOT_A_FIGURE.sub(" ", text).lower())
 
 
-def _rates_only(text: str) -> bool:
-    """Whether every figure a sentence states is a rate or a change (and it states one)."""
-    units = [m.group(1) for m in _RATE.finditer(_figures(text))]
-    return bool(units) and all(units)
+def _states_no_amount(text: str) -> bool:
+    """Whether a sentence states no amount of money: every figure it gives is a rate or a change ("engines revenues
+    were up about 26%"), or none has a currency, a scale or a unit price ("two legs to the stool")."""
+    figures = _figures(text)
+    units = [m.group(1) for m in _RATE.finditer(figures)]
+    return (bool(units) and all(units)) or not _AMOUNT_STATED.search(figures)
 
 
 def _states_a_number(text: str) -> bool:
@@ -739,6 +741,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         return NOT_FOUND
     share_asked = bool(_SHARE_ASKED.search(asked))
     unit_asked = bool(_UNIT_WORD.search(_PER_UNIT.sub(" ", form)))
+    cash_held = bool(focus & _CASH) and not _CASH_MOVED.search(form)
     explain_asked = bool(_EXPLAIN_ASKED.search(asked))
     basis_asked = bool(_ON_A_BASIS.search(named_in_turns))
     adjusted_asked = bool(_ADJUSTED.search(named_in_turns))
@@ -820,16 +823,14 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
                                                                                        for t in left_out))
         if quantity and (not _states_a_number(c.text) or _BASE_ONLY.match(c.text)):
             c.coverage *= 0.5  # "how much" is not answered by a sentence without a number (digits or words)
-        elif asks_amount and (_rates_only(c.text) or not _AMOUNT_STATED.search(_figures(c.text))):
-            # "what was Ferrari's revenue": "engines revenues were up about 26%" is a change, and "two legs to the
-            # stool" is no amount of money
-            c.coverage *= 0.8
+        elif asks_amount and _states_no_amount(c.text):
+            c.coverage *= 0.8  # "what was Ferrari's revenue" is answered by an amount of money
         if focus & _METRICS & c.terms and (_part_of(c.text, focus & _METRICS, focus | ignored)
                                            or (not unit_asked and _OF_A_UNIT.search(c.text))):
             c.coverage *= 0.85  # "What was revenue?": "net advertising revenues were..." is one part of it
         elif focus & _METRICS & c.terms and not basis_asked and _leads_with_basis(c.text, adjusted_asked):
             c.coverage *= 0.9  # "What was revenue?": the reported figure, before an organic or pro forma one
-        if focus & _CASH and not _CASH_MOVED.search(form) and _CASH_MOVED.search(c.text):
+        if cash_held and _CASH_MOVED.search(c.text):
             c.coverage *= 0.8  # cash held was asked: a cash flow is another metric
         if focus & _OWNERS & c.terms and c.owners and all(o is not None and o not in focus for o in c.owners):
             c.coverage *= 0.8  # it names the metric asked about, but every figure it gives is another metric's
