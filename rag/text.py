@@ -46,6 +46,14 @@ _PHRASES = [
     (re.compile(r"\bcash-?flows?\b"), "cash flow"),
     (re.compile(r"\b(quarter[ -]over[ -]quarter|q/q|qoq)\b"), "sequentially"),
     (re.compile(r"\be-(?=commerce|mail|bike|scooter)"), "e"),  # "e-commerce" and "eCommerce" meet
+    # An analyst's shorthand, written out as calls say it: "GM up 130 bps YoY" meets "improved 130 basis points
+    # year over year", "top line" the revenue, "FCF" the free cash flow.
+    (re.compile(r"\bbps\b"), "basis points"),
+    (re.compile(r"\b(?:yoy|y/y|year[ -]on[ -]year)\b"), "year over year"),
+    (re.compile(r"\btop[ -]line\b"), "revenue"),
+    (re.compile(r"\bbottom[ -]line\b"), "net income"),
+    (re.compile(r"\bfcf\b"), "free cash flow"),
+    (re.compile(r"\bopex\b"), "operating expenses"),
 ]
 
 
@@ -154,7 +162,7 @@ def spelled_numbers_to_digits(text: str) -> str:
 # (rag.index.segment), since query terms folded one way never meet postings folded another. It covers tokenize
 # only: a change to what is indexed (rag.chunking.context_line, index_text) changes the vectors too, and needs
 # a re-ingest.
-TOKENIZER_VERSION = 3  # 2: e-commerce -> ecommerce; 3: R&D, research and development -> rnd
+TOKENIZER_VERSION = 4  # 2: e-commerce -> ecommerce; 3: R&D, research and development -> rnd; 4: bps, YoY, FCF...
 
 
 def tokenize(text: str, drop_stopwords: bool = True) -> list[str]:

@@ -1205,3 +1205,61 @@ def test_the_trailing_twelve_months_are_no_quarter_even_in_that_quarters_call() 
     text = answer("What were YETI's net sales in the third quarter?", passages,
                   companies=dict.fromkeys(passages, "YETI"), titles=dict.fromkeys(passages, title))
     assert text == f"{passages[2]} [2]"
+
+
+def test_how_many_asks_for_the_count_whatever_the_verb_unless_the_verb_says_which_way() -> None:
+    passages = {1: "HepsiJet also began rolling out two main cargo handling services in the second quarter.",
+                2: "Total number of orders in the second quarter were 13.1 million, the highest to date."}
+    companies = dict.fromkeys(passages, "Hepsiburada")
+    assert answer("How many orders did Hepsiburada handle in Q2 2021?", passages,
+                  companies=companies) == f"{passages[2]} [2]"
+    # Closing stores is not what the number of stores says.
+    stores = {1: "We ended the quarter with a total of 1,263 stores across our footprint.",
+              2: "During the quarter we closed 12 underperforming stores and opened four."}
+    assert answer("How many stores did Monro close in the quarter?", stores,
+                  companies=dict.fromkeys(stores, "Monro")) == f"{stores[2]} [2]"
+
+
+@pytest.mark.parametrize("question", [
+    "Quick one: GCP's gross margin in Q2 2020 and the basis-point improvement?",
+    "Remind me of GCP's gross margin improvement in Q2 2020.",
+    "Tell me about GCP's gross margin improvement in Q2 2020.",
+    "I'd like GCP's gross margin improvement for Q2 2020.",
+    "Contrast GCP's gross margin improvement in Q2 2020 with its headline target.",
+])
+def test_how_a_chat_opens_a_request_is_no_topic(question: str) -> None:
+    passages = {1: "GCP's gross margin improved 130 basis points in the second quarter to 39.1%.",
+                2: "We remain focused on our long-term goals and on serving our customers."}
+    assert answer(question, passages, companies=dict.fromkeys(passages, "GCP Applied Technologies")) == \
+        f"{passages[1]} [1]"
+
+
+@pytest.mark.parametrize("question", ["Quick one: Hepsiburada's GMV in Q2 2021?",
+                                      "Remind me of Hepsiburada's GMV in Q2 2021.",
+                                      "I'd like Hepsiburada's GMV for Q2 2021."])
+def test_a_chat_opening_does_not_outweigh_a_one_word_topic(question: str) -> None:
+    passages = {1: "Our GMV grew by 38.4% in Q2 21, reaching 5.9 billion Turkish lira.",
+                2: "We remain focused on our long-term goals and on serving our customers."}
+    assert answer(question, passages, companies=dict.fromkeys(passages, "Hepsiburada")) == f"{passages[1]} [1]"
+
+
+def test_where_a_figure_landed_asks_for_the_figure() -> None:
+    passages = {1: "2021 Q1 Group and bank NIM posted 1.82% and 1.56%, respectively.",
+                2: "We landed several new corporate mandates in the quarter, and loan growth continued."}
+    text = answer("Where did group NIM land? (context: What net profit did KB Financial Group report for Q1 2021?)",
+                  passages, companies=dict.fromkeys(passages, "KB Financial Group"))
+    assert text == f"{passages[1]} [1]"
+
+
+def test_the_kind_of_company_compared_is_no_topic_and_an_accent_does_not_hide_a_name() -> None:
+    passages = {1: "As of June 30, 2020, cash, cash equivalents and marketable securities were $66.2 million.",
+                2: "Cash and cash equivalents totaled EUR 92.6 million as of June 30, 2020."}
+    companies = {1: "Aldeyra Therapeutics", 2: "Affimed"}
+    text = answer("Which biotech had more cash at June 30, 2020 - Aldeyra or Affimed? Give both figures.", passages,
+                  companies=companies)
+    assert "66.2 million" in text and "92.6 million" in text, text
+    risk = {1: "Cost of risk for the quarter stood at 3.1%, a 44 basis point year on year increase.",
+            2: "Cost of risk in Chile reached 0.5% in the quarter, the lowest in years."}
+    text = answer("Which bank ran the richer cost of risk: Santander México in Q2 2020 or Itaú CorpBanca in Q1 2021?",
+                  risk, companies={1: "Santander Mexico", 2: "Itau CorpBanca"})
+    assert "3.1%" in text and "0.5%" in text, text

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -40,7 +41,8 @@ _FILLER = frozenset(tokenize(
     provide show know large big size stock quarter year period last main biggest primary most discuss discussed
     talk talked call calls comment commented describe described compare comparison versus both each fiscal
     hold held change changed cite cited highlight highlighted flag flagged identify identified more notable
-    noteworthy because post posted achieve achieved""",
+    noteworthy because post posted achieve achieved headline contrast already almost explanation include included
+    including against through tracking ran""",
     drop_stopwords=False,
 ))
 
@@ -86,8 +88,19 @@ _AMOUNT_STATED = re.compile(r"[$€£¥]\s?\d|\b(?:million|billion|trillion)\b|"
 # "How did GE's orders change in the first quarter?" asks by how much.
 _HOW_CHANGED = re.compile(r"\s*how (?:did|does|do|has|have|will)\b[^?]*(?<!\bthe)(?<!\ba)(?<!\bin)(?<!\bof)(?<!\bto)"
                           r"\s(?:change|grow|increase|decrease|decline|rise|fall|drop|move|develop|evolve)\b", re.I)
+# "How many orders did Hepsiburada process?": the count, whatever the verb; "Total number of orders in the second
+# quarter were 13.1 million" answers it without saying "process". Not a verb that says which way the count went
+# ("How many stores did they close?" is not answered by the number of stores).
+_HOW_MANY_DID = re.compile(r"^\s*how many ((?:[\w-]+\s+){0,2}?[\w-]+)\s+(?:did|does|do|will|has|have|had)\b(.*)$",
+                           re.I | re.S)
+_DIRECTIONAL = frozenset(tokenize(
+    "open opened close closed add added lose lost gain gained cut hire hired fire lay laid acquire acquired sell sold "
+    "buy bought divest divested repurchase repurchased retire retired exit exited launch launched cancel churn "
+    "shed remove removed reduce reduced increase increased grow grew"))
+_NUMBER_OF = re.compile(r"\b(?:number|total) of ((?:[\w-]+\s+){0,2}[\w-]+)", re.I)
 _QUANTITY = re.compile(r"\bhow (much|many|large|big|high|fast)\b|\b(amount|size|percentage|share of)\b", re.I)
-_METRICS = _folded("revenue rpo margin arpu eps buyback guidance ebitda ebit income profit cash dividend capex debt")
+_METRICS = _folded("revenue rpo margin arpu eps buyback guidance ebitda ebit income profit cash dividend capex debt "
+                   "nim")
 # Comparable (same-store) sales are not among them: they are a like-for-like part of sales.
 _WHOLE = _folded("total net group consolidated overall reported gaap adjusted quarterly annual full year record "
                  "organic core strong solid thousand million billion trillion dollars euros",
@@ -104,7 +117,7 @@ _WHAT_ABOUT = re.compile(r"^\W*(?:and\s+)?(?:what|how)\s+about\b", re.I)
 # (acronyms such as GAAP or EPS name no one).
 _NAMED = re.compile(r"(?<=\s)[A-Z][a-z]|\b[A-Z]{2,}['’]s?(?!\w)")
 _COMPARATIVE = re.compile(r"(?<![\w-])(?:higher|lower|more|less|bigger|smaller|larger|greater|steeper|sharper|better|"
-                          r"worse|stronger|weaker|faster|slower|quicker)(?![\w-])", re.I)
+                          r"worse|stronger|weaker|faster|slower|quicker|richer)(?![\w-])", re.I)
 _OWN_QUESTION = re.compile(r"\b(?:what|how|why|which|who|whom|whose|when|where|did|does|do|is|are|was|were|has|have|"
                            r"had|can|could|will|would|should|compare|list|name|tell|give|describe|show)\b", re.I)
 _ANAPHORA = frozenset("that this it its those these they them their there same".split())
@@ -172,6 +185,12 @@ _DIVIDENDS = _folded("dividend")
 _SPEAKER = re.compile(r"^\s*Speaker \d+:\s*")
 _NEGATION = frozenset("no not never without nor none".split())
 _LIST_HEAD = re.compile(r"^\s*(?:which|what)\s+(\w+)", re.I)
+# "Which biotech had more cash, Aldeyra or Affimed?": the category of the companies compared.
+_WHICH_KIND = re.compile(r"^\s*which\s+(\w+)\s+(?=(?:had|has|have|was|were|is|are|did|does|do|posted|reported|saw|ran|"
+                         r"delivered|earned|made|generated|grew)\b)", re.I)
+# "Where did group NIM land?", "Where did the backlog end Q4?": where a figure came to rest is the figure.
+_CAME_TO = re.compile(r"^(\s*where\s+(?:did|does|do|will|is|are|was|were)\b.*?)\b(?:land(?:ed)?|end(?:ed)?(?:\s+up)?|"
+                      r"finish(?:ed)?|settle[d]?|come\s+in|came\s+in)\b", re.I)
 _CONTEXT = re.compile(r"\s*\(context: (.*)\)\s*$", re.S)
 # "What did Embraer say was notable about its net result?" asks for a statement, not for a figure of the metric.
 _SAID = re.compile(r"\s*what did\b[^?]*?\bsay\s+(?:was|were|is|are)\s+(?:[a-z]+\s+){1,2}about\b", re.I)
@@ -232,6 +251,11 @@ _INTRODUCES = re.compile(r"^\W*(?:(?:now|so|next|and),?\s+)?(?:(?:(?:I|we)['’]
 # "And what about gross margin?", "So how much...": the conjunction joins the question to the conversation; the
 # question's own form (what, how, compare) comes after it.
 _LEADING_CONJUNCTION = re.compile(r"^\s*(?:and|so|also|ok(?:ay)?)\b[\s,]*", re.I)
+# How a chat opens a request, not what it asks: "Quick one: GCP's gross margin in Q2?", "Remind me of the price...",
+# "Tell me about Clipper Realty's buybacks", "I'd like PointsBet's U.S. handle".
+_OPENER = re.compile(r"^\s*(?:quick (?:one|question)\s*[:,-]?|(?:(?:can|could) you\s+)?(?:remind|tell|give) me"
+                     r"(?:\s+(?:of|about))?\b|i'?d like(?: to (?:know|see|hear))?(?:\s+about)?\b|"
+                     r"i (?:want|need)(?: to know)?\b|please\b)[\s,:]*", re.I)
 # "The December 2021 quarter": a month that dates a quarter or a year is a period, not a topic ("traffic in April
 # 2021" asks about April).
 _MONTH_OF_PERIOD = re.compile(rf"\b(?:{'|'.join(MONTHS)})\b(?=\s+(?:\d{{4}}\s+)?(?:quarter|half|year)\b)", re.I)
@@ -640,7 +664,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     sentence is labelled with its company."""
     companies = companies or {}
     context_match = _CONTEXT.search(question)
-    asked = _LEADING_CONJUNCTION.sub("", question[:context_match.start()] if context_match else question)
+    asked = _OPENER.sub("", _LEADING_CONJUNCTION.sub("", question[:context_match.start()] if context_match
+                                                     else question))
     # "And free cash flow?" after "What revenue does Embraer expect for 2021?" asks what the earlier question asked
     # (an outlook, a figure) of another topic: a follow-up that is no question of its own takes the earlier form.
     bare = context_match is not None and (bool(_WHAT_ABOUT.match(asked)) or not _OWN_QUESTION.search(asked)) \
@@ -666,6 +691,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     measured = bool(MEASURED_AGAINST.search(form)) and not _outlook_in(MEASURED_AGAINST.sub(" ", form))
     wants_outlook = not measured and (_outlook_in(form) or bool(_NEXT_PERIOD.search(form)))
     asked = _INTENT.sub(" ", _MONTH_OF_PERIOD.sub(" ", _END_OF.sub(" ", _ENDED.sub(" ", asked))))
+    asked = _CAME_TO.sub(r"\1", asked)
     said_when = _SAID_WHEN.sub(" ", asked)
     left = period_labels(set(_tokens(said_when)))
     if said_when != asked and left and (any(label.isdigit() for label in left)
@@ -684,8 +710,10 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         if not (period_labels(_terms(described.group(0).split(",")[0])) or terms & _METRICS):
             ignored |= {t for t in terms if not PERIOD.match(t)}  # "..., its Florida utility in 2020," dates it
     list_head = _LIST_HEAD.match(asked) if is_list_question(asked) else None
-    if list_head:  # "which utilities ...": the category describes the companies, not the sentence
-        ignored |= _terms(list_head.group(1))
+    # "which utilities ...", "which biotech had more...": the category describes the companies, not the sentence
+    kind_of = list_head or (_WHICH_KIND.match(asked) if comparing else None)
+    if kind_of:
+        ignored |= _terms(kind_of.group(1))
     focus = focus_terms(asked) - ignored
     # "The SBM segment": its name says which; "SBM sales totaled 80.5 million" need not say "segment".
     named_unit = _NAMED_UNIT.search(asked)
@@ -776,6 +804,14 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     codes = {t for t in focus if re.search(r"[a-z]", t) and re.search(r"\d", t)}
     if any(not any(code in c.terms for c in candidates) for code in codes):
         return NOT_FOUND
+    counted = _HOW_MANY_DID.match(asked)
+    # The question's verb, implied by a sentence that states the number of the counted thing.
+    tallied = (focus_terms(counted.group(2)) & focus) - _terms(counted.group(1)) if counted else set()
+    if tallied and not tallied & _DIRECTIONAL:
+        things = _terms(counted.group(1)) & focus
+        for c in candidates:
+            if any(_terms(phrase) & things for phrase in _NUMBER_OF.findall(c.text)):
+                c.terms |= tallied
     total = len(candidates)
     # Questions about a metric, or "how much/many", are answered by a sentence with a number in it.
     # So is "what was <anything> in <a period>" ("What was Tecnoglass' backlog at the end of Q3?").
@@ -975,7 +1011,9 @@ def _uniform_case(question: str) -> bool:
 
 
 def _bare(word: str) -> str:
-    return re.sub(r"(?:['’]s?|\.)$", "", word)
+    """A name's word without possessive, final period or accents: "Itaú" asks about "Itau CorpBanca"."""
+    word = unicodedata.normalize("NFKD", re.sub(r"(?:['’]s?|\.)$", "", word))
+    return "".join(ch for ch in word if not unicodedata.combining(ch))
 
 
 def _named_words(name: str, question: str) -> set[str]:
