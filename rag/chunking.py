@@ -37,11 +37,35 @@ def index_text(context: str, chunk_text: str) -> str:
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"”’)\]]?\s+(?=[A-Z0-9\"“(\[•$])|\n+")
 
 
+# A title's period ends no sentence ("Mr. Kim", "Dr. Reddy"); an initialism's ("U.S.", "J.P.") ends one only when
+# the next word opens a sentence: "the U.S. Consumer Product Safety Commission" is one name, "in the U.S. And..." two.
+_TITLE = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|St|Prof)\.$")
+_INITIALISM = re.compile(r"\b(?:[A-Z]\.){2,}$")
+_OPENS_SENTENCE = frozenset(
+    "A All Also An And As At But By During First For Going However I If In It Its Let Looking Moving Now On Our "
+    "Overall So That The Their Then There These They This Those Thank Thanks To Turning We What When While With "
+    "Yes You".split())
+
+
+def _ends_sentence(text: str, match: re.Match[str]) -> bool:
+    if match.group().startswith("\n"):
+        return True
+    before = text[max(0, match.start() - 12):match.start()]
+    if _TITLE.search(before):
+        return False
+    if _INITIALISM.search(before):
+        following = text[match.end():match.end() + 30].split(maxsplit=1)
+        return bool(following) and following[0].strip("\"“,") in _OPENS_SENTENCE
+    return True
+
+
 def split_sentences(text: str) -> list[tuple[int, int]]:
     """Spans (start, end) of sentences, stripped of surrounding whitespace."""
     spans: list[tuple[int, int]] = []
     pos = 0
     for match in _SENTENCE_END.finditer(text):
+        if not _ends_sentence(text, match):
+            continue
         _add_stripped(text, pos, match.start() if match.group().startswith("\n") else match.end(), spans)
         pos = match.end()
     _add_stripped(text, pos, len(text), spans)

@@ -44,7 +44,7 @@ _PHRASES = [
     (re.compile(r"\b(?:research and development|r ?& ?d|r and d)\b"), "rnd"),
     (re.compile(r"\brepurchas\w*"), "buyback"),
     (re.compile(r"\bcash-?flows?\b"), "cash flow"),
-    (re.compile(r"\b(quarter[ -]over[ -]quarter|q/q|qoq)\b"), "sequentially"),
+    (re.compile(r"\b(quarter[ -](?:over|on)[ -]quarter|q/q|qoq)\b"), "sequentially"),
     (re.compile(r"\be-(?=commerce|mail|bike|scooter)"), "e"),  # "e-commerce" and "eCommerce" meet
     # An analyst's shorthand, written out as calls say it: "GM up 130 bps YoY" meets "improved 130 basis points
     # year over year", "top line" the revenue, "FCF" the free cash flow.
@@ -54,6 +54,8 @@ _PHRASES = [
     (re.compile(r"\bbottom[ -]line\b"), "net income"),
     (re.compile(r"\bfcf\b"), "free cash flow"),
     (re.compile(r"\bopex\b"), "operating expenses"),
+    (re.compile(r"\bgrowth rates?\b"), "growth"),  # "sequential growth rates": the growth
+    (re.compile(r"\bcovid[- ]?19\b"), "covid"),  # "COVID-19": no figure 19
 ]
 
 
@@ -162,7 +164,7 @@ def spelled_numbers_to_digits(text: str) -> str:
 # (rag.index.segment), since query terms folded one way never meet postings folded another. It covers tokenize
 # only: a change to what is indexed (rag.chunking.context_line, index_text) changes the vectors too, and needs
 # a re-ingest.
-TOKENIZER_VERSION = 4  # 2: e-commerce -> ecommerce; 3: R&D, research and development -> rnd; 4: bps, YoY, FCF...
+TOKENIZER_VERSION = 4  # 2: e-commerce -> ecommerce; 3: R&D -> rnd; 4: bps, YoY, FCF, COVID-19, quarter-on-quarter...
 
 
 def tokenize(text: str, drop_stopwords: bool = True) -> list[str]:

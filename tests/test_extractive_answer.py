@@ -1263,3 +1263,69 @@ def test_the_kind_of_company_compared_is_no_topic_and_an_accent_does_not_hide_a_
     text = answer("Which bank ran the richer cost of risk: Santander México in Q2 2020 or Itaú CorpBanca in Q1 2021?",
                   risk, companies={1: "Santander Mexico", 2: "Itau CorpBanca"})
     assert "3.1%" in text and "0.5%" in text, text
+
+
+def test_a_range_asked_is_stated_by_two_figures() -> None:
+    passages = {1: "We are forecasting total revenues to be between RMB 332.4 million and RMB 362.4 million.",
+                2: "Net advertising revenues decreased by 17% year over year in the quarter.",
+                3: "Paid services revenues were RMB 21.7 million, down from RMB 26.8 million.",
+                4: "Revenues from our mobile apps grew as a share of advertising revenues.",
+                5: "Our revenue mix continued to shift toward paid services this quarter.",
+                6: "We forecast continued pressure on advertising budgets."}
+    text = answer("What revenue range did Phoenix New Media guide for Q4 2020?", passages,
+                  companies=dict.fromkeys(passages, "Phoenix New Media"))
+    assert text == f"{passages[1]} [1]"
+
+
+@pytest.mark.parametrize("question", ["After Q3 2020, what EPS guidance did Eversource give?",
+                                      "What EPS guidance Eversource gave on its Q3 2020 call?"])
+def test_how_a_question_is_put_is_no_topic(question: str) -> None:
+    eps = {1: "We now expect 2020 earnings per share in the range of $3.60 to $3.70.",
+           2: "Earnings per share were $1.04 in the third quarter of 2020.",
+           3: "Earnings per share of the transmission segment were $0.30 in the quarter.",
+           4: "We expect storm costs to be recovered through rates."}
+    assert answer(question, eps, companies=dict.fromkeys(eps, "Eversource Energy")) == f"{eps[1]} [1]"
+
+
+def test_what_a_company_told_investors_about_a_topic_is_what_it_said() -> None:
+    passages = {1: "Our dividend will rise 10% next year, as the board decided in October.",
+                2: "We keep investors informed through regular investor meetings and calls.",
+                3: "The dividend was paid on October 1 to shareholders of record."}
+    text = answer("What did Spire tell investors about its dividend?", passages,
+                  companies=dict.fromkeys(passages, "Spire"))
+    assert text.startswith(f"{passages[1]} [1]"), text
+
+
+def test_analyst_shorthand_meets_what_calls_say() -> None:
+    passages = {1: "Handle for the quarter was 598.9 million, up 72% quarter-on-quarter.",
+                2: "Our U.S. business continued to invest in technology and marketing.",
+                3: "Handle in New Jersey led our states this quarter.",
+                4: "Our handle mix shifted toward in-play betting.",
+                5: "Our customer base grew in every state, and handle growth was broad."}
+    text = answer("What was PointsBet's U.S. handle in Q2 FY2022, with the sequential growth rates?", passages,
+                  companies=dict.fromkeys(passages, "PointsBet"))
+    assert text == f"{passages[1]} [1]"
+    cases = {1: "Only 11 of our 3,500 employees have tested positive for the coronavirus, and all but one are back.",
+             2: "Our own employee safety programs have been in place for years.",
+             3: "Employees have adapted well to working from home."}
+    assert answer("What did Spire say about COVID-19 among its own employees?", cases,
+                  companies=dict.fromkeys(cases, "Spire")).startswith(f"{cases[1]} [1]")
+
+
+def test_a_share_of_what_is_asked_is_not_what_is_asked() -> None:
+    passages = {1: "During March, Argos ONE accounted for 70%, 41% and 23% of cement dispatches of Colombia, the U.S. "
+                   "and Panama respectively.",
+                2: "Cement dispatches reached 3.6 million tons during the first quarter of 2020, decreasing 6.1%."}
+    text = answer("What were Cementos Argos' cement dispatches in the first quarter of 2020?", passages,
+                  companies=dict.fromkeys(passages, "Cementos Argos"))
+    assert text == f"{passages[2]} [2]"
+
+
+def test_in_line_with_is_no_topic() -> None:
+    passages = {1: "Sales of 200 million were 23.7% lower than last year, within the decline we expected.",
+                2: "Sales of our waterproofing product line grew in Asia.",
+                3: "Sales in North America fell on restrictions.",
+                4: "Sales to residential builders held up best."}
+    text = answer("Were GCP's second-quarter sales in line with what it expected?", passages,
+                  companies=dict.fromkeys(passages, "GCP Applied Technologies"))
+    assert text.startswith(f"{passages[1]} [1]"), text

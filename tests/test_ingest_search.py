@@ -293,3 +293,11 @@ def test_cli_ingest_search_and_bad_input(tmp_path: Path) -> None:
     assert res.returncode == 3 and "rag ingest" in res.stderr
     res = subprocess.run([*rag, "delete", "nope"], env=env, capture_output=True, text=True)
     assert res.returncode == 3 and "nope" in res.stderr
+
+
+def test_a_title_or_an_initialism_inside_a_name_ends_no_sentence() -> None:
+    text = ("We announced a voluntary recall in partnership with the U.S. Consumer Product Safety Commission. "
+            "Thank you, Mr. Kim. Sales grew in the U.S. And Europe followed.")
+    assert [text[a:b] for a, b in split_sentences(text)] == [
+        "We announced a voluntary recall in partnership with the U.S. Consumer Product Safety Commission.",
+        "Thank you, Mr. Kim.", "Sales grew in the U.S.", "And Europe followed."]

@@ -42,7 +42,7 @@ _FILLER = frozenset(tokenize(
     talk talked call calls comment commented describe described compare comparison versus both each fiscal
     hold held change changed cite cited highlight highlighted flag flagged identify identified more notable
     noteworthy because post posted achieve achieved headline contrast already almost explanation include included
-    including against through tracking ran""",
+    including against through tracking ran after gave own""",
     drop_stopwords=False,
 ))
 
@@ -62,6 +62,7 @@ _SYNONYM_GROUPS = [
     "receivable receivables",
     "launch launches launched",
     "deliver delivers delivered delivering delivery deliveries",
+    "covid coronavirus",
 ]
 _GROUP_OF: dict[str, str] = {}
 for _group in _SYNONYM_GROUPS:
@@ -184,6 +185,8 @@ _COSTS = _folded("expense cost opex")
 _DIVIDENDS = _folded("dividend")
 _SPEAKER = re.compile(r"^\s*Speaker \d+:\s*")
 _NEGATION = frozenset("no not never without nor none".split())
+# Phrases whose words are no topic: "in line with what it expected", "in terms of margins".
+_IDIOM = re.compile(r"\bin (?:line with|terms of)\b", re.I)
 _LIST_HEAD = re.compile(r"^\s*(?:which|what)\s+(\w+)", re.I)
 # "Which biotech had more cash, Aldeyra or Affimed?": the category of the companies compared.
 _WHICH_KIND = re.compile(r"^\s*which\s+(\w+)\s+(?=(?:had|has|have|was|were|is|are|did|does|do|posted|reported|saw|ran|"
@@ -194,7 +197,8 @@ _CAME_TO = re.compile(r"^(\s*where\s+(?:did|does|do|will|is|are|was|were)\b.*?)\
 _CONTEXT = re.compile(r"\s*\(context: (.*)\)\s*$", re.S)
 # "What did Embraer say was notable about its net result?" asks for a statement, not for a figure of the metric.
 _SAID = re.compile(r"\s*what did\b[^?]*?\bsay\s+(?:was|were|is|are)\s+(?:[a-z]+\s+){1,2}about\b", re.I)
-_ABOUT = re.compile(r"\b(?:say|said|says|comment(?:ed)?|discuss(?:ed)?|talk(?:ed)?|note[sd]?) about (.+)$", re.I)
+_ABOUT = re.compile(r"\b(?:say|said|says|comment(?:ed)?|discuss(?:ed)?|talk(?:ed)?|note[sd]?|"
+                    r"(?:tell|told|update[ds]?)\s+(?:investors|analysts|shareholders|the market|us)) about (.+)$", re.I)
 # An analyst asking in the middle of a sentence, stammer included ("If I look back at Halloween, I'm cu, curious if
 # you split the season apart"), or asking for colour ("if you can give a little color on that").
 _ASKING_INSIDE = re.compile(r"\b(?:i['’]?m|i am|we['’]?re|we are)\b[\w ,]{0,20}\b(?:curious|wondering)\b|"
@@ -283,6 +287,12 @@ _CLAUSE_BREAK = "clausebreakmark"  # a token no text holds, and that folding lea
 _SHARE_WORDS = "share percentage proportion portion percent"
 _SHARE_ASKED = re.compile(rf"\b(?:{'|'.join(_SHARE_WORDS.split())}) of\b", re.I)
 _SHARE_STATED = re.compile(r"\d\s?(?:%|percent) of\b", re.I)
+# "70%, 41% and 23% of cement dispatches": shares of the thing named after "of".
+_SHARE_OF = re.compile(r"\d\s?(?:%|percent)\s+of\s+((?:[\w&'-]+\s+){0,3}[\w&'-]+)", re.I)
+# "What EPS range did they guide?": a sentence stating two figures as a range states the range ("between $3.60 and
+# $3.70", "485 to 495 million", "5.4-5.7 billion").
+_RANGE_STATED = re.compile(r"\d[\d.,]*\s*(?:%|percent|[a-z]+)?\s*(?:to|and|-|–)\s*(?:[a-z]{2,3}\s?|\$|€|£)?\d", re.I)
+_RANGE = frozenset(tokenize("range ranges"))
 _SHARE_TERMS = frozenset(tokenize(_SHARE_WORDS, drop_stopwords=False))
 # A margin is a share of sales: "adjusted EBITDA ... or 27.2% of net sales" states the adjusted EBITDA margin, a
 # profit's share, and so does "gross profit as a percentage of net sales ... 33%"; "operating expenses were 18% of
@@ -543,6 +553,12 @@ def _states_no_amount(text: str) -> bool:
     return (bool(units) and all(units)) or not _AMOUNT_STATED.search(figures)
 
 
+def _shares_only(text: str) -> bool:
+    """Whether every figure a sentence gives is a percentage."""
+    units = [m.group(1) for m in _RATE.finditer(_figures(text))]
+    return bool(units) and all(u and u.lower().startswith(("%", "percent", "per cent")) for u in units)
+
+
 def _states_a_number(text: str) -> bool:
     return any(ch.isdigit() for ch in _figures(text))
 
@@ -690,7 +706,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     # with or without forward-looking words, so neither kind is penalised.
     measured = bool(MEASURED_AGAINST.search(form)) and not _outlook_in(MEASURED_AGAINST.sub(" ", form))
     wants_outlook = not measured and (_outlook_in(form) or bool(_NEXT_PERIOD.search(form)))
-    asked = _INTENT.sub(" ", _MONTH_OF_PERIOD.sub(" ", _END_OF.sub(" ", _ENDED.sub(" ", asked))))
+    asked = _INTENT.sub(" ", _MONTH_OF_PERIOD.sub(" ", _END_OF.sub(" ", _ENDED.sub(" ", _IDIOM.sub(" ", asked)))))
     asked = _CAME_TO.sub(r"\1", asked)
     said_when = _SAID_WHEN.sub(" ", asked)
     left = period_labels(set(_tokens(said_when)))
@@ -724,7 +740,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
                      if setting and not period_labels(_terms(setting.group(0))) else set())
     about = _ABOUT.search(asked)
     if about:  # "What did the CEO of Hershey say about e-commerce?": the CEO speaks, e-commerce is the topic
-        focus -= _ROLES & _terms(asked[:about.start()])
+        focus -= _ROLES & _terms(asked[:about.start()]) | _terms(asked[about.start():about.start(1)])
     # A bare follow-up ("And what about Q1?") borrows the earlier question's terms; one naming a metric ("And what
     # was EBITDA in that quarter?" after a revenue question) asks about that metric, not about revenue again.
     if context_match and len(focus) < 2 and not focus & _METRICS:
@@ -789,6 +805,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
                 c.terms |= spelled_out[acronym]
         c.terms |= {either[t] for t in c.terms & set(either)}
         c.terms |= {t for example in c.terms & set(instances) for t in instances[example]}
+        if focus & _RANGE and _RANGE_STATED.search(c.text):
+            c.terms |= focus & _RANGE
         if share_asked and _SHARE_STATED.search(c.text):
             c.terms |= focus & _SHARE_TERMS
         if _MARGIN_STATED.search(c.text) and c.terms & _EARNED:
@@ -822,6 +840,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
                         or not _OWN_QUESTION.search(form)))
                     or (periods and re.match(r"\s*what (?:was|were|is|are)\b", form, re.I))
                     or ((periods or focus & _METRICS) and _HOW_CHANGED.match(form)))
+    of_whole = quantity and not share_asked and not focus & (_MARGIN | _CHANGES)
     required = focus & _REQUIRED - implied
     # What an amount of money was ("What was revenue?"), not how it changed: answered by a sentence stating one.
     # Comparable (same-store) sales are a change by definition.
@@ -870,6 +889,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             c.coverage *= 0.8  # cash held was asked: a cash flow is another metric
         if focus & _OWNERS & c.terms and c.owners and all(o is not None and o not in focus for o in c.owners):
             c.coverage *= 0.8  # it names the metric asked about, but every figure it gives is another metric's
+        if of_whole and _shares_only(c.text) and any(_terms(m) & focus for m in _SHARE_OF.findall(c.text)):
+            c.coverage *= 0.9  # "What were cement dispatches?": "23% of cement dispatches" is a share of them
         if _conflict(periods, c.periods):
             c.coverage *= 0.5  # Q3 actuals do not answer a question about Q4 (nor 2021 about 2020, nor the TTM Q3)
         if not measured and wants_outlook != _looks_ahead(c):
