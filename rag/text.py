@@ -80,7 +80,15 @@ def _fold(token: str) -> str:
     if token.endswith("'s"):
         token = token[:-2]
     token = token.replace("'", "")
-    return token if any(ch.isdigit() for ch in token) else _stem(token)
+    if any(ch.isdigit() for ch in token):
+        return token
+    stem = _stem(token)
+    return _IRREGULAR.get(stem, stem)
+
+
+# Forms the stemmer leaves apart from their verb: "shipped" and "shipments", "pay" and "paid" meet.
+_IRREGULAR = {"shipment": "ship", "payment": "pay", "paid": "pay", "bought": "buy", "grew": "grow", "spent": "spend",
+              "sold": "sell", "rose": "rise", "fell": "fall", "lost": "lose", "held": "hold", "brought": "bring"}
 
 
 MONTHS = "january february march april may june july august september october november december".split()
@@ -164,7 +172,7 @@ def spelled_numbers_to_digits(text: str) -> str:
 # (rag.index.segment), since query terms folded one way never meet postings folded another. It covers tokenize
 # only: a change to what is indexed (rag.chunking.context_line, index_text) changes the vectors too, and needs
 # a re-ingest.
-TOKENIZER_VERSION = 4  # 2: e-commerce -> ecommerce; 3: R&D -> rnd; 4: bps, YoY, FCF, COVID-19, quarter-on-quarter...
+TOKENIZER_VERSION = 4  # 2: e-commerce -> ecommerce; 3: R&D -> rnd; 4: bps, YoY, FCF, COVID-19, shipments/ship, paid/pay...
 
 
 def tokenize(text: str, drop_stopwords: bool = True) -> list[str]:

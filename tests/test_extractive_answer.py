@@ -1329,3 +1329,23 @@ def test_in_line_with_is_no_topic() -> None:
     text = answer("Were GCP's second-quarter sales in line with what it expected?", passages,
                   companies=dict.fromkeys(passages, "GCP Applied Technologies"))
     assert text.startswith(f"{passages[1]} [1]"), text
+
+
+def test_a_calls_outlook_answers_for_the_period_after_the_calls_own() -> None:
+    passages = {1: "For advertising revenues, we are forecasting between RMB 309.6 million and RMB 334.6 million.",
+                2: "We are forecasting revenues to be between RMB 332.4 million and RMB 362.4 million."}
+    titles = dict.fromkeys(passages, "Phoenix New Media Q3 2020 earnings call")
+    companies = dict.fromkeys(passages, "Phoenix New Media")
+    # Guidance has no parts: the advertising revenues are one part of the revenue guided.
+    assert answer("What revenue did Phoenix New Media guide for Q4 2020?", passages, companies=companies,
+                  titles=titles) == f"{passages[2]} [2]"
+    # Undated, the outlook is not the Q3 call's own quarter: it answers for Q4 at full weight.
+    assert answer("What total revenue outlook did Phoenix New Media give for Q4 2020?", {2: passages[2]},
+                  companies=companies, titles=titles) == f"{passages[2]} [2]"
+
+
+def test_guidance_raised_in_a_calls_quarter_is_that_quarters_not_the_next() -> None:
+    passages = {1: "At the end of August we increased our revenue guidance for the quarter by more than 10%.",
+                2: "We expect fourth quarter revenue will be up 10 to 15% sequentially."}
+    assert answer("SiTime Q4 2020 revenue outlook?", passages, companies=dict.fromkeys(passages, "SiTime"),
+                  titles=dict.fromkeys(passages, "SiTime Q3 2020 earnings call")) == f"{passages[2]} [2]"

@@ -185,6 +185,10 @@ _COSTS = _folded("expense cost opex")
 _DIVIDENDS = _folded("dividend")
 _SPEAKER = re.compile(r"^\s*Speaker \d+:\s*")
 _NEGATION = frozenset("no not never without nor none".split())
+# A sentence saying what is to come, not what guidance was: "we are forecasting total revenues to be..." (but not "we
+# increased our revenue guidance for the quarter").
+_FORECASTS = re.compile(r"\b(?:expect(?:s|ing)?|forecast(?:s|ing)?|anticipat(?:e|es|ing)|project(?:s|ing)|guiding|"
+                        r"will|going to)\b", re.I)
 # Phrases whose words are no topic: "in line with what it expected", "in terms of margins".
 _IDIOM = re.compile(r"\bin (?:line with|terms of)\b", re.I)
 _LIST_HEAD = re.compile(r"^\s*(?:which|what)\s+(\w+)", re.I)
@@ -385,6 +389,7 @@ class Candidate:
     company: str = ""
     order: int = 0
     periods: set[str] = field(default_factory=set)
+    dated: bool = False  # the sentence states its periods (else they are its document's)
     title_terms: set[str] = field(default_factory=set)  # who/what the document is about ("Acme Q3 results")
     coverage: float = 0.0
     cosine: float = 0.0
@@ -611,9 +616,9 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
             terms = _terms(sentence, tokens) | {_initials(c) for c in _HYPHENATED.findall(sentence)}
             if _COMMITS.search(sentence):  # "committed to delivering full-year GMV of..." gives guidance
                 terms |= _GUIDANCE
-            periods = _stated_periods(sentence, tokens) or title_periods
+            stated = _stated_periods(sentence, tokens)
             out.append(Candidate(n=n, text=sentence, terms=terms, company=companies.get(n, ""), order=len(out),
-                                 periods=periods, title_terms=title_terms, pairs=_pairs(tokens),
+                                 periods=stated or title_periods, dated=bool(stated), title_terms=title_terms, pairs=_pairs(tokens),
                                  owners=_owners(clauses), position=position))
     return out
 
@@ -880,7 +885,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             c.coverage *= 0.5  # "how much" is not answered by a sentence without a number (digits or words)
         elif asks_amount and _states_no_amount(c.text):
             c.coverage *= 0.8  # "what was Ferrari's revenue" is answered by an amount of money
-        if focus & _METRICS & c.terms and (_part_of(c.text, focus & _METRICS, focus | ignored)
+        # Guidance has no parts: "advertising revenues, we are forecasting..." is still one part of revenue.
+        if focus & _METRICS & c.terms and (_part_of(c.text, focus & _METRICS - _GUIDANCE, focus | ignored)
                                            or (not unit_asked and _OF_A_UNIT.search(c.text))):
             c.coverage *= 0.85  # "What was revenue?": "net advertising revenues were..." is one part of it
         elif focus & _METRICS & c.terms and not basis_asked and _leads_with_basis(c.text, adjusted_asked):
@@ -891,7 +897,9 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             c.coverage *= 0.8  # it names the metric asked about, but every figure it gives is another metric's
         if of_whole and _shares_only(c.text) and any(_terms(m) & focus for m in _SHARE_OF.findall(c.text)):
             c.coverage *= 0.9  # "What were cement dispatches?": "23% of cement dispatches" is a share of them
-        if _conflict(periods, c.periods):
+        # A call's outlook speaks of a later period than the call's own: "we are forecasting total revenues to be
+        # between..." in the Q3 call answers "What did they guide for Q4?".
+        if _conflict(periods, c.periods) and not (wants_outlook and not c.dated and _FORECASTS.search(c.text)):
             c.coverage *= 0.5  # Q3 actuals do not answer a question about Q4 (nor 2021 about 2020, nor the TTM Q3)
         if not measured and wants_outlook != _looks_ahead(c):
             c.coverage *= 0.8  # guidance does not answer "what was", and results do not answer "what do they expect"
