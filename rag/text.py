@@ -172,7 +172,8 @@ def spelled_numbers_to_digits(text: str) -> str:
 # (rag.index.segment), since query terms folded one way never meet postings folded another. It covers tokenize
 # only: a change to what is indexed (rag.chunking.context_line, index_text) changes the vectors too, and needs
 # a re-ingest.
-TOKENIZER_VERSION = 4  # 2: e-commerce -> ecommerce; 3: R&D -> rnd; 4: bps, YoY, FCF, COVID-19, shipments/ship, paid/pay...
+# 2: e-commerce -> ecommerce; 3: R&D -> rnd; 4: bps, YoY, FCF, COVID-19, shipments/ship, paid/pay...
+TOKENIZER_VERSION = 4
 
 
 def tokenize(text: str, drop_stopwords: bool = True) -> list[str]:

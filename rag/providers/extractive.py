@@ -618,7 +618,8 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
                 terms |= _GUIDANCE
             stated = _stated_periods(sentence, tokens)
             out.append(Candidate(n=n, text=sentence, terms=terms, company=companies.get(n, ""), order=len(out),
-                                 periods=stated or title_periods, dated=bool(stated), title_terms=title_terms, pairs=_pairs(tokens),
+                                 periods=stated or title_periods, dated=bool(stated), title_terms=title_terms,
+                                 pairs=_pairs(tokens),
                                  owners=_owners(clauses), position=position))
     return out
 
