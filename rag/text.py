@@ -55,6 +55,10 @@ _PHRASES = [
     (re.compile(r"\bfcf\b"), "free cash flow"),
     (re.compile(r"\bopex\b"), "operating expenses"),
     (re.compile(r"\bgrowth rates?\b"), "growth"),  # "sequential growth rates": the growth
+    # An analyst's "1Q21", "4Q2020", "2H21": the quarter or half, then its year.
+    (re.compile(r"\b([1-4])q[ ']?(\d{2})\b"), r"q\1 20\2"),
+    (re.compile(r"\b([1-4])q[ ']?((?:19|20)\d{2})\b"), r"q\1 \2"),
+    (re.compile(r"\b([12])h[ ']?(\d{2})\b"), r"h\1 20\2"),
     (re.compile(r"\bcovid[- ]?19\b"), "covid"),  # "COVID-19": no figure 19
 ]
 

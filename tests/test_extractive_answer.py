@@ -1349,3 +1349,65 @@ def test_guidance_raised_in_a_calls_quarter_is_that_quarters_not_the_next() -> N
                 2: "We expect fourth quarter revenue will be up 10 to 15% sequentially."}
     assert answer("SiTime Q4 2020 revenue outlook?", passages, companies=dict.fromkeys(passages, "SiTime"),
                   titles=dict.fromkeys(passages, "SiTime Q3 2020 earnings call")) == f"{passages[2]} [2]"
+
+
+def test_the_main_reason_asks_why_and_no_figure() -> None:
+    passages = {1: "First quarter sales at our automotive segment decreased $18.6 million or 24%.",
+                2: "Sales fell mainly because of lower vehicle production volumes due to the chip shortage."}
+    text = answer("What was the main reason Exco Technologies' sales fell in Q1 fiscal 2022?", passages,
+                  companies=dict.fromkeys(passages, "Exco Technologies"))
+    assert text.startswith(f"{passages[2]} [2]"), text
+
+
+def test_cash_received_is_no_cash_held() -> None:
+    passages = {1: "Subsequent to June 30, 2020, $25.2 million in cash was received from at-the-market sales.",
+                2: "As of June 30, 2020, cash, cash equivalents and marketable securities were $66.2 million."}
+    assert answer("How much cash did Aldeyra have at the end of June 2020?", passages,
+                  companies=dict.fromkeys(passages, "Aldeyra Therapeutics")) == f"{passages[2]} [2]"
+
+
+def test_gmv_asked_tersely_is_an_amount() -> None:
+    passages = {1: "While our GMV grew by 38.4% in Q2 21, our revenue growth was 5.2%.",
+                2: "In the second quarter, our GMV grew by 38% to 5.9 billion Turkish lira."}
+    assert answer("Hepsiburada GMV Q2 2021", passages,
+                  companies=dict.fromkeys(passages, "Hepsiburada")) == f"{passages[2]} [2]"
+
+
+@pytest.mark.parametrize(("question", "passages", "expected", "company"), [
+    pytest.param("Why isn't Spire giving fiscal 2020 EPS guidance?",
+                 ["Given the uncertainty around our Missouri rate case, we'll refrain from EPS guidance for fiscal "
+                  "2020.", "Our weather normalization mechanisms are working as designed.",
+                  "EPS guidance is something we revisit with the board every year.",
+                  "Our guidance practice follows our peers.",
+                  "Our EPS and guidance disclosures follow the rules."], 1, "Spire", id="a-negation"),
+    pytest.param("Political ad revenue at Nexstar in Q2 2020?",
+                 ["Second quarter political advertising revenue was 21.6 million.",
+                  "Political action committees were active in the quarter.",
+                  "Revenue from distribution grew 12% in the quarter."], 1, "Nexstar Media Group",
+                 id="ad-is-advertising"),
+    pytest.param("Trip.com hotel booking revenue in Q3 2021?",
+                 ["Accommodation reservation revenue for the third quarter of 2021 was RMB 2.2 billion.",
+                  "Transportation ticketing revenue for the third quarter of 2021 was RMB 1.8 billion."], 1,
+                 "Trip.com", id="a-hotel-booking-is-an-accommodation-reservation"),
+    pytest.param("Trip.com hotel revenue in Q3 2021?",
+                 ["Accommodation revenue for the third quarter of 2021 was RMB 2.2 billion.",
+                  "Transportation ticketing revenue for the third quarter of 2021 was RMB 1.8 billion."], 1,
+                 "Trip.com", id="a-hotel-is-an-accommodation"),
+    pytest.param("KB Financial Group net profit in 1Q21?",
+                 ["KBFG in Q1 2021 reported a net profit of one trillion 270.1 billion won.",
+                  "In Q4 2020, net profit was 586.6 billion won."], 1, "KB Financial Group", id="1q21-is-q1-2021"),
+])
+def test_how_analysts_write_meets_how_calls_speak(question: str, passages: list[str], expected: int,
+                                                  company: str) -> None:
+    numbered = dict(enumerate(passages, 1))
+    assert answer(question, numbered, companies=dict.fromkeys(numbered, company)).startswith(
+        f"{numbered[expected]} [{expected}]")
+
+
+def test_the_names_before_a_lists_category_describe_it() -> None:
+    passages = {1: "Our NPL ratio stood at 1.2%, stable versus the prior quarter.",
+                2: "Non-performing loans decreased 8% in the quarter thanks to collections.",
+                3: "Our American depositary shares trade on the New York Stock Exchange."}
+    companies = {1: "Banco Santander Mexico", 2: "Itau CorpBanca", 3: "Itau CorpBanca"}
+    text = answer("Which Latin American banks discussed their non-performing loans?", passages, companies=companies)
+    assert "[1]" in text and "[2]" in text and "[3]" not in text, text

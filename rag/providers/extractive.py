@@ -42,7 +42,8 @@ _FILLER = frozenset(tokenize(
     talk talked call calls comment commented describe described compare comparison versus both each fiscal
     hold held change changed cite cited highlight highlighted flag flagged identify identified more notable
     noteworthy because post posted achieve achieved headline contrast already almost explanation include included
-    including against through tracking ran after gave own""",
+    including against through tracking ran after gave own isn't aren't wasn't weren't doesn't don't didn't hasn't
+    haven't""",
     drop_stopwords=False,
 ))
 
@@ -63,6 +64,9 @@ _SYNONYM_GROUPS = [
     "launch launches launched",
     "deliver delivers delivered delivering delivery deliveries",
     "covid coronavirus",
+    "ad ads advertising",
+    "hotel hotels accommodation accommodations",
+    "booking bookings reservation reservations",
 ]
 _GROUP_OF: dict[str, str] = {}
 for _group in _SYNONYM_GROUPS:
@@ -76,7 +80,7 @@ def _folded(words: str, drop_stopwords: bool = True) -> frozenset[str]:
     return frozenset(_GROUP_OF.get(t, t) for t in tokenize(words, drop_stopwords=drop_stopwords))
 
 
-_AMOUNTS = _folded("revenue profit ebitda ebit cash capex debt eps rpo")
+_AMOUNTS = _folded("revenue profit ebitda ebit cash capex debt eps rpo gmv")
 _CHANGES = _folded("growth decline change")
 _REVENUE = _folded("revenue")
 _COMPS = frozenset(tokenize("comps"))  # "same-store" is two terms, "same" and "store"
@@ -101,7 +105,7 @@ _DIRECTIONAL = frozenset(tokenize(
 _NUMBER_OF = re.compile(r"\b(?:number|total) of ((?:[\w-]+\s+){0,2}[\w-]+)", re.I)
 _QUANTITY = re.compile(r"\bhow (much|many|large|big|high|fast)\b|\b(amount|size|percentage|share of)\b", re.I)
 _METRICS = _folded("revenue rpo margin arpu eps buyback guidance ebitda ebit income profit cash dividend capex debt "
-                   "nim")
+                   "nim gmv")
 # Comparable (same-store) sales are not among them: they are a like-for-like part of sales.
 _WHOLE = _folded("total net group consolidated overall reported gaap adjusted quarterly annual full year record "
                  "organic core strong solid thousand million billion trillion dollars euros",
@@ -191,7 +195,8 @@ _FORECASTS = re.compile(r"\b(?:expect(?:s|ing)?|forecast(?:s|ing)?|anticipat(?:e
                         r"will|going to)\b", re.I)
 # Phrases whose words are no topic: "in line with what it expected", "in terms of margins".
 _IDIOM = re.compile(r"\bin (?:line with|terms of)\b", re.I)
-_LIST_HEAD = re.compile(r"^\s*(?:which|what)\s+(\w+)", re.I)
+# "Which companies", "Which Latin American banks", "Which US utilities" (names before the category describe it too).
+_LIST_HEAD = re.compile(r"^\s*(?:[Ww]hich\s+((?:[A-Z][\w-]*\s+){0,2}?\w+s)\b|(?i:which|what)\s+(\w+))")
 # "Which biotech had more cash, Aldeyra or Affimed?": the category of the companies compared.
 _WHICH_KIND = re.compile(r"^\s*which\s+(\w+)\s+(?=(?:had|has|have|was|were|is|are|did|does|do|posted|reported|saw|ran|"
                          r"delivered|earned|made|generated|grew)\b)", re.I)
@@ -242,7 +247,8 @@ _EXPLAIN_ASKED = re.compile(r"\bwhy\b|\bwhat (?:drove|drives|caused|causes|expla
                             r"^\W*(?:and\s+)?(?:the\s+|their\s+)?(?:main\s+|key\s+|primary\s+|biggest\s+)?"
                             r"(?:drivers?|reasons?|causes?)\W*$|"
                             r"\bwhat (?:is|was|are|were) (?:driving|behind|causing)\b|"
-                            r"\b(?:reasons?|drivers?|causes?) (?:for|of|behind)\b", re.I)
+                            r"\b(?:reasons?|drivers?|causes?) (?:for|of|behind)\b|"
+                            r"\b(?:main|key|primary|biggest) (?:reasons?|drivers?|causes?)\b", re.I)
 _EXPLAINS = re.compile(r"\b(?:because|due to|driven by|as a result of|result(?:ing|ed)? from|owing to|thanks to|"
                        r"reflect(?:s|ed|ing)?|attributable to|caused by|led by|"
                        r"offset by|(?:primarily|mainly|largely|mostly|partly|partially) (?:by|from|on))\b", re.I)
@@ -457,7 +463,8 @@ def _says_in_full(text: str, letters: str) -> bool:
 def _runs_of_three(text: str) -> list[tuple[str, str, str]]:
     runs = []
     for clause in re.split(r"[^\w\s'-]", text):
-        words = clause.split()
+        # "non-performing loans" is three words, as NPL says
+        words = re.sub(r"(?<=[A-Za-z])-(?=[A-Za-z])", " ", clause).split()
         runs += [tuple(words[i:i + 3]) for i in range(len(words) - 2)
                  if all(re.fullmatch(r"[A-Za-z]+", w) and w.lower() not in STOPWORDS for w in words[i:i + 3])]
     return runs
@@ -735,7 +742,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     # "which utilities ...", "which biotech had more...": the category describes the companies, not the sentence
     kind_of = list_head or (_WHICH_KIND.match(asked) if comparing else None)
     if kind_of:
-        ignored |= _terms(kind_of.group(1))
+        ignored |= _terms(kind_of.group(1) or kind_of.group(2) or "")
     focus = focus_terms(asked) - ignored
     # "The SBM segment": its name says which; "SBM sales totaled 80.5 million" need not say "segment".
     named_unit = _NAMED_UNIT.search(asked)
@@ -844,13 +851,15 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
                         re.match(r"\s*(what|how|compare)\b", form, re.I) or ranks_sides
                         # "SiTime Q4 2020 revenue outlook?": a metric, and no question word, asks for its figure
                         or not _OWN_QUESTION.search(form)))
-                    or (periods and re.match(r"\s*what (?:was|were|is|are)\b", form, re.I))
+                    or (periods and not explain_asked and re.match(r"\s*what (?:was|were|is|are)\b", form, re.I))
                     or ((periods or focus & _METRICS) and _HOW_CHANGED.match(form)))
     of_whole = quantity and not share_asked and not focus & (_MARGIN | _CHANGES)
     required = focus & _REQUIRED - implied
     # What an amount of money was ("What was revenue?"), not how it changed: answered by a sentence stating one.
     # Comparable (same-store) sales are a change by definition.
-    asks_amount = ((comparing or bool(re.match(r"\s*what\b", asked, re.I))) and bool(focus & _AMOUNTS)
+    # A metric named with no question word ("Hepsiburada GMV Q2 2021") asks its amount too.
+    asks_amount = ((comparing or bool(re.match(r"\s*what\b", asked, re.I)) or not _OWN_QUESTION.search(form))
+                   and bool(focus & _AMOUNTS)
                    and not focus & (_MARGIN | _CHANGES | _COMPS) and not {"same", "store"} <= focus
                    and not _QUANTITY.search(asked))
     # "What did X say about <topic>": the topic's most specific term must be in the sentence.
@@ -1100,7 +1109,7 @@ _QUALIFIER = re.compile(r"\b(?:(?:in|for|at|within|across)\s+(?:(?:its|their|the
                         r"[A-Z][\w&.-]*(?:\s+(?:and\s+)?[A-Z][\w&.-]*)*)\b")
 _UNIT_WORD = re.compile(rf"\b(?:{'|'.join(_UNIT_WORDS.split())})s?\b", re.I)
 # Cash that came in or went out ("we used $7 million of cash from operations") is no cash held at a date.
-_CASH_MOVED = re.compile(r"\bcash\s+(?:from|used|generated|provided|flows?|burn)\b|"
+_CASH_MOVED = re.compile(r"\bcash\s+(?:from|used|generated|provided|flows?|burn|(?:was|were)\s+received)\b|"
                          r"\b(?:used|generated|burned|spent)\s+(?:\S+\s+){0,3}?(?:of|in)\s+cash\b", re.I)
 _CASH = _folded("cash")
 _PER_UNIT = re.compile(r"\bper\s+units?\b", re.I)  # "revenue per unit" names no business unit
