@@ -199,7 +199,8 @@ _OUTLOOK_VERBS = OUTLOOK_WORDS - frozenset(tokenize("target plan project goal", 
 MEASURED_AGAINST = re.compile(
     r"\b(?:(?:high|low|top|upper|lower|bottom|midpoint|middle) (?:end )?of|above|below|ahead of|exceed(?:ed|ing)?|"
     r"beat|in line with|within|versus|vs\.?|compared? (?:to|with)|relative to|against|meet|met) "
-    r"(?:the |our |its |their )?(?:[\w-]+ ){0,3}(?:guidance|outlook|forecast|expectations?|guided range|range)\b|"
+    r"(?:the |our |its |their )?(?:[\w-]+ ){0,3}(?:guidance|outlook|forecast|expectations?|guided range|range|"
+    r"plan|budget|target)\b|"
     # "up 1% and about as expected", "better than we had anticipated": a result, not an outlook.
     r"\b(?:as|than)\s+(?:we\s+|they\s+|i\s+)?(?:had\s+)?(?:previously\s+|originally\s+|initially\s+)?"
     r"(?:expected|anticipated|planned|forecast|guided)\b",

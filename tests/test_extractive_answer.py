@@ -1411,3 +1411,27 @@ def test_the_names_before_a_lists_category_describe_it() -> None:
     companies = {1: "Banco Santander Mexico", 2: "Itau CorpBanca", 3: "Itau CorpBanca"}
     text = answer("Which Latin American banks discussed their non-performing loans?", passages, companies=companies)
     assert "[1]" in text and "[2]" in text and "[3]" not in text, text
+
+
+def test_a_result_in_line_with_plan_is_a_result() -> None:
+    passages = {1: "While our GMV grew by 38.4% in Q2 21, our revenue growth was 5.2%.",
+                2: "In the second quarter, our GMV grew by 38% to 5.9 billion Turkish lira in line with our plan.",
+                3: "Marketplace brought its contribution to GMV to 69% in the second quarter."}
+    assert answer("Hepsiburada GMV Q2 2021", passages,
+                  companies=dict.fromkeys(passages, "Hepsiburada")) == f"{passages[2]} [2]"
+
+
+def test_an_operators_welcome_and_a_direction_to_a_slide_answer_nothing() -> None:
+    passages = {1: "Good day everyone, and welcome to Banco Santander México's second quarter 2020 earnings conference "
+                   "call.",
+                2: "Net income decreased 25% year on year to 4.2 billion pesos."}
+    companies = dict.fromkeys(passages, "Banco Santander Mexico")
+    assert answer("What did Banco Santander México earn in Q2 2020?", passages, companies=companies) == \
+        f"{passages[2]} [2]"
+    assert answer("Welcome to Banco Santander México's call: what did the bank earn in Q2 2020?",
+                  {1: "Welcome everyone to our second quarter 2020 earnings call."},
+                  companies={1: "Banco Santander Mexico"}) == NOT_FOUND
+    slides = {1: "Please turn to slide eleven for an overview of recent loan performance.",
+              2: "Our non-performing loan ratio rose 28 basis points to 2.5%, mainly in the SME segment."}
+    assert answer("What did Banco Santander México say about loan performance?", slides,
+                  companies=dict.fromkeys(slides, "Banco Santander Mexico")).startswith(f"{slides[2]} [2]")

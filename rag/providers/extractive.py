@@ -157,8 +157,12 @@ _BOILERPLATE = re.compile(
     r"forward[- ]looking statements|safe harbor|turn (the call|it) (back )?over|concludes (today|our|the)|"
     r"(thank you|thanks)( all)? for (joining|your time|your question|participating)|good (morning|afternoon|evening)|"
     r"risks and uncertainties|actual results (may|could|might) differ|reconciliations? (of|to|between)|"
-    r"these statements (include|are based|reflect|involve)",
+    r"these statements (include|are based|reflect|involve)|"
+    r"\bwelcome (?:everyone |all |you )?to\b[^.]{0,80}\b(?:call|conference|webcast)\b",
     re.I)
+# A direction to a slide that states nothing itself: "Please turn to slide eleven for an overview of loan performance."
+_TO_A_SLIDE = re.compile(r"^\W*(?:please\s+|let'?s\s+|now,?\s+|so,?\s+)?(?:turn|move|go|flip|refer|look)\s+(?:now\s+)?"
+                         r"(?:on\s+)?(?:to|at)\s+(?:slide|page)\b", re.I)
 # An analyst's question that does not end in "?" ("I'm just wondering if ... could actually build more…").
 _ASKING = re.compile(r"^\W*(i'?m|i am|i was|we were|just) (just )?(wondering|curious)|^\W*(could|can|would) you\b",
                      re.I)
@@ -612,7 +616,8 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
             sentence = _SPEAKER.sub("", unit)
             key = sentence.lower()
             if key in seen or "?" in sentence or _ASKING.match(sentence) or _ASKING_INSIDE.search(sentence) \
-                    or _BOILERPLATE.search(sentence):
+                    or _BOILERPLATE.search(sentence) \
+                    or (_TO_A_SLIDE.match(sentence) and not _states_a_number(sentence)):
                 continue
             seen.add(key)
             # A sentence names its period, or else is dated by its document ("MTN Ghana 2019 results call").
