@@ -37,14 +37,14 @@ def index_text(context: str, chunk_text: str) -> str:
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"”’)\]]?\s+(?=[A-Z0-9\"“(\[•$])|\n+")
 
 
-# A title's period ends no sentence ("Mr. Kim", "Dr. Reddy"); an initialism's ("U.S.", "J.P.") ends one only when
-# the next word opens a sentence: "the U.S. Consumer Product Safety Commission" is one name, "in the U.S. And..." two.
+# A title's period ends no sentence ("Mr. Kim", "Dr. Reddy"). An initialism's ("U.S.", "J.P.") ends one unless a name
+# goes on: an acronym ("U.S. GAAP") or two capitalised words that do not open a sentence ("the U.S. Consumer Product
+# Safety Commission"); "...in the U.S. Revenue in Europe was..." and "...in the U.S. Total revenue..." are two.
 _TITLE = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|St|Prof)\.$")
 _INITIALISM = re.compile(r"\b(?:[A-Z]\.){2,}$")
-_OPENS_SENTENCE = frozenset(
-    "A All Also An And As At But By During First For Going However I If In It Its Let Looking Moving Now On Our "
-    "Overall So That The Their Then There These They This Those Thank Thanks To Turning We What When While With "
-    "Yes You".split())
+_OPENERS = ("A|All|Also|An|And|As|At|But|By|For|However|I|If|In|It|Its|Now|On|Our|So|That|The|Their|Then|There|These|"
+            "They|This|Those|We|When|While|With|You")
+_NAME_GOES_ON = re.compile(rf"[A-Z]{{2,}}\b|(?!(?:{_OPENERS})\b)[A-Z][a-z]+\s+[A-Z]")
 
 
 def _ends_sentence(text: str, match: re.Match[str]) -> bool:
@@ -53,10 +53,7 @@ def _ends_sentence(text: str, match: re.Match[str]) -> bool:
     before = text[max(0, match.start() - 12):match.start()]
     if _TITLE.search(before):
         return False
-    if _INITIALISM.search(before):
-        following = text[match.end():match.end() + 30].split(maxsplit=1)
-        return bool(following) and following[0].strip("\"“,") in _OPENS_SENTENCE
-    return True
+    return not (_INITIALISM.search(before) and _NAME_GOES_ON.match(text, match.end()))
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:

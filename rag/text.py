@@ -51,14 +51,13 @@ _PHRASES = [
     (re.compile(r"\bbps\b"), "basis points"),
     (re.compile(r"\b(?:yoy|y/y|year[ -]on[ -]year)\b"), "year over year"),
     (re.compile(r"\btop[ -]line\b"), "revenue"),
-    (re.compile(r"\bbottom[ -]line\b"), "net income"),
+    (re.compile(r"\bbottom[ -]line\b(?!\s+(?:is|was|here)\b)"), "net income"),  # not "the bottom line is..."
     (re.compile(r"\bfcf\b"), "free cash flow"),
     (re.compile(r"\bopex\b"), "operating expenses"),
     (re.compile(r"\bgrowth rates?\b"), "growth"),  # "sequential growth rates": the growth
     # An analyst's "1Q21", "4Q2020", "2H21": the quarter or half, then its year.
-    (re.compile(r"\b([1-4])q[ ']?(\d{2})\b"), r"q\1 20\2"),
-    (re.compile(r"\b([1-4])q[ ']?((?:19|20)\d{2})\b"), r"q\1 \2"),
-    (re.compile(r"\b([12])h[ ']?(\d{2})\b"), r"h\1 20\2"),
+    (re.compile(r"\b([1-4]q|[12]h)[ ']?((?:19|20)?\d{2})\b"),
+     lambda m: f"{m.group(1)[1]}{m.group(1)[0]} {m.group(2) if len(m.group(2)) == 4 else '20' + m.group(2)}"),
     (re.compile(r"\bcovid[- ]?19\b"), "covid"),  # "COVID-19": no figure 19
 ]
 
@@ -90,7 +89,7 @@ def _fold(token: str) -> str:
     return _IRREGULAR.get(stem, stem)
 
 
-# Forms the stemmer leaves apart from their verb: "shipped" and "shipments", "pay" and "paid" meet.
+# Forms the stemmer leaves apart from their verb: "shipped" and "shipments", "pay", "paid" and "payments" meet.
 _IRREGULAR = {"shipment": "ship", "payment": "pay", "paid": "pay", "bought": "buy", "grew": "grow", "spent": "spend",
               "sold": "sell", "rose": "rise", "fell": "fall", "lost": "lose", "held": "hold", "brought": "bring"}
 
@@ -176,7 +175,7 @@ def spelled_numbers_to_digits(text: str) -> str:
 # (rag.index.segment), since query terms folded one way never meet postings folded another. It covers tokenize
 # only: a change to what is indexed (rag.chunking.context_line, index_text) changes the vectors too, and needs
 # a re-ingest.
-# 2: e-commerce -> ecommerce; 3: R&D -> rnd; 4: bps, YoY, FCF, COVID-19, shipments/ship, paid/pay...
+# 2: e-commerce -> ecommerce; 3: R&D -> rnd; 4: bps, YoY, FCF, COVID-19, 1Q21, shipments/ship...
 TOKENIZER_VERSION = 4
 
 

@@ -1218,6 +1218,10 @@ def test_how_many_asks_for_the_count_whatever_the_verb_unless_the_verb_says_whic
               2: "During the quarter we closed 12 underperforming stores and opened four."}
     assert answer("How many stores did Monro close in the quarter?", stores,
                   companies=dict.fromkeys(stores, "Monro")) == f"{stores[2]} [2]"
+    staff = {1: "The total number of employees at the end of the quarter was approximately 12,000 across all regions.",
+             2: "In April we furloughed about 1,500 employees as stores temporarily closed."}
+    assert answer("How many employees did Acme furlough?", staff, companies=dict.fromkeys(staff, "Acme")) == \
+        f"{staff[2]} [2]"
 
 
 @pytest.mark.parametrize("question", [
@@ -1225,7 +1229,7 @@ def test_how_many_asks_for_the_count_whatever_the_verb_unless_the_verb_says_whic
     "Remind me of GCP's gross margin improvement in Q2 2020.",
     "Tell me about GCP's gross margin improvement in Q2 2020.",
     "I'd like GCP's gross margin improvement for Q2 2020.",
-    "Contrast GCP's gross margin improvement in Q2 2020 with its headline target.",
+    "Contrast GCP's gross margin improvement in Q2 2020 with what it already reported.",
 ])
 def test_how_a_chat_opens_a_request_is_no_topic(question: str) -> None:
     passages = {1: "GCP's gross margin improved 130 basis points in the second quarter to 39.1%.",
@@ -1389,10 +1393,6 @@ def test_gmv_asked_tersely_is_an_amount() -> None:
                  ["Accommodation reservation revenue for the third quarter of 2021 was RMB 2.2 billion.",
                   "Transportation ticketing revenue for the third quarter of 2021 was RMB 1.8 billion."], 1,
                  "Trip.com", id="a-hotel-booking-is-an-accommodation-reservation"),
-    pytest.param("Trip.com hotel revenue in Q3 2021?",
-                 ["Accommodation revenue for the third quarter of 2021 was RMB 2.2 billion.",
-                  "Transportation ticketing revenue for the third quarter of 2021 was RMB 1.8 billion."], 1,
-                 "Trip.com", id="a-hotel-is-an-accommodation"),
     pytest.param("KB Financial Group net profit in 1Q21?",
                  ["KBFG in Q1 2021 reported a net profit of one trillion 270.1 billion won.",
                   "In Q4 2020, net profit was 586.6 billion won."], 1, "KB Financial Group", id="1q21-is-q1-2021"),
@@ -1435,3 +1435,77 @@ def test_an_operators_welcome_and_a_direction_to_a_slide_answer_nothing() -> Non
               2: "Our non-performing loan ratio rose 28 basis points to 2.5%, mainly in the SME segment."}
     assert answer("What did Banco Santander México say about loan performance?", slides,
                   companies=dict.fromkeys(slides, "Banco Santander Mexico")).startswith(f"{slides[2]} [2]")
+
+
+def test_a_change_and_where_it_ended_is_no_range() -> None:
+    passages = {1: "For the fourth quarter, we expect EPS of approximately $1.10, reflecting normal seasonality.",
+                2: "EPS grew 12% to $1.05 in the third quarter, and we expect the fourth quarter to benefit."}
+    assert answer("What EPS range did Acme guide for the fourth quarter?", passages,
+                  companies=dict.fromkeys(passages, "Acme")) != f"{passages[2]} [2]"
+
+
+def test_an_undated_forecast_is_for_later_in_its_calls_year_only() -> None:
+    passages = {1: "We expect revenue to be in the range of $480 million to $495 million.",
+                2: "We expect fourth quarter revenue of $600 million to $620 million."}
+    titles = {1: "Acme Q3 2020 earnings call", 2: "Acme Q3 2021 earnings call"}
+    assert answer("What revenue did Acme guide for Q4 2021?", passages, companies=dict.fromkeys(passages, "Acme"),
+                  titles=titles) == f"{passages[2]} [2]"
+
+
+def test_which_of_a_topic_is_larger_keeps_the_topic() -> None:
+    passages = {1: "Acme's backlog was $2.1 billion at quarter end.", 2: "Acme's revenue was $500 million.",
+                3: "Beta ended the quarter with a backlog of $1.7 billion.", 4: "Beta's revenue was $400 million."}
+    text = answer("Which backlog was larger, Acme's or Beta's?", passages,
+                  companies={1: "Acme", 2: "Acme", 3: "Beta", 4: "Beta"})
+    assert "$2.1 billion" in text and "$1.7 billion" in text and "revenue" not in text, text
+
+
+@pytest.mark.parametrize(("question", "passages", "expected"), [
+    pytest.param("What was Acme's net income in the third quarter?",
+                 ["The bottom line is that the third quarter was a record, with revenue up 25% to $300 million.",
+                  "Net income attributable to common shareholders improved significantly compared with last year."], 2,
+                 id="the-bottom-line-is-an-idiom"),
+    pytest.param("What was Acme's revenue in the third quarter?",
+                 ["Revenue from operations for the quarter stood at Rs 1,250 crore, up 14% year on year.",
+                  "Export revenue for the quarter was Rs 300 crore, driven by strong demand in Europe."], 1,
+                 id="operations-are-no-cost"),
+    pytest.param("How much of revenue is recurring?",
+                 ["Recurring revenue was 85% of total revenue.", "Recurring revenue grew 20% in the quarter."], 1,
+                 id="how-much-of-asks-a-share"),
+    pytest.param("Where did Acme settle the patent lawsuit?",
+                 ["The patent lawsuit was filed in the Eastern District of Texas in 2019.",
+                  "We settled the patent lawsuit in Delaware for $20 million in September."], 2,
+                 id="where-asks-a-place"),
+    pytest.param("What was MTN's headline earnings per share?",
+                 ["Basic earnings per share increased 20% to 310 cents for the period.",
+                  "Headline earnings per share rose 25% to 320 cents for the period."], 2, id="headline-eps"),
+    pytest.param("What share of sales came from own brands?",
+                 ["Brand partners accounted for 40% of sales in the quarter, up from 38%.",
+                  "Own brands accounted for 28% of sales in the quarter, up from 26%."], 2, id="own-brands"),
+    pytest.param("What was sell-through in the quarter?",
+                 ["Net sales were $200 million in the quarter, up 6% from last year.",
+                  "Sell-through was up high single digits in the quarter across our key retail partners."], 2,
+                 id="sell-through"),
+    pytest.param("Tell me about Acme's strategy for its debt.",
+                 ["Our strategy is to refinance near-term maturities and keep reducing debt, prioritizing "
+                  "deleveraging.", "Total debt at quarter end was $450 million."], 1, id="tell-me-asks-no-figure"),
+    pytest.param("What was gross merchandise value (GMV) in the second quarter?",
+                 ["Gross merchandise value was $4.1 billion in the second quarter, up 35%.",
+                  "Our marketplace grew faster than our first-party business."], 1, id="gmv-spelled-out"),
+    pytest.param("Which COVID costs does Acme expect to roll off?",
+                 ["We expect COVID-related costs such as cleaning and PPE of about $10 million to roll off next year.",
+                  "We expect freight expenses to roll off as capacity normalizes next year."], 1,
+                 id="a-list-of-what-a-company-does"),
+])
+def test_review_counter_examples(question: str, passages: list[str], expected: int) -> None:
+    numbered = dict(enumerate(passages, 1))
+    text = answer(question, numbered, companies=dict.fromkeys(numbered, "MTN Ghana" if "MTN" in question else "Acme"))
+    assert text == f"{numbered[expected]} [{expected}]", text
+
+
+@pytest.mark.parametrize("flow", ["Our cash use for the quarter ended June 30th, 2020 was $15 million Euros.",
+                                  "Net cash in operating activities was $15 million Euros in the second quarter."])
+def test_cash_used_in_operating_activities_is_no_cash_held(flow: str) -> None:
+    passages = {1: flow, 2: "We ended the second quarter with cash and financial assets of $92.6 million Euros."}
+    assert answer("How much cash did Affimed have at the end of Q2 2020?", passages,
+                  companies=dict.fromkeys(passages, "Affimed")) == f"{passages[2]} [2]"

@@ -296,7 +296,9 @@ def test_cli_ingest_search_and_bad_input(tmp_path: Path) -> None:
 
 def test_a_title_or_an_initialism_inside_a_name_ends_no_sentence() -> None:
     text = ("We announced a voluntary recall in partnership with the U.S. Consumer Product Safety Commission. "
-            "Thank you, Mr. Kim. Sales grew in the U.S. And Europe followed.")
+            "Thank you, Mr. Kim. Sales grew in the U.S. And Europe followed. Demand was weak across the U.S. "
+            "Revenue in Europe was $50 million. Results under U.S. GAAP were strong.")
     assert [text[a:b] for a, b in split_sentences(text)] == [
         "We announced a voluntary recall in partnership with the U.S. Consumer Product Safety Commission.",
-        "Thank you, Mr. Kim.", "Sales grew in the U.S.", "And Europe followed."]
+        "Thank you, Mr. Kim.", "Sales grew in the U.S.", "And Europe followed.", "Demand was weak across the U.S.",
+        "Revenue in Europe was $50 million.", "Results under U.S. GAAP were strong."]

@@ -40,32 +40,30 @@ _FILLER = frozenset(tokenize(
     happened look go went add added exactly please now currently latest recent recently anything something
     provide show know large big size stock quarter year period last main biggest primary most discuss discussed
     talk talked call calls comment commented describe described compare comparison versus both each fiscal
-    hold held change changed cite cited highlight highlighted flag flagged identify identified more notable
-    noteworthy because post posted achieve achieved headline contrast already almost explanation include included
-    including against through tracking ran after gave own isn't aren't wasn't weren't doesn't don't didn't hasn't
-    haven't""",
+    hold change changed cite cited highlight highlighted flag flagged identify identified more notable
+    noteworthy because post posted achieve achieved contrast already almost explanation including against tracking
+    ran after gave isn't aren't wasn't weren't doesn't don't didn't hasn't haven't""",
     drop_stopwords=False,
 ))
 
 _SYNONYM_GROUPS = [
-    "revenue revenues sales sale sell sold selling topline turnover",
+    "revenue revenues sales sale sell selling topline turnover",
     "guidance guide guided outlook forecast forecasts expect expects expected",
     "buyback buybacks repurchase repurchases repurchased",
     "customer customers client clients carrier carriers",
     "deploy deploying deployed deployment deployments rollout rolling implement implementing implemented "
     "implementer adopt adopting adoption adopter adopters use using expanding",
-    "grow grew growth rise rose risen increase increased gain gains up higher uplift lift",
-    "decline declined fall fell decrease decreased drop dropped down lower compress compressed compression slip "
+    "grow growth rise risen increase increased gain gains up higher uplift lift",
+    "decline declined fall decrease decreased drop dropped down lower compress compressed compression slip "
     "slipped erode eroded erosion soften softened weaken weakened",
     "profit profits earnings income",
-    "expense expenses spend spent spending",
+    "expense expenses spend spending",
     "margin margins",
     "receivable receivables",
     "launch launches launched",
     "deliver delivers delivered delivering delivery deliveries",
     "covid coronavirus",
     "ad ads advertising",
-    "hotel hotels accommodation accommodations",
     "booking bookings reservation reservations",
 ]
 _GROUP_OF: dict[str, str] = {}
@@ -93,15 +91,14 @@ _AMOUNT_STATED = re.compile(r"[$€£¥]\s?\d|\b(?:million|billion|trillion)\b|"
 # "How did GE's orders change in the first quarter?" asks by how much.
 _HOW_CHANGED = re.compile(r"\s*how (?:did|does|do|has|have|will)\b[^?]*(?<!\bthe)(?<!\ba)(?<!\bin)(?<!\bof)(?<!\bto)"
                           r"\s(?:change|grow|increase|decrease|decline|rise|fall|drop|move|develop|evolve)\b", re.I)
-# "How many orders did Hepsiburada process?": the count, whatever the verb; "Total number of orders in the second
-# quarter were 13.1 million" answers it without saying "process". Not a verb that says which way the count went
-# ("How many stores did they close?" is not answered by the number of stores).
+# "How many orders did Hepsiburada process?": a verb that only tallies what went through the business; "Total number
+# of orders in the second quarter were 13.1 million" answers it without saying "process". Any other verb says what was
+# done to some of them ("How many stores did they close / remodel?", "How many employees did they furlough?"), which
+# the total number does not answer.
 _HOW_MANY_DID = re.compile(r"^\s*how many ((?:[\w-]+\s+){0,2}?[\w-]+)\s+(?:did|does|do|will|has|have|had)\b(.*)$",
                            re.I | re.S)
-_DIRECTIONAL = frozenset(tokenize(
-    "open opened close closed add added lose lost gain gained cut hire hired fire lay laid acquire acquired sell sold "
-    "buy bought divest divested repurchase repurchased retire retired exit exited launch launched cancel churn "
-    "shed remove removed reduce reduced increase increased grow grew"))
+_TALLIES = frozenset(tokenize("handle process serve ship deliver fulfil fulfill complete record register transact "
+                              "operate run manage see count"))
 _NUMBER_OF = re.compile(r"\b(?:number|total) of ((?:[\w-]+\s+){0,2}[\w-]+)", re.I)
 _QUANTITY = re.compile(r"\bhow (much|many|large|big|high|fast)\b|\b(amount|size|percentage|share of)\b", re.I)
 _METRICS = _folded("revenue rpo margin arpu eps buyback guidance ebitda ebit income profit cash dividend capex debt "
@@ -189,24 +186,26 @@ _COMMITS = re.compile(
 _GUIDANCE = _folded("guidance")
 # What a figure belongs to: the metrics (guidance is of any of them), and costs ("expenses declined by 42 million").
 _OWNERS = _METRICS - _GUIDANCE
-_COSTS = _folded("expense cost opex")
+_COSTS = _folded("expense cost")  # "opex" is written out as operating expenses by tokenize
 _DIVIDENDS = _folded("dividend")
 _SPEAKER = re.compile(r"^\s*Speaker \d+:\s*")
 _NEGATION = frozenset("no not never without nor none".split())
 # A sentence saying what is to come, not what guidance was: "we are forecasting total revenues to be..." (but not "we
 # increased our revenue guidance for the quarter").
 _FORECASTS = re.compile(r"\b(?:expect(?:s|ing)?|forecast(?:s|ing)?|anticipat(?:e|es|ing)|project(?:s|ing)|guiding|"
-                        r"will|going to)\b", re.I)
-# Phrases whose words are no topic: "in line with what it expected", "in terms of margins".
-_IDIOM = re.compile(r"\bin (?:line with|terms of)\b", re.I)
+                        r"going to)\b", re.I)
+# Phrases whose words are no topic: "in line with what it expected", "in terms of margins", "its own employees".
+_IDIOM = re.compile(r"\bin (?:line with|terms of)\b|\b(?:its|their|our) own\b", re.I)
 # "Which companies", "Which Latin American banks", "Which US utilities" (names before the category describe it too).
-_LIST_HEAD = re.compile(r"^\s*(?:[Ww]hich\s+((?:[A-Z][\w-]*\s+){0,2}?\w+s)\b|(?i:which|what)\s+(\w+))")
+# Only a subject: in "Which COVID costs does Acme expect to roll off?" the costs are what is asked about.
+_LIST_HEAD = re.compile(r"^\s*(?:[Ww]hich\s+((?:[A-Z][\w-]*\s+){0,2}?\w+s)\b(?!\s+(?:did|does|do|will|would|can|could|"
+                        r"should|is|are|was|were|has|have|had)\b)|(?i:which|what)\s+(\w+))")
 # "Which biotech had more cash, Aldeyra or Affimed?": the category of the companies compared.
 _WHICH_KIND = re.compile(r"^\s*which\s+(\w+)\s+(?=(?:had|has|have|was|were|is|are|did|does|do|posted|reported|saw|ran|"
                          r"delivered|earned|made|generated|grew)\b)", re.I)
 # "Where did group NIM land?", "Where did the backlog end Q4?": where a figure came to rest is the figure.
 _CAME_TO = re.compile(r"^(\s*where\s+(?:did|does|do|will|is|are|was|were)\b.*?)\b(?:land(?:ed)?|end(?:ed)?(?:\s+up)?|"
-                      r"finish(?:ed)?|settle[d]?|come\s+in|came\s+in)\b", re.I)
+                      r"finish(?:ed)?|come\s+in|came\s+in)\b", re.I)
 _CONTEXT = re.compile(r"\s*\(context: (.*)\)\s*$", re.S)
 # "What did Embraer say was notable about its net result?" asks for a statement, not for a figure of the metric.
 _SAID = re.compile(r"\s*what did\b[^?]*?\bsay\s+(?:was|were|is|are)\s+(?:[a-z]+\s+){1,2}about\b", re.I)
@@ -299,13 +298,16 @@ _CLAUSE = re.compile(r"[,;:](?=\s)")
 _CLAUSE_BREAK = "clausebreakmark"  # a token no text holds, and that folding leaves as it is
 # "What share of sales": a sentence stating "51% of net sales" gives a share, whatever word it uses.
 _SHARE_WORDS = "share percentage proportion portion percent"
-_SHARE_ASKED = re.compile(rf"\b(?:{'|'.join(_SHARE_WORDS.split())}) of\b", re.I)
-_SHARE_STATED = re.compile(r"\d\s?(?:%|percent) of\b", re.I)
-# "70%, 41% and 23% of cement dispatches": shares of the thing named after "of".
+_SHARE_ASKED = re.compile(rf"\b(?:{'|'.join(_SHARE_WORDS.split())}|how much) of\b", re.I)
+# A share stated, "23% of cement dispatches", and of what.
 _SHARE_OF = re.compile(r"\d\s?(?:%|percent)\s+of\s+((?:[\w&'-]+\s+){0,3}[\w&'-]+)", re.I)
 # "What EPS range did they guide?": a sentence stating two figures as a range states the range ("between $3.60 and
 # $3.70", "485 to 495 million", "5.4-5.7 billion").
-_RANGE_STATED = re.compile(r"\d[\d.,]*\s*(?:%|percent|[a-z]+)?\s*(?:to|and|-|–)\s*(?:[a-z]{2,3}\s?|\$|€|£)?\d", re.I)
+# Two figures of one kind: "between RMB 332.4 million and RMB 362.4 million", "$3.60 to $3.70", "6% to 8%", "485 to 495
+# million"; not "grew 12% to $1.05" (a change, then where it ended) nor "from 2020 to 2021".
+_RANGE_STATED = re.compile(r"(?:\bbetween\s+)?(?P<low>(?:[A-Z]{3}\s?|[$€£])?(?P<lown>\d[\d.,]*))\s*"
+                           r"(?P<lowunit>%|percent|million|billion|thousand|cents?)?\s*(?P<sep>to|and|-|–)\s*"
+                           r"(?P<high>(?:[A-Z]{3}\s?|[$€£])?(?P<highn>\d[\d.,]*))\s*(?P<highunit>%|percent)?")
 _RANGE = frozenset(tokenize("range ranges"))
 _SHARE_TERMS = frozenset(tokenize(_SHARE_WORDS, drop_stopwords=False))
 # A margin is a share of sales: "adjusted EBITDA ... or 27.2% of net sales" states the adjusted EBITDA margin, a
@@ -317,7 +319,7 @@ _MARGIN = _folded("margin")
 _EARNED = _folded("profit ebitda ebit")
 _MARGIN_TERM = next(iter(_MARGIN))
 _PAGES = [[t] for t in tokenize("slide page chart exhibit", drop_stopwords=False)]
-_UNIT_TOKENS = frozenset(tokenize("percent basis bps points million billion thousand", drop_stopwords=False))
+_UNIT_TOKENS = frozenset(tokenize("percent basis points million billion thousand", drop_stopwords=False))
 _PER_SALES = frozenset(tokenize("percent percentage share", drop_stopwords=False))
 # Earnings per share are stated as a figure per share ("seven cents per share", "$0.61 per diluted share"); a dividend
 # per share is no EPS.
@@ -569,6 +571,19 @@ def _states_no_amount(text: str) -> bool:
     return (bool(units) and all(units)) or not _AMOUNT_STATED.search(figures)
 
 
+def _states_range(text: str) -> bool:
+    """Whether a sentence states a range of figures (_RANGE_STATED)."""
+    for m in _RANGE_STATED.finditer(text):
+        if m.group("sep") == "and" and not m.group(0).lower().startswith("between"):
+            continue
+        if _YEAR.match(m.group("lown")) and _YEAR.match(m.group("highn")):
+            continue  # from 2020 to 2021
+        if (m.group("lowunit") or "").startswith(("%", "percent")) and not m.group("highunit"):
+            continue  # "grew 12% to $1.05": a rate, then an amount
+        return True
+    return False
+
+
 def _shares_only(text: str) -> bool:
     """Whether every figure a sentence gives is a percentage."""
     units = [m.group(1) for m in _RATE.finditer(_figures(text))]
@@ -698,8 +713,10 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     sentence is labelled with its company."""
     companies = companies or {}
     context_match = _CONTEXT.search(question)
-    asked = _OPENER.sub("", _LEADING_CONJUNCTION.sub("", question[:context_match.start()] if context_match
-                                                     else question))
+    asked = _LEADING_CONJUNCTION.sub("", question[:context_match.start()] if context_match else question)
+    # "Tell me about X's debt strategy" is a question, though no question word is left once its opening is gone.
+    chatted = bool(_OPENER.match(asked))
+    asked = _OPENER.sub("", asked)
     # "And free cash flow?" after "What revenue does Embraer expect for 2021?" asks what the earlier question asked
     # (an outlook, a figure) of another topic: a follow-up that is no question of its own takes the earlier form.
     bare = context_match is not None and (bool(_WHAT_ABOUT.match(asked)) or not _OWN_QUESTION.search(asked)) \
@@ -744,10 +761,12 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         if not (period_labels(_terms(described.group(0).split(",")[0])) or terms & _METRICS):
             ignored |= {t for t in terms if not PERIOD.match(t)}  # "..., its Florida utility in 2020," dates it
     list_head = _LIST_HEAD.match(asked) if is_list_question(asked) else None
-    # "which utilities ...", "which biotech had more...": the category describes the companies, not the sentence
-    kind_of = list_head or (_WHICH_KIND.match(asked) if comparing else None)
-    if kind_of:
-        ignored |= _terms(kind_of.group(1) or kind_of.group(2) or "")
+    if list_head:  # "which utilities ...": the category describes the companies, not the sentence
+        ignored |= _terms(list_head.group(1) or list_head.group(2))
+    # "Which biotech had more cash, A or B?" names the companies' kind, "Which backlog was larger?" the topic: a kind
+    # is a word no sentence read says (checked once the sentences are read).
+    which = _WHICH_KIND.match(asked) if comparing and not list_head else None
+    compared_kind = _terms(which.group(1)) if which else set()
     focus = focus_terms(asked) - ignored
     # "The SBM segment": its name says which; "SBM sales totaled 80.5 million" need not say "segment".
     named_unit = _NAMED_UNIT.search(asked)
@@ -792,6 +811,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
                  if kind and term not in kind and term not in _GROUP_OF.values()}
     focus -= set(instances)
     candidates = _candidates(passages, companies, titles)
+    focus -= {t for t in compared_kind if not any(t in c.terms for c in candidates)}
     # "Which utilities saw higher bad debt expense because of the pandemic?": a setting that half the companies'
     # passages or more speak of ("the pandemic" in 2020) is what a sentence on anything else that year says too, not
     # what tells the companies apart, and one that none speaks of tells nothing; a setting a few speak of ("due to
@@ -821,11 +841,13 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         for acronym in c.terms & set(spelled_out):
             if re.search(rf"\b{acronym.upper()}s?\b", c.text):  # written as an acronym: "gets" is no G-E-T
                 c.terms |= spelled_out[acronym]
+        # "gross merchandise value (GMV)" asked, "Gross merchandise value was..." said
+        c.terms |= {acronym for acronym, words in spelled_out.items() if acronym in focus and words <= c.terms}
         c.terms |= {either[t] for t in c.terms & set(either)}
         c.terms |= {t for example in c.terms & set(instances) for t in instances[example]}
-        if focus & _RANGE and _RANGE_STATED.search(c.text):
+        if focus & _RANGE and _states_range(c.text):
             c.terms |= focus & _RANGE
-        if share_asked and _SHARE_STATED.search(c.text):
+        if share_asked and _SHARE_OF.search(c.text):
             c.terms |= focus & _SHARE_TERMS
         if _MARGIN_STATED.search(c.text) and c.terms & _EARNED:
             c.terms |= focus & _MARGIN
@@ -843,7 +865,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     counted = _HOW_MANY_DID.match(asked)
     # The question's verb, implied by a sentence that states the number of the counted thing.
     tallied = (focus_terms(counted.group(2)) & focus) - _terms(counted.group(1)) if counted else set()
-    if tallied and not tallied & _DIRECTIONAL:
+    if tallied and tallied <= _TALLIES:
         things = _terms(counted.group(1)) & focus
         for c in candidates:
             if any(_terms(phrase) & things for phrase in _NUMBER_OF.findall(c.text)):
@@ -855,7 +877,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
                     or (focus & _METRICS and not _SAID.match(form) and not explain_asked and (
                         re.match(r"\s*(what|how|compare)\b", form, re.I) or ranks_sides
                         # "SiTime Q4 2020 revenue outlook?": a metric, and no question word, asks for its figure
-                        or not _OWN_QUESTION.search(form)))
+                        or not (chatted or _OWN_QUESTION.search(form))))
                     or (periods and not explain_asked and re.match(r"\s*what (?:was|were|is|are)\b", form, re.I))
                     or ((periods or focus & _METRICS) and _HOW_CHANGED.match(form)))
     of_whole = quantity and not share_asked and not focus & (_MARGIN | _CHANGES)
@@ -863,7 +885,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     # What an amount of money was ("What was revenue?"), not how it changed: answered by a sentence stating one.
     # Comparable (same-store) sales are a change by definition.
     # A metric named with no question word ("Hepsiburada GMV Q2 2021") asks its amount too.
-    asks_amount = ((comparing or bool(re.match(r"\s*what\b", asked, re.I)) or not _OWN_QUESTION.search(form))
+    asks_amount = ((comparing or bool(re.match(r"\s*what\b", asked, re.I))
+                    or not (chatted or _OWN_QUESTION.search(form)))
                    and bool(focus & _AMOUNTS)
                    and not focus & (_MARGIN | _CHANGES | _COMPS) and not {"same", "store"} <= focus
                    and not _QUANTITY.search(asked))
@@ -912,9 +935,10 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             c.coverage *= 0.8  # it names the metric asked about, but every figure it gives is another metric's
         if of_whole and _shares_only(c.text) and any(_terms(m) & focus for m in _SHARE_OF.findall(c.text)):
             c.coverage *= 0.9  # "What were cement dispatches?": "23% of cement dispatches" is a share of them
-        # A call's outlook speaks of a later period than the call's own: "we are forecasting total revenues to be
-        # between..." in the Q3 call answers "What did they guide for Q4?".
-        if _conflict(periods, c.periods) and not (wants_outlook and not c.dated and _FORECASTS.search(c.text)):
+        # A call's outlook speaks of a later part of its year: "we are forecasting total revenues to be between..." in
+        # the Q3 2020 call answers "What did they guide for Q4 2020?" (not for Q4 2021, nor for 2022).
+        if _conflict(periods, c.periods) and not (wants_outlook and not c.dated and _FORECASTS.search(c.text)
+                                                  and _later_in_year(periods, c.periods)):
             c.coverage *= 0.5  # Q3 actuals do not answer a question about Q4 (nor 2021 about 2020, nor the TTM Q3)
         if not measured and wants_outlook != _looks_ahead(c):
             c.coverage *= 0.8  # guidance does not answer "what was", and results do not answer "what do they expect"
@@ -1035,6 +1059,15 @@ def _leads_with_basis(text: str, adjusted_asked: bool) -> bool:
         and not (adjusted_asked and _ADJUSTED.match(basis.group(0)))
 
 
+def _later_in_year(asked: set[str], call: set[str]) -> bool:
+    """Whether the period asked is a later quarter (or the whole) of the year a call's period is in."""
+    asked_years = {p for p in asked if _YEAR.match(p)}
+    if asked_years and not asked_years & call:
+        return False
+    order = {"q1": 1, "h1": 2, "q2": 2, "q3": 3, "h2": 4, "q4": 4, "fy": 5}
+    return max((order.get(p, 0) for p in asked), default=0) > max((order.get(p, 0) for p in call), default=0)
+
+
 def _conflict(asked: set[str], stated: set[str]) -> bool:
     """Whether a sentence's periods rule it out: another quarter (or half) than the one asked, or another year;
     a year in common does not make Q2 answer a question about Q3."""
@@ -1114,7 +1147,8 @@ _QUALIFIER = re.compile(r"\b(?:(?:in|for|at|within|across)\s+(?:(?:its|their|the
                         r"[A-Z][\w&.-]*(?:\s+(?:and\s+)?[A-Z][\w&.-]*)*)\b")
 _UNIT_WORD = re.compile(rf"\b(?:{'|'.join(_UNIT_WORDS.split())})s?\b", re.I)
 # Cash that came in or went out ("we used $7 million of cash from operations") is no cash held at a date.
-_CASH_MOVED = re.compile(r"\bcash\s+(?:from|used|generated|provided|flows?|burn|(?:was|were)\s+received)\b|"
+_CASH_MOVED = re.compile(r"\bcash\s+(?:from|used?|usage|generated|provided|flows?|burn|(?:was|were)\s+received)\b|"
+                         r"\boperating activities\b|"
                          r"\b(?:used|generated|burned|spent)\s+(?:\S+\s+){0,3}?(?:of|in)\s+cash\b", re.I)
 _CASH = _folded("cash")
 _PER_UNIT = re.compile(r"\bper\s+units?\b", re.I)  # "revenue per unit" names no business unit
