@@ -39,6 +39,7 @@ _PHRASES = [
     (re.compile(r"\bfull[ -]year\b"), "fy"),
     (re.compile(r"\bremaining performance obligations?\b"), "rpo"),
     (re.compile(r"\baverage revenue per user\b"), "arpu"),
+    (re.compile(r"\bnon[- ]?performing loans?\b|\bnpls\b"), "npl"),
     (re.compile(r"\b(buy|bought|buying)[ -]?backs?\b"), "buyback"),
     (re.compile(r"\bearnings per share\b"), "eps"),
     (re.compile(r"\b(?:research and development|r ?& ?d|r and d)\b"), "rnd"),

@@ -1432,7 +1432,7 @@ def test_an_operators_welcome_and_a_direction_to_a_slide_answer_nothing() -> Non
                   {1: "Welcome everyone to our second quarter 2020 earnings call."},
                   companies={1: "Banco Santander Mexico"}) == NOT_FOUND
     slides = {1: "Please turn to slide eleven for an overview of recent loan performance.",
-              2: "Our non-performing loan ratio rose 28 basis points to 2.5%, mainly in the SME segment."}
+              2: "Loan performance held up: our NPL ratio rose 28 basis points to 2.5%, mainly in the SME segment."}
     assert answer("What did Banco Santander México say about loan performance?", slides,
                   companies=dict.fromkeys(slides, "Banco Santander Mexico")).startswith(f"{slides[2]} [2]")
 
@@ -1509,3 +1509,26 @@ def test_cash_used_in_operating_activities_is_no_cash_held(flow: str) -> None:
     passages = {1: flow, 2: "We ended the second quarter with cash and financial assets of $92.6 million Euros."}
     assert answer("How much cash did Affimed have at the end of Q2 2020?", passages,
                   companies=dict.fromkeys(passages, "Affimed")) == f"{passages[2]} [2]"
+
+
+def test_the_call_a_question_is_dated_by_is_not_the_period_asked() -> None:
+    passages = {1: "For 2020, we continue to expect our adjusted EPS to be in the range of $8.70 to $9.20.",
+                2: "For 2022, we expect to grow adjusted EPS in the range of 6 to 8%, translating to $10 to $10.75."}
+    assert answer("NextEra 2022 adjusted EPS expectations as of the Q2 2020 call?", passages,
+                  companies=dict.fromkeys(passages, "NextEra Energy")) == f"{passages[2]} [2]"
+
+
+def test_housekeeping_is_never_quoted_and_non_performing_loans_are_npls() -> None:
+    passages = {1: "By now, everyone should have access to our earnings press release and the presentations for "
+                   "today's call.",
+                2: "Net income decreased 25% year on year to 4.2 billion pesos."}
+    assert answer("What did Banco Santander México earn in Q2 2020?", passages,
+                  companies=dict.fromkeys(passages, "Banco Santander Mexico")) == f"{passages[2]} [2]"
+    assert answer("What did Banco Santander México earn in Q2 2020?", {1: passages[1]},
+                  companies={1: "Banco Santander Mexico"}) == NOT_FOUND
+    lists = {1: "Our total NPL ratio showed a slight 28 basis points increase to 2.5%.",
+             2: "We use non-GAAP measures as we believe they more accurately represent our operating performance.",
+             3: "Non-performing loans rose to 1.1% of the portfolio."}
+    text = answer("Which Latin American banks discussed their non-performing loans?", lists,
+                  companies={1: "Banco Santander Mexico", 2: "YETI", 3: "Itau CorpBanca"})
+    assert "[1]" in text and "[3]" in text and "[2]" not in text, text

@@ -157,9 +157,11 @@ _BOILERPLATE = re.compile(
     r"these statements (include|are based|reflect|involve)|"
     r"\bwelcome (?:everyone |all |you )?to\b[^.]{0,80}\b(?:call|conference|webcast)\b",
     re.I)
-# A direction to a slide that states nothing itself: "Please turn to slide eleven for an overview of loan performance."
-_TO_A_SLIDE = re.compile(r"^\W*(?:please\s+|let'?s\s+|now,?\s+|so,?\s+)?(?:turn|move|go|flip|refer|look)\s+(?:now\s+)?"
-                         r"(?:on\s+)?(?:to|at)\s+(?:slide|page)\b", re.I)
+# Housekeeping that states nothing itself: "Please turn to slide eleven for an overview of loan performance.", "By now,
+# everyone should have access to our earnings press release and the presentations for today's call."
+_HOUSEKEEPING = re.compile(r"^\W*(?:please\s+|let'?s\s+|now,?\s+|so,?\s+)?(?:turn|move|go|flip|refer|look)\s+"
+                           r"(?:now\s+)?(?:on\s+)?(?:to|at)\s+(?:slide|page)\b|"
+                           r"\bpress release\b|\bshould have access\b", re.I)
 # An analyst's question that does not end in "?" ("I'm just wondering if ... could actually build more…").
 _ASKING = re.compile(r"^\W*(i'?m|i am|i was|we were|just) (just )?(wondering|curious)|^\W*(could|can|would) you\b",
                      re.I)
@@ -280,7 +282,7 @@ _MONTH_OF_PERIOD = re.compile(rf"\b(?:{'|'.join(MONTHS)})\b(?=\s+(?:\d{{4}}\s+)?
 # about (when the question names one besides; "in its Q3 report" alone asks about Q3, and "its fiscal 2021 report"
 # about 2021 when the question names no other year). "Given" or "provided" there is no topic word either.
 _SAID_WHEN = re.compile(r"(?:\b(?:given|provided|stated|issued) )?"
-                        r"\b(?:after|following|since|in|at|on|during|with) (?:its|their|the|this|that) "
+                        r"\b(?:after|following|since|in|at|on|during|with|as of) (?:its|their|the|this|that) "
                         r"(?:[\w-]+ ){0,3}(?:update|call|report|announcement|release)\b", re.I)
 # A name's description between commas: "FPL, NextEra Energy's Florida utility," or "Culp, the fabrics maker,".
 _DESCRIBED = re.compile(r"\b[A-Z][\w&.-]*,\s+((?:[A-Z][\w&.-]*\s+)*[A-Z][\w&.-]*['’]s\s+[^,?]{1,40}|"
@@ -632,7 +634,7 @@ def _candidates(passages: dict[int, str], companies: dict[int, str],
             key = sentence.lower()
             if key in seen or "?" in sentence or _ASKING.match(sentence) or _ASKING_INSIDE.search(sentence) \
                     or _BOILERPLATE.search(sentence) \
-                    or (_TO_A_SLIDE.match(sentence) and not _states_a_number(sentence)):
+                    or (_HOUSEKEEPING.search(sentence) and not _states_a_number(sentence)):
                 continue
             seen.add(key)
             # A sentence names its period, or else is dated by its document ("MTN Ghana 2019 results call").
