@@ -1469,6 +1469,10 @@ def test_which_of_a_topic_is_larger_keeps_the_topic() -> None:
                  ["Revenue from operations for the quarter stood at Rs 1,250 crore, up 14% year on year.",
                   "Export revenue for the quarter was Rs 300 crore, driven by strong demand in Europe."], 1,
                  id="operations-are-no-cost"),
+    pytest.param("What was Acme's revenue in the third quarter?",
+                 ["Services revenue for the quarter was $300 million, up 8%.",
+                  "Revenue from continuing operations for the quarter was $1,250 million, up 14%."], 2,
+                 id="revenue-from-operations-is-the-whole"),
     pytest.param("How much of revenue is recurring?",
                  ["Recurring revenue was 85% of total revenue.", "Recurring revenue grew 20% in the quarter."], 1,
                  id="how-much-of-asks-a-share"),
@@ -1532,3 +1536,28 @@ def test_housekeeping_is_never_quoted_and_non_performing_loans_are_npls() -> Non
     text = answer("Which Latin American banks discussed their non-performing loans?", lists,
                   companies={1: "Banco Santander Mexico", 2: "YETI", 3: "Itau CorpBanca"})
     assert "[1]" in text and "[3]" in text and "[2]" not in text, text
+
+
+def test_revenue_from_a_product_line_is_a_part_even_beside_the_total_it_is_a_share_of() -> None:
+    passages = {1: "Revenue for the quarter was $32.7 million, up 52% sequentially.",
+                2: "Revenue from our identity products, which includes sales of access credentials, total 15.4 million "
+                   "or 62% of our total revenue in Q3.",
+                3: "We closed out the third quarter of 2020 with 24.9 million in total revenue, up 30%."}
+    text = answer("Compare SiTime's and Identiv's Q3 2020 revenue.", passages,
+                  companies={1: "SiTime", 2: "Identiv", 3: "Identiv"})
+    assert "24.9 million" in text and "15.4 million" not in text, text
+
+
+def test_the_total_is_the_companys_figure_and_a_business_within_is_a_part() -> None:
+    passages = {1: "Within our identity business, revenue increased sequentially by 33% to 15.4 million.",
+                2: "We closed out the third quarter of 2020 with 24.9 million in total revenue, up 30%.",
+                3: "Overall, revenues grew 30% sequentially, showing strength across the business."}
+    text = answer("What was Identiv's revenue in Q3 2020?", passages, companies=dict.fromkeys(passages, "Identiv"))
+    assert text == f"{passages[2]} [2]", text
+    within = {1: passages[1], 2: "Revenue for the quarter was 24.9 million, up 30%."}
+    assert answer("What was Identiv's revenue in Q3 2020?", within, companies=dict.fromkeys(within, "Identiv")) == \
+        f"{within[2]} [2]"
+    # An unqualified mention is no part, but "total revenue" says more plainly that it is the company's.
+    plain = {1: "Revenue in the quarter benefited from federal sales of 4.9 million.", 2: passages[2]}
+    assert answer("What was Identiv's revenue in Q3 2020?", plain, companies=dict.fromkeys(plain, "Identiv")) == \
+        f"{plain[2]} [2]"

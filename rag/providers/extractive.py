@@ -104,8 +104,9 @@ _QUANTITY = re.compile(r"\bhow (much|many|large|big|high|fast)\b|\b(amount|size|
 _METRICS = _folded("revenue rpo margin arpu eps buyback guidance ebitda ebit income profit cash dividend capex debt "
                    "nim gmv")
 # Comparable (same-store) sales are not among them: they are a like-for-like part of sales.
+_TOTAL = _folded("total overall consolidated")
 _WHOLE = _folded("total net group consolidated overall reported gaap adjusted quarterly annual full year record "
-                 "organic core strong solid thousand million billion trillion dollars euros",
+                 "organic core strong solid thousand million billion trillion dollars euros operations continuing",
                  drop_stopwords=False) | _METRICS
 # A question about one of these is only answered by a sentence that names it: a paraphrase will not do,
 # and "Calix's GAAP EPS" must not be answered with its revenue.
@@ -543,19 +544,38 @@ def _looks_ahead(c: Candidate) -> bool:
     return bool(OUTLOOK_WORDS & _terms(MEASURED_AGAINST.sub(" ", c.text)))
 
 
+def _mentions(text: str, metrics: set[str]) -> list[tuple[str, list[str]]]:
+    """Each mention of the metrics as (the word before it, the words after it), within its clause ("starting with the
+    top line, revenues were..." puts nothing before revenues); the whole a part is measured against ("15.4 million or
+    62% of our total revenue") is no mention."""
+    found = []
+    for clause in re.split(r"[^\w\s'’&-]+", text):
+        tokens = _tokens(clause)
+        for i, t in enumerate(tokens):
+            if _GROUP_OF.get(t, t) in metrics and "of" not in tokens[max(0, i - 3):i]:
+                found.append((tokens[i - 1] if i else "",
+                              [w for w in tokens[i + 1:i + 4] if w not in ("our", "the", "its", "their")]))
+    return found
+
+
 def _part_of(text: str, metrics: set[str], asked: set[str]) -> bool:
     """Whether every mention of the metrics is qualified by a word the question does not ask about ("engines
-    revenues", "net advertising revenues", "free cash flow" when operating cash flow was asked); "total", "net",
-    "adjusted", a period or a change ("third quarter revenue", "higher revenue") qualify nothing."""
-    def qualified(before: str) -> bool:
-        before = _GROUP_OF.get(before, before)
-        return bool(before) and before not in STOPWORDS | asked | _WHOLE | _CHANGES and not PERIOD.match(before) \
-            and not any(ch.isdigit() for ch in before)
+    revenues", "net advertising revenues", "free cash flow" when operating cash flow was asked, "revenue from our
+    identity products"); "total", "net", "adjusted", a period or a change ("third quarter revenue", "higher revenue")
+    qualify nothing."""
+    def qualified(word: str) -> bool:
+        word = _GROUP_OF.get(word, word)
+        return bool(word) and word not in STOPWORDS | asked | _WHOLE | _CHANGES and not PERIOD.match(word) \
+            and not any(ch.isdigit() for ch in word)
 
-    # Within a clause: "starting with the top line, revenues were..." qualifies nothing.
-    befores = [tokens[i - 1] if i else "" for clause in re.split(r"[^\w\s'’&-]+", text) for tokens in [_tokens(clause)]
-               for i, t in enumerate(tokens) if _GROUP_OF.get(t, t) in metrics]
-    return bool(befores) and all(qualified(b) for b in befores)
+    mentions = [qualified(before) or (after[:1] == ["from"] and len(after) > 1 and qualified(after[1]))
+                for before, after in _mentions(text, metrics)]
+    return bool(mentions) and all(mentions)
+
+
+def _names_the_whole(text: str, metrics: set[str]) -> bool:
+    """Whether a sentence names a metric as the company's whole: "24.9 million in total revenue"."""
+    return any(before in _TOTAL for before, _ in _mentions(text, metrics))
 
 
 def _figures(text: str) -> str:
@@ -883,6 +903,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
                     or (periods and not explain_asked and re.match(r"\s*what (?:was|were|is|are)\b", form, re.I))
                     or ((periods or focus & _METRICS) and _HOW_CHANGED.match(form)))
     of_whole = quantity and not share_asked and not focus & (_MARGIN | _CHANGES)
+    whole_asked = not unit_asked and not focus & _TOTAL
     required = focus & _REQUIRED - implied
     # What an amount of money was ("What was revenue?"), not how it changed: answered by a sentence stating one.
     # Comparable (same-store) sales are a change by definition.
@@ -927,10 +948,14 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             c.coverage *= 0.8  # "what was Ferrari's revenue" is answered by an amount of money
         # Guidance has no parts: "advertising revenues, we are forecasting..." is still one part of revenue.
         if focus & _METRICS & c.terms and (_part_of(c.text, focus & _METRICS - _GUIDANCE, focus | ignored)
-                                           or (not unit_asked and _OF_A_UNIT.search(c.text))):
+                                           or (not unit_asked and (_OF_A_UNIT.search(c.text)
+                                                                   or _IN_A_UNIT.search(c.text)))):
             c.coverage *= 0.85  # "What was revenue?": "net advertising revenues were..." is one part of it
         elif focus & _METRICS & c.terms and not basis_asked and _leads_with_basis(c.text, adjusted_asked):
             c.coverage *= 0.9  # "What was revenue?": the reported figure, before an organic or pro forma one
+        if whole_asked and focus & _METRICS & c.terms and _names_the_whole(c.text, focus & _METRICS) \
+                and not _leads_with_basis(c.text, adjusted_asked):
+            c.coverage *= 1.1  # "What was Identiv's revenue?": "24.9 million in total revenue" says it is the whole
         if cash_held and _CASH_MOVED.search(c.text):
             c.coverage *= 0.8  # cash held was asked: a cash flow is another metric
         if focus & _OWNERS & c.terms and c.owners and all(o is not None and o not in focus for o in c.owners):
@@ -1159,6 +1184,10 @@ _PER_UNIT = re.compile(r"\bper\s+units?\b", re.I)  # "revenue per unit" names no
 # three segments" or "in each segment" speaks of the whole.
 _OF_A_UNIT = re.compile(r"\b(?!(?:a|an|each|every|per|by|all|both|one|single)\b)[\w&'’-]+\s+"
                         r"(?:segment|division)\b(?!s)", re.I)
+# "Within our identity business, revenue increased...": the figure of one business of the company's.
+_IN_A_UNIT = re.compile(r"\b(?:within|in|for)\s+(?:our|the|its)\s+"
+                        r"(?!(?:overall|total|whole|entire|core|own|combined)\b)[\w&'’-]+\s+(?:business|unit)\b(?!es|s)",
+                        re.I)
 _TOPIC_POINTER = re.compile(r"\b(?:it|that|this|those|these)\b", re.I)
 # What a follow-up naming a new topic still takes from the earlier question: whether it asked for an outlook, a
 # change or the next period (besides who and when).
