@@ -90,9 +90,13 @@ def _fold(token: str) -> str:
     return _IRREGULAR.get(stem, stem)
 
 
-# Forms the stemmer leaves apart from their verb: "shipped" and "shipments", "pay", "paid" and "payments" meet.
+# Forms the stemmer leaves apart: "shipped" and "shipments", "pay", "paid" and "payments" meet.
 _IRREGULAR = {"shipment": "ship", "payment": "pay", "paid": "pay", "bought": "buy", "grew": "grow", "spent": "spend",
-              "sold": "sell", "rose": "rise", "fell": "fall", "lost": "lose", "held": "hold", "brought": "bring"}
+              "sold": "sell", "rose": "rise", "fell": "fall", "lost": "lose", "held": "hold", "brought": "bring",
+              # ...and a region's adjective from its name: "European sales" answer "What about Europe?"
+              "european": "europ", "american": "america", "asian": "asia", "african": "africa", "chines": "china",
+              "canadian": "canada", "mexican": "mexico", "brazilian": "brazil", "german": "germani", "indian": "india",
+              "japanes": "japan", "australian": "australia"}
 
 
 MONTHS = "january february march april may june july august september october november december".split()

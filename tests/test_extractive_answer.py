@@ -1561,3 +1561,28 @@ def test_the_total_is_the_companys_figure_and_a_business_within_is_a_part() -> N
     plain = {1: "Revenue in the quarter benefited from federal sales of 4.9 million.", 2: passages[2]}
     assert answer("What was Identiv's revenue in Q3 2020?", plain, companies=dict.fromkeys(plain, "Identiv")) == \
         f"{plain[2]} [2]"
+
+
+def test_a_follow_up_naming_another_region_or_unit_keeps_only_the_metric() -> None:
+    passages = {1: "US sales of 131 million declined 60.3% compared to the prior year.",
+                2: "European sales were $215 million, down 49% compared to the prior year."}
+    assert answer("What about Europe? (context: What were Dentsply Sirona's US sales in Q2 2020?)", passages,
+                  companies=dict.fromkeys(passages, "Dentsply Sirona")) == f"{passages[2]} [2]"
+    units = {1: "Sea Logistics delivered an EBIT of CHF 270 million in the first half.",
+             2: "Slide 11, a short overview on Road Logistics.",
+             3: "Road Logistics ended the first semester with an EBIT of CHF26 million."}
+    assert answer("And Road Logistics? (context: What EBIT did Kuehne + Nagel's Sea Logistics unit report for H1 "
+                  "2020?)", units, companies=dict.fromkeys(units, "Kuehne + Nagel")) == f"{units[3]} [3]"
+    # A slide's heading says nothing of its own.
+    assert answer("What did Kuehne + Nagel say about Road Logistics?", units,
+                  companies=dict.fromkeys(units, "Kuehne + Nagel")).startswith(f"{units[3]} [3]")
+
+
+def test_revenue_landing_within_guidance_asks_for_the_revenue() -> None:
+    passages = {1: "Our total revenue in the third quarter of 2020 was RMB 303 million, in line with our previous "
+                   "guidance range.",
+                2: "Paid services revenue was RMB 21.7 million.",
+                3: "Advertising revenue was RMB 281 million.",
+                4: "Our guidance reflects the pandemic's impact on advertisers."}
+    assert answer("Did Phoenix New Media's Q3 2020 revenue land within its guidance?", passages,
+                  companies=dict.fromkeys(passages, "Phoenix New Media")).startswith(f"{passages[1]} [1]")

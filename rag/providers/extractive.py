@@ -160,7 +160,8 @@ _BOILERPLATE = re.compile(
     re.I)
 # Housekeeping that states nothing itself: "Please turn to slide eleven for an overview of loan performance.", "By now,
 # everyone should have access to our earnings press release and the presentations for today's call."
-_HOUSEKEEPING = re.compile(r"^\W*(?:please\s+|let'?s\s+|now,?\s+|so,?\s+)?(?:turn|move|go|flip|refer|look)\s+"
+_HOUSEKEEPING = re.compile(r"^\W*(?:on\s+)?slides?\s+\w+\s*[,:.-]|"
+                           r"^\W*(?:please\s+|let'?s\s+|now,?\s+|so,?\s+)?(?:turn|move|go|flip|refer|look)\s+"
                            r"(?:now\s+)?(?:on\s+)?(?:to|at)\s+(?:slide|page)\b|"
                            r"\bpress release\b|\bshould have access\b", re.I)
 # An analyst's question that does not end in "?" ("I'm just wondering if ... could actually build more…").
@@ -206,9 +207,12 @@ _LIST_HEAD = re.compile(r"^\s*(?:[Ww]hich\s+((?:[A-Z][\w-]*\s+){0,2}?\w+s)\b(?!\
 # "Which biotech had more cash, Aldeyra or Affimed?": the category of the companies compared.
 _WHICH_KIND = re.compile(r"^\s*which\s+(\w+)\s+(?=(?:had|has|have|was|were|is|are|did|does|do|posted|reported|saw|ran|"
                          r"delivered|earned|made|generated|grew)\b)", re.I)
-# "Where did group NIM land?", "Where did the backlog end Q4?": where a figure came to rest is the figure.
+# "Where did group NIM land?", "Where did the backlog end Q4?", "Did revenue land within guidance?": where a figure came
+# to rest is the figure.
 _CAME_TO = re.compile(r"^(\s*where\s+(?:did|does|do|will|is|are|was|were)\b.*?)\b(?:land(?:ed)?|end(?:ed)?(?:\s+up)?|"
-                      r"finish(?:ed)?|come\s+in|came\s+in)\b", re.I)
+                      r"finish(?:ed)?|come\s+in|came\s+in)\b|"
+                      r"^(.*?)\b(?:land(?:ed)?|c[oa]me\s+in)\b"
+                      r"(?=\s+(?:within|inside|above|below|ahead|short|at|in line))", re.I)
 _CONTEXT = re.compile(r"\s*\(context: (.*)\)\s*$", re.S)
 # "What did Embraer say was notable about its net result?" asks for a statement, not for a figure of the metric.
 _SAID = re.compile(r"\s*what did\b[^?]*?\bsay\s+(?:was|were|is|are)\s+(?:[a-z]+\s+){1,2}about\b", re.I)
@@ -764,7 +768,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     measured = bool(MEASURED_AGAINST.search(form)) and not _outlook_in(MEASURED_AGAINST.sub(" ", form))
     wants_outlook = not measured and (_outlook_in(form) or bool(_NEXT_PERIOD.search(form)))
     asked = _INTENT.sub(" ", _MONTH_OF_PERIOD.sub(" ", _END_OF.sub(" ", _ENDED.sub(" ", _IDIOM.sub(" ", asked)))))
-    asked = _CAME_TO.sub(r"\1", asked)
+    asked = _CAME_TO.sub(lambda m: m.group(1) or m.group(2), asked)
     said_when = _SAID_WHEN.sub(" ", asked)
     left = period_labels(set(_tokens(said_when)))
     if said_when != asked and left and (any(label.isdigit() for label in left)
@@ -802,13 +806,16 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         focus -= _ROLES & _terms(asked[:about.start()]) | _terms(asked[about.start():about.start(1)])
     # A bare follow-up ("And what about Q1?") borrows the earlier question's terms; one naming a metric ("And what
     # was EBITDA in that quarter?" after a revenue question) asks about that metric, not about revenue again.
-    if context_match and len(focus) < 2 and not focus & _METRICS:
+    # "What about Europe?", "And Road Logistics?" after a question on US sales or Sea Logistics' EBIT: the name takes
+    # the place of the earlier one, and only the earlier metric carries over.
+    renamed = context_match is not None and bool(_NAMED.search(asked)) and not focus & _METRICS
+    if context_match and len(focus) < 2 and not focus & _METRICS and not renamed:
         focus |= focus_terms(context_match.group(1)) - ignored
     elif context_match and _POINTS_BACK.search(asked):
         # "What share of sales is that?" after a question about direct-to-consumer sales: "that" is the earlier
         # topic (its metrics stay the follow-up's own).
         focus |= focus_terms(context_match.group(1)) - ignored - _METRICS
-    elif context_match and _WHAT_ABOUT.match(asked) and not focus & _METRICS:
+    elif context_match and (_WHAT_ABOUT.match(asked) or renamed) and not focus & _METRICS:
         # "What about the mattress fabrics segment?" after a question on net sales asks for that segment's sales.
         focus |= focus_terms(context_match.group(1)) & _METRICS
     periods = _full_year(period_labels(focus), asked)
