@@ -1586,3 +1586,18 @@ def test_revenue_landing_within_guidance_asks_for_the_revenue() -> None:
                 4: "Our guidance reflects the pandemic's impact on advertisers."}
     assert answer("Did Phoenix New Media's Q3 2020 revenue land within its guidance?", passages,
                   companies=dict.fromkeys(passages, "Phoenix New Media")).startswith(f"{passages[1]} [1]")
+
+
+def test_where_revenue_landed_relative_to_guidance_asks_for_the_figure() -> None:
+    passages = {1: "Product portfolio maturity: hardware sales remain important while subscription economics ramp as "
+                   "customers migrate, and we expect more.",
+                2: "Calix reported Q4 revenue of $206 million, up 2.6% sequentially and at the high end of guidance."}
+    assert answer("Where did Q4 revenue land relative to guidance?", passages,
+                  companies=dict.fromkeys(passages, "Calix")) == f"{passages[2]} [2]"
+    # Where it landed is a figure: a sentence without one does not say...
+    plain = {1: "Q4 revenue landed well, as customers migrated to our platforms.", 2: passages[2]}
+    assert answer("Where did Q4 revenue land?", plain, companies=dict.fromkeys(plain, "Calix")) == f"{plain[2]} [2]"
+    # ...unless the question measures it against guidance, which words answer.
+    upper = {1: "We confirm our full year guidance and now expect EBITDA to be at the upper end of it."}
+    assert answer("Where does RWE now expect its full-year 2020 adjusted EBITDA to land within its guidance?", upper,
+                  companies={1: "RWE"}) == f"{upper[1]} [1]"

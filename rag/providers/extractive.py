@@ -42,7 +42,7 @@ _FILLER = frozenset(tokenize(
     talk talked call calls comment commented describe described compare comparison versus both each fiscal
     hold change changed cite cited highlight highlighted flag flagged identify identified more notable
     noteworthy because post posted achieve achieved contrast already almost explanation including against tracking
-    ran after gave isn't aren't wasn't weren't doesn't don't didn't hasn't haven't""",
+    ran after gave within isn't aren't wasn't weren't doesn't don't didn't hasn't haven't""",
     drop_stopwords=False,
 ))
 
@@ -198,8 +198,9 @@ _NEGATION = frozenset("no not never without nor none".split())
 # increased our revenue guidance for the quarter").
 _FORECASTS = re.compile(r"\b(?:expect(?:s|ing)?|forecast(?:s|ing)?|anticipat(?:e|es|ing)|project(?:s|ing)|guiding|"
                         r"going to)\b", re.I)
-# Phrases whose words are no topic: "in line with what it expected", "in terms of margins", "its own employees".
-_IDIOM = re.compile(r"\bin (?:line with|terms of)\b|\b(?:its|their|our) own\b", re.I)
+# Phrases whose words are no topic: "in line with what it expected", "in terms of margins", "its own employees",
+# "relative to guidance".
+_IDIOM = re.compile(r"\bin (?:line with|terms of)\b|\b(?:its|their|our) own\b|\brelative to\b", re.I)
 # "Which companies", "Which Latin American banks", "Which US utilities" (names before the category describe it too).
 # Only a subject: in "Which COVID costs does Acme expect to roll off?" the costs are what is asked about.
 _LIST_HEAD = re.compile(r"^\s*(?:[Ww]hich\s+((?:[A-Z][\w-]*\s+){0,2}?\w+s)\b(?!\s+(?:did|does|do|will|would|can|could|"
@@ -768,6 +769,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     measured = bool(MEASURED_AGAINST.search(form)) and not _outlook_in(MEASURED_AGAINST.sub(" ", form))
     wants_outlook = not measured and (_outlook_in(form) or bool(_NEXT_PERIOD.search(form)))
     asked = _INTENT.sub(" ", _MONTH_OF_PERIOD.sub(" ", _END_OF.sub(" ", _ENDED.sub(" ", _IDIOM.sub(" ", asked)))))
+    came_to = bool(_CAME_TO.search(asked))  # where a figure came to rest asks for the figure
     asked = _CAME_TO.sub(lambda m: m.group(1) or m.group(2), asked)
     said_when = _SAID_WHEN.sub(" ", asked)
     left = period_labels(set(_tokens(said_when)))
@@ -902,7 +904,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     total = len(candidates)
     # Questions about a metric, or "how much/many", are answered by a sentence with a number in it.
     # So is "what was <anything> in <a period>" ("What was Tecnoglass' backlog at the end of Q3?").
-    quantity = bool(_QUANTITY.search(form)
+    # ...unless measured against guidance, which words answer ("at the upper end of the guidance")
+    quantity = bool((came_to and not MEASURED_AGAINST.search(form)) or _QUANTITY.search(form)
                     or (focus & _METRICS and not _SAID.match(form) and not explain_asked and (
                         re.match(r"\s*(what|how|compare)\b", form, re.I) or ranks_sides
                         # "SiTime Q4 2020 revenue outlook?": a metric, and no question word, asks for its figure
