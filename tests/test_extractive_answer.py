@@ -1601,3 +1601,21 @@ def test_where_revenue_landed_relative_to_guidance_asks_for_the_figure() -> None
     upper = {1: "We confirm our full year guidance and now expect EBITDA to be at the upper end of it."}
     assert answer("Where does RWE now expect its full-year 2020 adjusted EBITDA to land within its guidance?", upper,
                   companies={1: "RWE"}) == f"{upper[1]} [1]"
+
+
+def test_a_name_the_question_asks_about_may_be_in_the_sentences_passage() -> None:
+    passages = {1: "We signed a partnership with Zimmer Biomet's dental division, a leader in dental implants. This "
+                   "partnership allows us to access the dental and oral surgery market of an estimated seven and a "
+                   "half million annual procedures.",
+                2: "DSUVIA net revenue was $0.3 million in the quarter, with 25 annual contracts signed."}
+    text = answer("How many annual procedures can AcelRx access via the Zimmer Biomet partnership?",
+                  passages, companies=dict.fromkeys(passages, "AcelRx Pharmaceuticals"))
+    assert "seven and a half million annual procedures" in text, text
+
+
+def test_a_code_the_question_hinges_on_must_be_said() -> None:
+    passages = {1: "The core driver of our RFID business is the mass market adoption of integrated products.",
+                2: "5G deployments in Korea kept growing across the country."}
+    text = answer("Which companies discussed 5G business drivers?", passages,
+                  companies={1: "Identiv", 2: "SK Telecom"})
+    assert "[1]" not in text, text

@@ -914,7 +914,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
                     or ((periods or focus & _METRICS) and _HOW_CHANGED.match(form)))
     of_whole = quantity and not share_asked and not focus & (_MARGIN | _CHANGES)
     whole_asked = not unit_asked and not focus & _TOTAL
-    required = focus & _REQUIRED - implied
+    # A code the question hinges on ("5G") is what every answering sentence must say.
+    required = (focus & _REQUIRED | codes) - implied
     # What an amount of money was ("What was revenue?"), not how it changed: answered by a sentence stating one.
     # Comparable (same-store) sales are a change by definition.
     # A metric named with no question word ("Hepsiburada GMV Q2 2021") asks its amount too.
@@ -985,10 +986,14 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             c.coverage *= 0.8  # spoken hedging ("uh, you know, um") marks an answer in passing, not the statement
         if explain_asked and _EXPLAINS.search(c.text):
             c.coverage = min(1.0, c.coverage * 1.25)  # "Why...?" is answered by a sentence giving a reason
+    # A name is satisfied by the sentence, by its document's title (a report says "the company" once its title has
+    # named it) or by its passage: "This partnership [with Zimmer Biomet] allows us to access a market of seven and a
+    # half million annual procedures" follows the sentence naming the partner.
+    named_in_passage = {n: _terms(text) & required_names for n, text in passages.items()} if required_names else {}
+
     def eligible(c: Candidate) -> bool:
-        # A name is satisfied by the sentence or by its document's title: a report says "the company" once its
-        # title has named it.
-        if not (required - asked_metrics - of_margin) <= c.terms or not required_names <= c.terms | c.title_terms:
+        if not (required - asked_metrics - of_margin) <= c.terms \
+                or not required_names <= c.terms | c.title_terms | named_in_passage.get(c.n, set()):
             return False
         if c.terms & _MARGIN and not of_margin <= c.terms:
             return False
