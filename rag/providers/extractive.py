@@ -309,13 +309,12 @@ _SHARE_WORDS = "share percentage proportion portion percent"
 _SHARE_ASKED = re.compile(rf"\b(?:{'|'.join(_SHARE_WORDS.split())}|how much) of\b", re.I)
 # A share stated, "23% of cement dispatches", and of what.
 _SHARE_OF = re.compile(r"\d\s?(?:%|percent)\s+of\s+((?:[\w&'-]+\s+){0,3}[\w&'-]+)", re.I)
-# "What EPS range did they guide?": a sentence stating two figures as a range states the range ("between $3.60 and
-# $3.70", "485 to 495 million", "5.4-5.7 billion").
-# Two figures of one kind: "between RMB 332.4 million and RMB 362.4 million", "$3.60 to $3.70", "6% to 8%", "485 to 495
-# million"; not "grew 12% to $1.05" (a change, then where it ended) nor "from 2020 to 2021".
-_RANGE_STATED = re.compile(r"(?:\bbetween\s+)?(?P<low>(?:[A-Z]{3}\s?|[$€£])?(?P<lown>\d[\d.,]*))\s*"
+# "What EPS range did they guide?" is answered by two figures of one kind: "between RMB 332.4 million and RMB 362.4
+# million", "$3.60 to $3.70", "6% to 8%", "485 to 495 million"; not "grew 12% to $1.05" (a change, then where it
+# ended) nor "from 2020 to 2021" (_states_range).
+_RANGE_STATED = re.compile(r"(?:\bbetween\s+)?(?:[A-Z]{3}\s?|[$€£])?(?P<lown>\d[\d.,]*)\s*"
                            r"(?P<lowunit>%|percent|million|billion|thousand|cents?)?\s*(?P<sep>to|and|-|–)\s*"
-                           r"(?P<high>(?:[A-Z]{3}\s?|[$€£])?(?P<highn>\d[\d.,]*))\s*(?P<highunit>%|percent)?")
+                           r"(?:[A-Z]{3}\s?|[$€£])?(?P<highn>\d[\d.,]*)\s*(?P<highunit>%|percent)?")
 _RANGE = frozenset(tokenize("range ranges"))
 _SHARE_TERMS = frozenset(tokenize(_SHARE_WORDS, drop_stopwords=False))
 # A margin is a share of sales: "adjusted EBITDA ... or 27.2% of net sales" states the adjusted EBITDA margin, a
@@ -590,11 +589,16 @@ def _figures(text: str) -> str:
     return spelled_numbers_to_digits(_NOT_A_FIGURE.sub(" ", text).lower())
 
 
+def _figure_units(figures: str) -> list[str | None]:
+    """The unit of each figure in _figures' text: "%", "points", "times"..., or None for a plain amount or count."""
+    return [m.group(1) for m in _RATE.finditer(figures)]
+
+
 def _states_no_amount(text: str) -> bool:
     """Whether a sentence states no amount of money: every figure it gives is a rate or a change ("engines revenues
     were up about 26%"), or none has a currency, a scale or a unit price ("two legs to the stool")."""
     figures = _figures(text)
-    units = [m.group(1) for m in _RATE.finditer(figures)]
+    units = _figure_units(figures)
     return (bool(units) and all(units)) or not _AMOUNT_STATED.search(figures)
 
 
@@ -613,7 +617,7 @@ def _states_range(text: str) -> bool:
 
 def _shares_only(text: str) -> bool:
     """Whether every figure a sentence gives is a percentage."""
-    units = [m.group(1) for m in _RATE.finditer(_figures(text))]
+    units = _figure_units(_figures(text))
     return bool(units) and all(u and u.lower().startswith(("%", "percent", "per cent")) for u in units)
 
 
@@ -769,8 +773,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     measured = bool(MEASURED_AGAINST.search(form)) and not _outlook_in(MEASURED_AGAINST.sub(" ", form))
     wants_outlook = not measured and (_outlook_in(form) or bool(_NEXT_PERIOD.search(form)))
     asked = _INTENT.sub(" ", _MONTH_OF_PERIOD.sub(" ", _END_OF.sub(" ", _ENDED.sub(" ", _IDIOM.sub(" ", asked)))))
-    came_to = bool(_CAME_TO.search(asked))  # where a figure came to rest asks for the figure
-    asked = _CAME_TO.sub(lambda m: m.group(1) or m.group(2), asked)
+    asked, came_to = _CAME_TO.subn(lambda m: m.group(1) or m.group(2), asked)  # came to rest: asks for the figure
     said_when = _SAID_WHEN.sub(" ", asked)
     left = period_labels(set(_tokens(said_when)))
     if said_when != asked and left and (any(label.isdigit() for label in left)
@@ -1101,13 +1104,16 @@ def _leads_with_basis(text: str, adjusted_asked: bool) -> bool:
         and not (adjusted_asked and _ADJUSTED.match(basis.group(0)))
 
 
+# How far into its year a period ends.
+_LATENESS = {"q1": 1, "h1": 2, "q2": 2, "q3": 3, "h2": 4, "q4": 4, "fy": 5}
+
+
 def _later_in_year(asked: set[str], call: set[str]) -> bool:
     """Whether the period asked is a later quarter (or the whole) of the year a call's period is in."""
     asked_years = {p for p in asked if _YEAR.match(p)}
     if asked_years and not asked_years & call:
         return False
-    order = {"q1": 1, "h1": 2, "q2": 2, "q3": 3, "h2": 4, "q4": 4, "fy": 5}
-    return max((order.get(p, 0) for p in asked), default=0) > max((order.get(p, 0) for p in call), default=0)
+    return max((_LATENESS.get(p, 0) for p in asked), default=0) > max((_LATENESS.get(p, 0) for p in call), default=0)
 
 
 def _conflict(asked: set[str], stated: set[str]) -> bool:
