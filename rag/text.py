@@ -21,7 +21,9 @@ _STOPWORDS = frozenset(
 
 # Numbers ($206, 2.6%, 1,600); then runs of letters and digits, so period and product labels stay whole (Q3, H1,
 # FY2020, 5G, 3M); words may carry a possessive.
-_TOKEN = re.compile(r"\$?\d+(?:[.,]\d+)*%?(?![^\W_])|[^\W_]+(?:['’][^\W\d_]+)?", re.UNICODE)
+# An ampersand's initials ("A&T", "AS&I", "M&A") are one word: split, they leave a lone letter or none.
+_TOKEN = re.compile(r"\$?\d+(?:[.,]\d+)*%?(?![^\W_])|(?<![^\W_])[^\W\d_]{1,3}&[^\W\d_]{1,3}(?:['’]s)?(?![^\W_])|"
+                    r"[^\W_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 _stemmers = threading.local()
 # Amounts, percents and counts, e.g. $206 million, 2.6%, 1,600, 204. Years and quarter labels (Q4)
 # are numbers too: an answer must not invent them either.
@@ -60,6 +62,12 @@ _PHRASES = [
     (re.compile(r"\b([1-4]q|[12]h)[ ']?((?:19|20)?\d{2})\b"),
      lambda m: f"{m.group(1)[1]}{m.group(1)[0]} {m.group(2) if len(m.group(2)) == 4 else '20' + m.group(2)}"),
     (re.compile(r"\bcovid[- ]?19\b"), "covid"),  # "COVID-19": no figure 19
+    (re.compile(r"\bhead[ -]count\b"), "headcount"),
+    (re.compile(r"\bcapital (?:expenditures?|spend(?:ing)?)\b"), "capex"),
+    (re.compile(r"\bmw\b"), "megawatts"),
+    (re.compile(r"\bgw\b"), "gigawatts"),
+    # "Non-operating cash taxes" are not the operating ones, nor "non-GAAP" earnings the GAAP ones: one word.
+    (re.compile(r"\bnon[- ](?=[a-z])"), "non"),
 ]
 
 
@@ -84,7 +92,7 @@ def _fold(token: str) -> str:
     if token.endswith("'s"):
         token = token[:-2]
     token = token.replace("'", "")
-    if any(ch.isdigit() for ch in token):
+    if any(ch.isdigit() for ch in token) or "&" in token:
         return token
     stem = _stem(token)
     return _IRREGULAR.get(stem, stem)
@@ -93,6 +101,7 @@ def _fold(token: str) -> str:
 # Forms the stemmer leaves apart: "shipped" and "shipments", "pay", "paid" and "payments" meet.
 _IRREGULAR = {"shipment": "ship", "payment": "pay", "paid": "pay", "bought": "buy", "grew": "grow", "spent": "spend",
               "sold": "sell", "rose": "rise", "fell": "fall", "lost": "lose", "held": "hold", "brought": "bring",
+              "drove": "drive", "driven": "drive", "closur": "close",
               # ...and a region's adjective from its name: "European sales" answer "What about Europe?"
               "european": "europ", "american": "america", "asian": "asia", "african": "africa", "chines": "china",
               "canadian": "canada", "mexican": "mexico", "brazilian": "brazil", "german": "germani", "indian": "india",
@@ -180,8 +189,9 @@ def spelled_numbers_to_digits(text: str) -> str:
 # (rag.index.segment), since query terms folded one way never meet postings folded another. It covers tokenize
 # only: a change to what is indexed (rag.chunking.context_line, index_text) changes the vectors too, and needs
 # a re-ingest.
-# 2: e-commerce -> ecommerce; 3: R&D -> rnd; 4: bps, YoY, FCF, COVID-19, 1Q21, shipments/ship...
-TOKENIZER_VERSION = 4
+# 2: e-commerce -> ecommerce; 3: R&D -> rnd; 4: bps, YoY, FCF, COVID-19, 1Q21, shipments/ship...;
+# 5: A&T, head count, capital spending, MW, non-operating, drove/driven, closures.
+TOKENIZER_VERSION = 5
 
 
 def tokenize(text: str, drop_stopwords: bool = True) -> list[str]:

@@ -20,6 +20,18 @@ from rag.providers.extractive import NOT_FOUND, answer
          "Free cash flow in the second quarter was positively 45 million, 272 million higher than first quarter."],
         "positively 45 million", "Embraer", id="another-half-of-the-same-year-is-another-period"),
     pytest.param(
+        "How much headcount did GE take out of Power in Q1 2020?",
+        ["Power orders were down 8% organically in the first quarter, and we expect the market to stay challenged.",
+         "To offset this we're right-sizing the cost structure, and in Power we already reduced head count by 700 in "
+         "the first quarter."],
+        "by 700", "General Electric", id="head-count-is-headcount"),
+    pytest.param(
+        "What is Nexstar guiding for operating cash taxes in Q3?",
+        ["Non-operating cash taxes associated with the gains on the asset sales in Q3 will be approximately $83 "
+         "million.",
+         "Third quarter operating cash taxes are now estimated to be approximately $150 million."],
+        "$150 million", "Nexstar Media Group", id="non-operating-is-not-operating"),
+    pytest.param(
         "What was SiTime's non-GAAP gross margin in the third quarter of 2020?",
         ["Non-GAAP gross margins during the quarter were 52.1%, up 530 basis points over Q2.",
          "We expect continued gross margin expansion with non-GAAP gross margins increasing to approximately 53%."],
@@ -470,6 +482,28 @@ def test_a_one_word_list_question_lists_every_company_that_says_it() -> None:
                 2: "The new tariffs will be passed on to customers from January."}
     text = answer("Which companies mentioned tariffs?", passages, companies={1: "Culp", 2: "YETI"})
     assert "Culp:" in text and "YETI:" in text, text
+
+
+def test_how_a_topic_affects_the_business_is_the_topic() -> None:
+    # "affect" is rarer among the sentences than "tariff", and weighed most while it was a topic word.
+    passages = {1: "And we would avoid a section 301 tariff on the fabrics we bring in from China.",
+                2: "And in terms of how that affects the discount rate, the long haul travel has not come back.",
+                3: "Just to mention that the government is imposing a 30% tariff on the inputs of cement."}
+    companies = {1: "Culp", 2: "American Express", 3: "Cementos Argos"}
+    text = answer("Which companies discussed how tariffs affect their business?", passages, companies=companies)
+    assert "Culp:" in text and "Cementos Argos:" in text, text
+    assert "American Express" not in text
+    # ...and so is the impact of something: the something is the topic.
+    passages = {1: "We expect to record subrogation benefits of approximately $400 million as PG&E emerged from "
+                   "bankruptcy.",
+                2: "The impact of the pandemic on our business was smaller than we feared, and the impact on margins "
+                   "was limited.",
+                3: "PG&E emerged from bankruptcy on July 1, so our contracts with it are no longer at risk."}
+    companies = {1: "Travelers", 2: "Acme Foods", 3: "NextEra Energy"}
+    text = answer("Which companies talked about the impact of PG&E emerging from bankruptcy?", passages,
+                  companies=companies)
+    assert "Travelers:" in text and "NextEra Energy:" in text, text
+    assert "Acme" not in text
 
 
 def test_a_setting_few_companies_speak_of_is_the_point() -> None:

@@ -229,11 +229,14 @@ def test_tokenizer_output_is_pinned_to_its_version() -> None:
     """Failing here means tokenize now folds text differently: bump rag.text.TOKENIZER_VERSION (so indexes built
     before are re-tokenised when read) and update both values below."""
     text = ("Itaú's full-year cashflow rose four and a half percent to $1,600 million in Q2 FY2023; revenues paying "
-            "off in e-commerce; R&D; FCF up 30 bps YoY; COVID-19; shipments paid; 2H2021 NPLs.")
-    assert (TOKENIZER_VERSION, tokenize(text)) == (4, ["itau", "fy", "cash", "flow", "rise", "4.5%", "1600", "million",
+            "off in e-commerce; R&D; FCF up 30 bps YoY; COVID-19; shipments paid; 2H2021 NPLs; A&T head count; "
+            "capital spending; 100 MW; non-operating; drove closures.")
+    assert (TOKENIZER_VERSION, tokenize(text)) == (5, ["itau", "fy", "cash", "flow", "rise", "4.5%", "1600", "million",
                                                        "q2", "fy2023", "revenu", "pay", "off", "ecommerc", "rnd",
                                                        "free", "cash", "flow", "up", "30", "basi", "point", "year",
-                                                       "year", "covid", "ship", "pay", "h2", "2021", "npl"])
+                                                       "year", "covid", "ship", "pay", "h2", "2021", "npl", "a&t",
+                                                       "headcount", "capex", "100", "megawatt", "nonoper", "drive",
+                                                       "close"])
 
 
 def test_a_segment_from_another_tokenizer_is_retokenised_and_compact_stores_it(

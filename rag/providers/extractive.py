@@ -42,7 +42,8 @@ _FILLER = frozenset(tokenize(
     talk talked call calls comment commented describe described compare comparison versus both each fiscal
     hold change changed cite cited highlight highlighted flag flagged identify identified more notable
     noteworthy because post posted achieve achieved contrast already almost explanation including against tracking
-    ran after gave within isn't aren't wasn't weren't doesn't don't didn't hasn't haven't""",
+    ran after gave within affect affected affects affecting impact impacted impacts impacting
+    isn't aren't wasn't weren't doesn't don't didn't hasn't haven't""",
     drop_stopwords=False,
 ))
 
