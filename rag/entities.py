@@ -6,8 +6,8 @@ Every document's company (metadata `company`) and tickers give the names to look
   one-word name only as spelled ("Travelers", not "travel"); or its
   first two or more words, capitalised, when no other company's name starts with them ("Healthcare Realty" for
   Healthcare Realty Trust);
-- a ticker, matched only as written in capitals ("GE's", "YETI"), and the initials of a name joined by "&", as
-  written ("J&J" or "JnJ" for Johnson & Johnson);
+- a ticker, matched only as written in capitals ("GE's", "YETI"), and the initials of a name joined by "&" or
+  "+", as written ("J&J" or "JnJ" for Johnson & Johnson, "K+N" for Kuehne + Nagel);
 - one word of the name on its own ("Danaher", "Santander", "NextEra"), when that word is distinctive: in no
   other company's name and in the text of no more than a few other documents (so "General", "Energy",
   "Mexico" or "Texas" never link on their own), and capitalised in the question.
@@ -33,7 +33,7 @@ _LEGAL = frozenset(tokenize(
 # link: in at most this share of all documents, or MIN_FOREIGN_DOCS.
 MAX_FOREIGN_SHARE = 0.10
 MIN_FOREIGN_DOCS = 2
-_WORD = re.compile(r"[A-Za-z0-9][\w&'’.-]*|&")
+_WORD = re.compile(r"[A-Za-z0-9][\w&+'’.-]*|[&+]")
 
 
 @dataclass(frozen=True)
@@ -146,18 +146,18 @@ def _name_tokens(name: str) -> tuple[str, ...]:
     return tuple(tokens)
 
 
-def _ampersand_initials(name: str) -> list[str]:
-    """A name joined by "&" is said by its initials around it: Johnson & Johnson -> "J&J" and "JnJ", Procter &
-    Gamble -> "P&G". Matched as written, like a ticker."""
-    words = [w for w in _WORD.findall(name) if w == "&" or w[0].isalpha()]
-    while len(words) > 1 and words[-1] != "&" and set(_fold_word(words[-1])) <= _LEGAL:
+def _joined_initials(name: str) -> list[str]:
+    """A name joined by "&" or "+" is said by its initials around it: Johnson & Johnson -> "J&J" and "JnJ", Procter
+    & Gamble -> "P&G", Kuehne + Nagel -> "K+N". Matched as written, like a ticker."""
+    words = [w for w in _WORD.findall(name) if w in ("&", "+") or w[0].isalpha()]
+    while len(words) > 1 and words[-1] not in ("&", "+") and set(_fold_word(words[-1])) <= _LEGAL:
         words.pop()
-    while len(words) > 1 and words[0] != "&" and set(_fold_word(words[0])) <= _LEGAL:
+    while len(words) > 1 and words[0] not in ("&", "+") and set(_fold_word(words[0])) <= _LEGAL:
         words.pop(0)
-    if "&" not in words[1:-1]:
+    if not {"&", "+"} & set(words[1:-1]):
         return []
-    letters = "".join("&" if w == "&" else w[0].upper() for w in words)
-    return [letters, letters.replace("&", "n")]
+    letters = "".join(w if w in ("&", "+") else w[0].upper() for w in words)
+    return list(dict.fromkeys([letters, letters.replace("&", "n")]))
 
 
 def entity_words(documents: Iterable[tuple[str, str | None, list[str]]]) -> set[str]:
@@ -206,7 +206,7 @@ def build(documents: Iterable[tuple[str, str | None, list[str]]],
     # Initials after the tickers, so they never take a ticker's place, and only when one company has them.
     initials_owners: dict[str, set[str]] = defaultdict(set)
     for key, company in names.items():
-        for short in _ampersand_initials(company):
+        for short in _joined_initials(company):
             initials_owners[short].add(key)
     for short, owners in initials_owners.items():
         if len(owners) == 1:

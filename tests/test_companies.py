@@ -141,6 +141,10 @@ def test_linking_uses_the_index_metadata_without_alias_tables() -> None:
     assert twins.link("What did J&J say?") == []
     assert [m.company.key for m in twins.link("What did C&D report?")] == ["Cee Dee"]
     assert [m.company.key for m in twins.link("What did P&G report?")] == ["The Procter & Gamble Company"]
+    # ...and so is a name joined by "+", written with or without spaces.
+    plus = build([("kn", "Kuehne + Nagel", ["KNIN"])])
+    for question in ("What dividend is K+N proposing?", "What did Kuehne+Nagel say?", "K+N's gross profit?"):
+        assert [m.company.key for m in plus.link(question)] == ["Kuehne + Nagel"], question
     assert [m.company.key for m in index.link("What did Lands' End say?")] == ["Lands' End"]
     assert [m.company.key for m in index.link("What did Itaú CorpBanca earn?")] == ["Itau CorpBanca"]
     assert index.unknown_mentions("What was Apple's iPhone revenue?") == ["Apple"]
