@@ -1153,6 +1153,12 @@ def test_each_side_of_a_comparison_gets_its_best_answering_sentence() -> None:
       "KBFG in Q1 2021 reported a net profit of 1,270.1 billion won, a record quarter.",
       "Our consolidated net income was 95.1 billion Chilean pesos."],
      ["KB Financial Group", "KB Financial Group", "Itaú CorpBanca"], [2, 3]),
+    # A comparison asks for figures, even when it names no metric the answerer knows.
+    ("Compare leverage: Constellium at end of Q2 2020 vs Ingersoll Rand at end of Q1 2020.",
+     ["At the end of the second quarter, our leverage was 4.4 times and our net debt was 2.2 billion.",
+      "First, we are quick to leverage demand generation techniques widely used in the consumer market.",
+      "From a leverage perspective, we finished at 2.6 times."],
+     ["Constellium", "Ingersoll Rand", "Ingersoll Rand"], [1, 3]),
 ])
 def test_each_side_of_a_comparison_is_its_own_figure(question: str, texts: list[str], companies: list[str],
                                                       expected: list[int]) -> None:

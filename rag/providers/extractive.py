@@ -915,7 +915,10 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
                         # "SiTime Q4 2020 revenue outlook?": a metric, and no question word, asks for its figure
                         or not (chatted or _OWN_QUESTION.search(form))))
                     or (periods and not explain_asked and re.match(r"\s*what (?:was|were|is|are)\b", form, re.I))
-                    or ((periods or focus & _METRICS) and _HOW_CHANGED.match(form)))
+                    or ((periods or focus & _METRICS) and _HOW_CHANGED.match(form))
+                    # Two companies are compared by their figures ("Compare leverage: Constellium vs Ingersoll Rand")
+                    # unless it is what they said or why that is asked.
+                    or (comparing and not explain_asked and not about))
     of_whole = quantity and not share_asked and not focus & (_MARGIN | _CHANGES)
     whole_asked = not unit_asked and not focus & _TOTAL
     # A code the question hinges on ("5G") is what every answering sentence must say.
