@@ -484,6 +484,16 @@ def test_a_one_word_list_question_lists_every_company_that_says_it() -> None:
     assert "Culp:" in text and "YETI:" in text, text
 
 
+def test_alternatives_either_side_of_a_slash_answer_a_list() -> None:
+    passages = {1: "Market wide Black Friday in-store traffic was down by over 50% this holiday season.",
+                2: "Cyber Monday was the biggest online sales day in our history.",
+                3: "Our stores reopened on a Friday in May, and traffic recovered through the summer."}
+    companies = {1: "Bed Bath & Beyond", 2: "Lands' End", 3: "Acme Stores"}
+    text = answer("Which companies commented on Black Friday / Cyber Monday?", passages, companies=companies)
+    assert "Bed Bath & Beyond:" in text and "Lands' End:" in text, text
+    assert "Acme" not in text
+
+
 def test_how_a_topic_affects_the_business_is_the_topic() -> None:
     # "affect" is rarer among the sentences than "tariff", and weighed most while it was a topic word.
     passages = {1: "And we would avoid a section 301 tariff on the fabrics we bring in from China.",
@@ -592,6 +602,10 @@ def test_now_is_not_a_topic_word() -> None:
                   "The board declared a final dividend, bringing the dividend for 2019 to six pesewas per share.",
                   "The total number of subscribers rose to 25 million by the end of the period."],
                  "six pesewas", id="adjacent-words-do-not-outweigh-the-wrong-year"),
+    pytest.param("What were Acme's revenue/EBITDA in Q3?",
+                 ["Revenue in the third quarter was $52 million, up 4%.",
+                  "EBITDA in the third quarter was $11 million, a margin of 21%."],
+                 "$11 million", id="two-metrics-either-side-of-a-slash-are-both-asked"),
 ])
 def test_rules_do_not_misfire(question: str, passages: list[str], expected: str) -> None:
     numbered = dict(enumerate(passages, start=1))
@@ -1159,6 +1173,12 @@ def test_each_side_of_a_comparison_gets_its_best_answering_sentence() -> None:
       "First, we are quick to leverage demand generation techniques widely used in the consumer market.",
       "From a leverage perspective, we finished at 2.6 times."],
      ["Constellium", "Ingersoll Rand", "Ingersoll Rand"], [1, 3]),
+    # "Who...?" naming the companies compares them: each side answers, though one side's words are its own.
+    ("Who grew online/direct faster - YETI's DTC channel in Q3 2020 or Lands' End's global e-commerce in fiscal Q3 "
+     "2020?",
+     ["Looking at our channels, direct-to-consumer net sales grew 62% to $150.4 million.",
+      "Momentum continued in our global e-commerce business, which increased 20% with strong US results."],
+     ["YETI", "Lands' End"], [1, 2]),
 ])
 def test_each_side_of_a_comparison_is_its_own_figure(question: str, texts: list[str], companies: list[str],
                                                       expected: list[int]) -> None:

@@ -374,6 +374,9 @@ _YEAR_TO_DATE = re.compile(r"\b(?:year[- ]to[- ]date|ytd|so far(?: (?:this|in th
 # share repurchases" the word after "or" starts a phrase, and is no alternative to "dividend").
 _OR = re.compile(r"\b([a-z][\w-]*) or ([a-z][\w-]*)(?=\s*(?:[?,.;]|$)|\s+(?:in|for|on|at|to|from|of|by|with|as|during|"
                  r"after|before|because)\b)", re.I)
+# "online/direct", "Black Friday / Cyber Monday": a word, or a name of up to three capitalised words, each side.
+_SLASH_SIDE = r"(?:[A-Z][\w&-]*\s+){0,2}[A-Z][\w&-]*|[a-z][\w-]*"
+_SLASH = re.compile(rf"\b({_SLASH_SIDE})\s*/\s*({_SLASH_SIDE})\b")
 # "Natural disasters such as floods or wildfires": the examples are instances of the words before them, so a
 # sentence on floods speaks of natural disasters.
 # The examples are single words, and the list must end there: at punctuation, a preposition, a verb ("floods or
@@ -491,13 +494,16 @@ def _pairs(tokens: list[str]) -> set[tuple[str, str]]:
     return set(zip(folded, folded[1:], strict=False))
 
 
-def _alternatives(question: str) -> list[tuple[str, str]]:
-    """Folded word pairs joined by "or" ("taxes or financing")."""
+def _alternatives(question: str) -> list[tuple[frozenset[str], frozenset[str]]]:
+    """Folded alternatives joined by "or" ("taxes or financing") or a slash ("online/direct", "Black Friday / Cyber
+    Monday"); not two metrics ("revenue/EBITDA" asks for both) nor two periods."""
     pairs = []
-    for first, second in _OR.findall(question):
-        a, b = _terms(first), _terms(second)
-        if len(a) == 1 and len(b) == 1 and a != b:
-            pairs.append((next(iter(a)), next(iter(b))))
+    for pattern, words in ((_OR, 1), (_SLASH, 3)):
+        for first, second in pattern.findall(question):
+            a, b = frozenset(_terms(first)), frozenset(_terms(second))
+            if 0 < len(a) <= words and 0 < len(b) <= words and not a & b and not (a | b) & _METRICS \
+                    and not period_labels(set(a | b)):
+                pairs.append((a, b))
     return pairs
 
 
@@ -837,8 +843,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     # ...and the other way round: "EBITDA" asked, "earnings before interest, tax, depreciation and amortization" said.
     acronyms = {term: word.lower() for word in _ACRONYM.findall(asked) for term in _terms(word) if term in focus}
     # "Taxes or financing": either word answers, so the pair counts as one term (the first).
-    either = {second: first for first, second in _alternatives(asked) if first in focus and second in focus}
-    focus -= set(either)
+    either = [(first, second) for first, second in _alternatives(asked) if first | second <= focus]
+    focus -= {t for _, second in either for t in second}
     instances = {term: frozenset(_terms(kind) & focus) for kind, examples in _SUCH_AS.findall(asked)
                  for term in _terms(examples) & focus}
     # A change word among them ("such as higher freight") is no instance of anything.
@@ -878,7 +884,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
                 c.terms |= spelled_out[acronym]
         # "gross merchandise value (GMV)" asked, "Gross merchandise value was..." said
         c.terms |= {acronym for acronym, words in spelled_out.items() if acronym in focus and words <= c.terms}
-        c.terms |= {either[t] for t in c.terms & set(either)}
+        c.terms |= {t for first, second in either if second <= c.terms for t in first}
         c.terms |= {t for example in c.terms & set(instances) for t in instances[example]}
         if focus & _RANGE and _states_range(c.text):
             c.terms |= focus & _RANGE
@@ -1026,8 +1032,10 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     if not named and context_match:  # "What about their revenue growth?" after a comparison compares again
         named = named_in(context_match.group(1), (c.company for c in candidates))
     several = len({c.company for c in candidates}) > 1
+    # "Who grew online faster, YETI or Lands' End?" names the companies it compares: each side answers, not a list.
+    listing = is_list_question(asked) and len(named) < 2
     missing_sides: list[str] = []
-    if is_list_question(asked) and several:
+    if listing and several:
         # Across companies: each company's best sentence that is close to the best overall.
         best = ranked[0]
         chosen = [next(c for c in ranked if c.company == name) for name in dict.fromkeys(c.company for c in ranked)]
@@ -1036,7 +1044,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         shared = min(LIST_ITEM_MIN_TERMS, len(focus))
         chosen = [c for c in chosen if c.coverage >= LIST_SHARE_OF_BEST * best.coverage
                   and (c is best or len(focus & c.terms) >= shared)][:MAX_LIST_ITEMS]
-    elif is_list_question(asked):
+    elif listing:
         best = ranked[0]
         # Items of a list share the question's most distinctive name (capitalised word, e.g. a product)
         # that the best item has; without names, its most distinctive term.
@@ -1094,7 +1102,7 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
                     break
                 said = after
     # "Which banks ...?" is answered by naming them, even when one company's sentence is all that qualifies.
-    label = len({c.company for c in chosen}) > 1 or (is_list_question(asked) and several) or bool(missing_sides)
+    label = len({c.company for c in chosen}) > 1 or (listing and several) or bool(missing_sides)
     return " ".join([*(f"{c.company}: {c.text} [{c.n}]" if label and c.company else f"{c.text} [{c.n}]"
                        for c in chosen), *(f"{name}: not found in the indexed documents." for name in missing_sides)])
 
