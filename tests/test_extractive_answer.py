@@ -602,6 +602,17 @@ def test_now_is_not_a_topic_word() -> None:
                   "The board declared a final dividend, bringing the dividend for 2019 to six pesewas per share.",
                   "The total number of subscribers rose to 25 million by the end of the period."],
                  "six pesewas", id="adjacent-words-do-not-outweigh-the-wrong-year"),
+    pytest.param("How did Acme's technologies and equipment segment do?",
+                 ["Moving onto slide 11 where we highlight our technologies and equipment segment. Net sales were 304 "
+                  "million, down 45.6% as compared to prior year."],
+                 "304 million", id="moving-onto-a-slide-introduces-what-follows"),
+    pytest.param("What was that growth rate the year before, in 2019? (context: How fast did Acme's Mobile Money "
+                 "revenue grow in ?)",
+                 ["Data revenue growth was strong at 33% in 2019.",
+                  "Earnings before interest, tax, depreciation and amortization grew 12% in 2019.",
+                  "Voice revenue edged down in 2019 as new lines of revenue continued to grow faster.",
+                  "Mobile Money revenue increased by 28% in 2019, the year we marked its 10th anniversary."],
+                 "28%", id="a-follow-up-naming-only-a-period-keeps-the-earlier-topic"),
     pytest.param("What were Acme's revenue/EBITDA in Q3?",
                  ["Revenue in the third quarter was $52 million, up 4%.",
                   "EBITDA in the third quarter was $11 million, a margin of 21%."],

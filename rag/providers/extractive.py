@@ -201,7 +201,8 @@ _FORECASTS = re.compile(r"\b(?:expect(?:s|ing)?|forecast(?:s|ing)?|anticipat(?:e
                         r"going to)\b", re.I)
 # Phrases whose words are no topic: "in line with what it expected", "in terms of margins", "its own employees",
 # "relative to guidance".
-_IDIOM = re.compile(r"\bin (?:line with|terms of)\b|\b(?:its|their|our) own\b|\brelative to\b", re.I)
+_IDIOM = re.compile(r"\bin (?:line with|terms of)\b|\b(?:its|their|our) own\b|\brelative to\b|"
+                    r"\b(?:the|a) (?:year|quarter) before\b", re.I)  # "the year before" is a period, said below
 # "Which companies", "Which Latin American banks", "Which US utilities" (names before the category describe it too).
 # Only a subject: in "Which COVID costs does Acme expect to roll off?" the costs are what is asked about.
 _LIST_HEAD = re.compile(r"^\s*(?:[Ww]hich\s+((?:[A-Z][\w-]*\s+){0,2}?\w+s)\b(?!\s+(?:did|does|do|will|would|can|could|"
@@ -273,7 +274,7 @@ _ASKED_ABOUT = re.compile(r"\b(?:we(?:'ve| have)? been asked|(?:we|i) (?:often |
 _INTRODUCES = re.compile(r"^\W*(?:(?:now|so|next|and),?\s+)?(?:(?:(?:I|we)['’]d like to|(?:I|we) would like to|let me|"
                          r"I['’]ll|I will|I want to)\s+(?:now\s+)?(?:(?:provide|give)\s+(?:you\s+)?(?:an?|some)\s+"
                          r"(?:\w+\s+)?(?:update|overview)|(?:turn|move)\s+(?:now\s+)?(?:on\s+)?to|talk\s+(?:now\s+)?about)"
-                         r"|(?:turning|moving on)\s+(?:now\s+)?to)\b[^,;:$%]*[.!]?\s*$", re.I)
+                         r"|(?:turning|moving(?: on)?)\s+(?:now\s+)?(?:on)?to)\b[^,;:$%]*[.!]?\s*$", re.I)
 # "And what about gross margin?", "So how much...": the conjunction joins the question to the conversation; the
 # question's own form (what, how, compare) comes after it.
 _LEADING_CONJUNCTION = re.compile(r"^\s*(?:and|so|also|ok(?:ay)?)\b[\s,]*", re.I)
@@ -821,7 +822,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     # "What about Europe?", "And Road Logistics?" after a question on US sales or Sea Logistics' EBIT: the name takes
     # the place of the earlier one, and only the earlier metric carries over.
     renamed = context_match is not None and bool(_NAMED.search(asked)) and not focus & _METRICS
-    if context_match and len(focus) < 2 and not focus & _METRICS and not renamed:
+    # A period is no topic of its own: "What was that growth rate the year before, in 2019?" leans on the earlier topic.
+    if context_match and len({t for t in focus if not PERIOD.match(t)}) < 2 and not focus & _METRICS and not renamed:
         focus |= focus_terms(context_match.group(1)) - ignored
     elif context_match and _POINTS_BACK.search(asked):
         # "What share of sales is that?" after a question about direct-to-consumer sales: "that" is the earlier
