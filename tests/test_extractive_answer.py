@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from rag.providers.extractive import NOT_FOUND, answer
+from rag.providers.extractive import NOT_FOUND, answer, focus_terms
 
 
 @pytest.mark.parametrize(("question", "passages", "expected", "company"), [
@@ -613,6 +613,10 @@ def test_now_is_not_a_topic_word() -> None:
                   "Voice revenue edged down in 2019 as new lines of revenue continued to grow faster.",
                   "Mobile Money revenue increased by 28% in 2019, the year we marked its 10th anniversary."],
                  "28%", id="a-follow-up-naming-only-a-period-keeps-the-earlier-topic"),
+    pytest.param("Acme order count in Q2 2021?",
+                 ["Order count rose again in the second quarter, led by grocery.",
+                  "Total number of orders in the second quarter were 13.1 million, a record."],
+                 "13.1 million", id="a-count-asks-for-a-number"),
     pytest.param("What were Acme's revenue/EBITDA in Q3?",
                  ["Revenue in the third quarter was $52 million, up 4%.",
                   "EBITDA in the third quarter was $11 million, a margin of 21%."],
@@ -1690,3 +1694,8 @@ def test_a_code_the_question_hinges_on_must_be_said() -> None:
     text = answer("Which companies discussed 5G business drivers?", passages,
                   companies={1: "Identiv", 2: "SK Telecom"})
     assert "[1]" not in text, text
+
+
+def test_a_legal_form_in_a_question_is_no_topic() -> None:
+    assert focus_terms("Why did New Home Co's gross margin improve so much in Q3 2020?") == {
+        "new", "home", "gross", "margin", "improv", "q3", "2020"}  # the name's words go in answer(), by the passages

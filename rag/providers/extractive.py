@@ -35,8 +35,8 @@ NOT_FOUND = "NOT_FOUND"
 
 # Words that say what kind of answer is wanted, not what it is about.
 _FILLER = frozenset(tokenize(
-    """company firm report reported say said tell according document documents note mention mentioned give
-    number figure amount value level see saw seen get got make made take took come came happen
+    """company firm co inc corp ltd plc report reported say said tell according document documents note mention
+    mentioned give number count figure amount value level see saw seen get got make made take took come came happen
     happened look go went add added exactly please now currently latest recent recently anything something
     provide show know large big size stock quarter year period last main biggest primary most discuss discussed
     talk talked call calls comment commented describe described compare comparison versus both each fiscal
@@ -101,7 +101,7 @@ _HOW_MANY_DID = re.compile(r"^\s*how many ((?:[\w-]+\s+){0,2}?[\w-]+)\s+(?:did|d
 _TALLIES = frozenset(tokenize("handle process serve ship deliver fulfil fulfill complete record register transact "
                               "operate run manage see count"))
 _NUMBER_OF = re.compile(r"\b(?:number|total) of ((?:[\w-]+\s+){0,2}[\w-]+)", re.I)
-_QUANTITY = re.compile(r"\bhow (much|many|large|big|high|fast)\b|\b(amount|size|percentage|share of)\b", re.I)
+_QUANTITY = re.compile(r"\bhow (much|many|large|big|high|fast)\b|\b(amount|size|percentage|share of|count)\b", re.I)
 _METRICS = _folded("revenue rpo margin arpu eps buyback guidance ebitda ebit income profit cash dividend capex debt "
                    "nim gmv")
 # Comparable (same-store) sales are not among them: they are a like-for-like part of sales.
