@@ -760,7 +760,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     # (an outlook, a figure) of another topic: a follow-up that is no question of its own takes the earlier form.
     bare = context_match is not None and (bool(_WHAT_ABOUT.match(asked)) or not _OWN_QUESTION.search(asked)) \
         and not _EXPLAIN_ASKED.search(asked)
-    form = f"{context_match.group(1)} {asked}" if context_match and bare else asked
+    # "What about India?" is asked in the earlier question's words: its own "what" asks nothing.
+    form = f"{context_match.group(1)} {_WHAT_ABOUT.sub('', asked)}" if context_match and bare else asked
     ticker_of_company = {companies.get(n, ""): tickers.get(n, []) for n in (tickers or {})} if tickers else {}
 
     def named_in(text: str, among: Iterable[str]) -> list[str]:
@@ -831,7 +832,10 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         focus |= focus_terms(context_match.group(1)) - ignored - _METRICS
     elif context_match and (_WHAT_ABOUT.match(asked) or renamed) and not focus & _METRICS:
         # "What about the mattress fabrics segment?" after a question on net sales asks for that segment's sales.
-        focus |= focus_terms(context_match.group(1)) & _METRICS
+        # ...in the earlier question's period, unless it names its own.
+        earlier = focus_terms(context_match.group(1))
+        focus |= earlier & _METRICS | (set() if any(PERIOD.match(t) for t in focus)
+                                       else {t for t in earlier if PERIOD.match(t)})
     periods = _full_year(period_labels(focus), asked)
     focus -= {t for t in focus if PERIOD.match(t)}
     # "How much did Lands' End grow?": a company grows by its sales, so a sentence on sales fits better (but one
