@@ -33,7 +33,7 @@ _LEGAL = frozenset(tokenize(
 # link: in at most this share of all documents, or MIN_FOREIGN_DOCS.
 MAX_FOREIGN_SHARE = 0.10
 MIN_FOREIGN_DOCS = 2
-_WORD = re.compile(r"[A-Za-z0-9][\w&+'’.-]*|[&+]")
+_WORD = re.compile(r"[A-Za-z0-9](?:[\w&'’.-]|\+(?=\w))*|[&+]")  # "Kuehne+Nagel" is a word, "Discovery+" one and "+"
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from rag.index import Snapshot
 from rag.models import Passage, SearchFilters
 from rag.periods import Periods, periods_of
 from rag.settings import RetrievalSettings
-from rag.text import is_list_question
+from rag.text import asks_which_companies, is_list_question
 
 Mode = Literal["hybrid", "dense", "bm25"]
 
@@ -51,7 +51,8 @@ def retrieve(snapshot: Snapshot, embedder: Embedder, query: str, settings: Retri
     k = k or settings.k
     explicit = filters is not None and bool(filters.tickers or filters.doc_ids)
     mentions = [] if explicit or not settings.link_companies else snapshot.entities.link(query)
-    unknown = [] if explicit or mentions else snapshot.entities.unknown_mentions(query, mentions)
+    unknown = [] if explicit or mentions or asks_which_companies(query) \
+        else snapshot.entities.unknown_mentions(query, mentions)
     tickers = filters.tickers if filters is not None and not filters.doc_ids else None
     asked = periods_of(query) if (mentions or tickers) and settings.link_periods else Periods()
     if tickers and asked:

@@ -62,6 +62,7 @@ _PHRASES = [
     (re.compile(r"\b([1-4]q|[12]h)[ ']?((?:19|20)?\d{2})\b"),
      lambda m: f"{m.group(1)[1]}{m.group(1)[0]} {m.group(2) if len(m.group(2)) == 4 else '20' + m.group(2)}"),
     (re.compile(r"\bcovid[- ]?19\b"), "covid"),  # "COVID-19": no figure 19
+    (re.compile(r"\b([a-z]{1,3}) & ([a-z]{1,3})\b"), r"\1&\2"),  # "M & A" is written "M&A" too
     (re.compile(r"\bhead[ -]count\b"), "headcount"),
     (re.compile(r"\bcapital (?:expenditures?|spend(?:ing)?)\b"), "capex"),
     (re.compile(r"\bmw\b"), "megawatts"),
@@ -92,7 +93,9 @@ def _fold(token: str) -> str:
     if token.endswith("'s"):
         token = token[:-2]
     token = token.replace("'", "")
-    if any(ch.isdigit() for ch in token) or "&" in token:
+    if "&" in token:
+        return re.sub(r"(?<=&[a-z])s$", "", token)  # "M&As" are M&A
+    if any(ch.isdigit() for ch in token):
         return token
     stem = _stem(token)
     return _IRREGULAR.get(stem, stem)
@@ -101,7 +104,6 @@ def _fold(token: str) -> str:
 # Forms the stemmer leaves apart: "shipped" and "shipments", "pay", "paid" and "payments" meet.
 _IRREGULAR = {"shipment": "ship", "payment": "pay", "paid": "pay", "bought": "buy", "grew": "grow", "spent": "spend",
               "sold": "sell", "rose": "rise", "fell": "fall", "lost": "lose", "held": "hold", "brought": "bring",
-              "drove": "drive", "driven": "drive", "closur": "close",
               # ...and a region's adjective from its name: "European sales" answer "What about Europe?"
               "european": "europ", "american": "america", "asian": "asia", "african": "africa", "chines": "china",
               "canadian": "canada", "mexican": "mexico", "brazilian": "brazil", "german": "germani", "indian": "india",
@@ -148,6 +150,16 @@ def is_list_question(question: str) -> bool:
     return bool(_LIST_QUESTION.search(question))
 
 
+# "Which companies talked about PG&E's emergence from bankruptcy?": the companies asked for are the unnamed subject,
+# so a name later in the question is what they talked about, not who is asked about.
+_WHICH_COMPANIES = re.compile(r"^\s*(?:which|what)\s+(?:[\w-]+\s+){0,2}?(?:companies|firms|businesses|banks|lenders|"
+                              r"insurers|utilities|retailers|airlines|operators|manufacturers|producers|peers)\b", re.I)
+
+
+def asks_which_companies(question: str) -> bool:
+    return bool(_WHICH_COMPANIES.search(question))
+
+
 STOPWORDS = _STOPWORDS | frozenset(_stem(w) for w in _STOPWORDS)
 
 
@@ -190,7 +202,7 @@ def spelled_numbers_to_digits(text: str) -> str:
 # only: a change to what is indexed (rag.chunking.context_line, index_text) changes the vectors too, and needs
 # a re-ingest.
 # 2: e-commerce -> ecommerce; 3: R&D -> rnd; 4: bps, YoY, FCF, COVID-19, 1Q21, shipments/ship...;
-# 5: A&T, head count, capital spending, MW, non-operating, drove/driven, closures.
+# 5: A&T, head count, capital spending, MW, non-operating.
 TOKENIZER_VERSION = 5
 
 

@@ -97,6 +97,9 @@ def test_a_company_the_index_does_not_hold_is_an_abstention_with_closest_passage
     tesla = companies.ask("How many vehicles did Tesla deliver in the fourth quarter?")
     assert tesla.abstained and "No indexed document is about Tesla" in tesla.answer
     assert tesla.passages, "the closest passages are still returned for the reader"
+    # Which companies spoke of another's news: the companies asked for are unnamed, and the name is the topic.
+    assert companies.retrieve("How many vehicles did Tesla deliver in the fourth quarter?").unknown == ["Tesla"]
+    assert companies.retrieve("Which companies talked about Tesla's delivery numbers?").unknown == []
 
 
 def test_operator_lines_and_questions_are_never_quoted(companies: Library) -> None:
@@ -145,6 +148,9 @@ def test_linking_uses_the_index_metadata_without_alias_tables() -> None:
     plus = build([("kn", "Kuehne + Nagel", ["KNIN"])])
     for question in ("What dividend is K+N proposing?", "What did Kuehne+Nagel say?", "K+N's gross profit?"):
         assert [m.company.key for m in plus.link(question)] == ["Kuehne + Nagel"], question
+    # A "+" ending a word joins nothing: "Discovery+" is Discovery's product.
+    assert [m.company.key for m in build([("d", "Discovery, Inc.", ["DISCA"])]).link(
+        "How many Discovery+ subscribers did the company have?")] == ["Discovery, Inc."]
     assert [m.company.key for m in index.link("What did Lands' End say?")] == ["Lands' End"]
     assert [m.company.key for m in index.link("What did Itaú CorpBanca earn?")] == ["Itau CorpBanca"]
     assert index.unknown_mentions("What was Apple's iPhone revenue?") == ["Apple"]

@@ -503,17 +503,6 @@ def test_how_a_topic_affects_the_business_is_the_topic() -> None:
     text = answer("Which companies discussed how tariffs affect their business?", passages, companies=companies)
     assert "Culp:" in text and "Cementos Argos:" in text, text
     assert "American Express" not in text
-    # ...and so is the impact of something: the something is the topic.
-    passages = {1: "We expect to record subrogation benefits of approximately $400 million as PG&E emerged from "
-                   "bankruptcy.",
-                2: "The impact of the pandemic on our business was smaller than we feared, and the impact on margins "
-                   "was limited.",
-                3: "PG&E emerged from bankruptcy on July 1, so our contracts with it are no longer at risk."}
-    companies = {1: "Travelers", 2: "Acme Foods", 3: "NextEra Energy"}
-    text = answer("Which companies talked about the impact of PG&E emerging from bankruptcy?", passages,
-                  companies=companies)
-    assert "Travelers:" in text and "NextEra Energy:" in text, text
-    assert "Acme" not in text
 
 
 def test_a_setting_few_companies_speak_of_is_the_point() -> None:
@@ -1707,3 +1696,63 @@ def test_a_code_the_question_hinges_on_must_be_said() -> None:
 def test_a_legal_form_in_a_question_is_no_topic() -> None:
     assert focus_terms("Why did New Home Co's gross margin improve so much in Q3 2020?") == {
         "new", "home", "gross", "margin", "improv", "q3", "2020"}  # the name's words go in answer(), by the passages
+
+
+# A review's counter-examples to rules of stop 31, each once answered wrongly by a first version of its rule: follow-ups
+# that name a topic of their own, or imply their own period; comparisons of what companies think; "impact" asked as a
+# noun; slashes inside one concept; a count asked about; "M & A" spaced; "moving to" in a sentence of its own; a "who"
+# question naming a company it does not compare.
+@pytest.mark.parametrize(("question", "texts", "period", "expected"), [
+    ("And headcount at the end of 2020? (context: What was Acme's revenue in Q3 2020?)",
+     ["Revenue was $1.2 billion in Q3 2020, up 6%.", "We ended 2020 with a headcount of about 12,400 employees."],
+     "Q4 2020", "12,400"),
+    ("How many stores in 2021? (context: What were Acme's capital expenditures in 2020?)",
+     ["Capital expenditures were $300 million in 2020.", "We plan to open 40 stores in 2021."], "Q4 2020", "40 stores"),
+    ("What about Europe next year? (context: What was Acme's revenue growth in 2020?)",
+     ["Revenue grew 6% in 2020.", "European revenue grew 4% in 2020.", "In 2021 we expect European sales to grow 8%."],
+     "Q4 2020", "grow 8%"),
+    ("What about the Investor Day targets? (context: What was Acme's operating margin in Q3 2020?)",
+     ["Operating margin was 12.4% in Q3 2020, up 80 basis points.",
+      "At our Investor Day we set a target of 18% operating margin by 2023.",
+      "Q3 2020 operating margin puts us on the path toward our Investor Day targets."], "Q3 2020", "18%"),
+    ("What was the FX impact on revenue in Q3 2020?",
+     ["Revenue was $1.2 billion in Q3 2020, up 4% year over year in constant currency.",
+      "Foreign exchange had a negative impact of $35 million on revenue in the third quarter."], "Q3 2020",
+     "$35 million"),
+    ("What was the loan/deposit ratio at the end of Q3 2020?",
+     ["Our efficiency ratio improved to 55.2% and deposit costs fell 12 basis points.",
+      "The loan-to-deposit ratio ended the quarter at 82%, down from 88% a year ago."], "Q3 2020", "82%"),
+    ("What is Acme's view on the US rig count?",
+     ["Our view is that the US rig count has bottomed and will grind higher through next year. US rigs averaged 250 in "
+      "the quarter."], "Q4 2020", "has bottomed"),
+    ("What did Acme say about M&A?",
+     ["On M & A, we remain active and see a healthy pipeline of bolt-on targets.",
+      "Revenue grew 5% in the quarter, driven by volume."], "Q3 2020", "On M & A"),
+    ("How many M&As did Acme complete in 2020?",
+     ["We completed 7 M&A transactions in 2020 for a total of $350 million.", "Revenue was $2 billion in 2020."],
+     "Q4 2020", "7 M&A"),
+])
+def test_the_reviews_counter_examples(question: str, texts: list[str], period: str, expected: str) -> None:
+    passages = dict(enumerate(texts, 1))
+    text = answer(question, passages, companies=dict.fromkeys(passages, "Acme"),
+                  titles=dict.fromkeys(passages, f"Acme {period} earnings call"))
+    assert expected in text, text
+
+
+def test_the_reviews_counter_examples_of_two_companies() -> None:
+    companies = {1: "Acme", 2: "Acme", 3: "Beta Corp", 4: "Beta Corp"}
+    passages = {1: "Consumer demand remained resilient, and we saw healthy trends across all income cohorts.",
+                2: "Demand trends in the quarter drove a 4% increase in units, and consumer traffic rose 2%.",
+                3: "Consumer demand trends softened in lower-income households as stimulus faded.",
+                4: "Consumer demand trends contributed to 3% growth in our 2,400 stores."}
+    text = answer("How did Acme and Beta Corp characterize consumer demand trends?", passages, companies=companies)
+    assert text == f"Acme: {passages[1]} [1] Beta Corp: {passages[3]} [3]", text
+    passages = {1: "Moving to a subscription model will lower reported revenue in the near term but improve "
+                   "visibility. Gross margin was 61% in the quarter."}
+    text = answer("What did Acme say about moving to a subscription model?", passages, companies={1: "Acme"})
+    assert "Gross margin" not in text, text
+    passages = {1: "In data analytics, our main competitor besides Beta Corp is Snowflake, which we see in most deals.",
+                2: "Beta Corp data analytics revenue was $500 million, up 20%."}
+    text = answer("Who is Acme's main competitor in data analytics besides Beta Corp?", passages,
+                  companies={1: "Acme", 2: "Beta Corp"})
+    assert "Snowflake" in text and "$500 million" not in text, text

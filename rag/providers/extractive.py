@@ -36,13 +36,13 @@ NOT_FOUND = "NOT_FOUND"
 # Words that say what kind of answer is wanted, not what it is about.
 _FILLER = frozenset(tokenize(
     """company firm co inc corp ltd plc report reported say said tell according document documents note mention
-    mentioned give number count figure amount value level see saw seen get got make made take took come came happen
+    mentioned give number figure amount value level see saw seen get got make made take took come came happen
     happened look go went add added exactly please now currently latest recent recently anything something
     provide show know large big size stock quarter year period last main biggest primary most discuss discussed
     talk talked call calls comment commented describe described compare comparison versus both each fiscal
     hold change changed cite cited highlight highlighted flag flagged identify identified more notable
     noteworthy because post posted achieve achieved contrast already almost explanation including against tracking
-    ran after gave within affect affected affects affecting impact impacted impacts impacting
+    ran after gave within affect affected affects affecting
     isn't aren't wasn't weren't doesn't don't didn't hasn't haven't""",
     drop_stopwords=False,
 ))
@@ -101,7 +101,8 @@ _HOW_MANY_DID = re.compile(r"^\s*how many ((?:[\w-]+\s+){0,2}?[\w-]+)\s+(?:did|d
 _TALLIES = frozenset(tokenize("handle process serve ship deliver fulfil fulfill complete record register transact "
                               "operate run manage see count"))
 _NUMBER_OF = re.compile(r"\b(?:number|total) of ((?:[\w-]+\s+){0,2}[\w-]+)", re.I)
-_QUANTITY = re.compile(r"\bhow (much|many|large|big|high|fast)\b|\b(amount|size|percentage|share of|count)\b", re.I)
+_QUANTITY = re.compile(r"\bhow (much|many|large|big|high|fast)\b|\b(amount|size|percentage|share of)\b", re.I)
+_COUNT = re.compile(r"\bcount\b(?! on\b)", re.I)  # "order count": how many orders (not "count on a recovery")
 _METRICS = _folded("revenue rpo margin arpu eps buyback guidance ebitda ebit income profit cash dividend capex debt "
                    "nim gmv")
 # Comparable (same-store) sales are not among them: they are a like-for-like part of sales.
@@ -116,6 +117,9 @@ _ROLES = frozenset(tokenize("ceo cfo coo chairman president management executive
 # A follow-up's pronoun standing for the earlier question's topic (not "their"/"its", which stand for the company).
 # A pronoun, not a determiner: "is that?", "of it," but not "in that quarter".
 _POINTS_BACK = re.compile(r"\b(?:that|this|those|these|it)\b(?=\s*(?:[?.!,;]|$))", re.I)
+_QUALITATIVE = re.compile(r"\b(?:strateg|approach|view|characteri[sz]|describ|think|thought|priorit|philosoph|"
+                          r"attitude|stance|tone)\w*", re.I)
+_POINTS_TO = re.compile(r"\b(?:that|this|those|these|the same)\s+[a-z]", re.I)  # "that growth rate"
 _WHAT_ABOUT = re.compile(r"^\W*(?:and\s+)?(?:what|how)\s+about\b", re.I)
 # A capitalised word after the first, or a possessive in capitals ("ADTRAN's"): a company, a person or a place
 # (acronyms such as GAAP or EPS name no one).
@@ -202,7 +206,8 @@ _FORECASTS = re.compile(r"\b(?:expect(?:s|ing)?|forecast(?:s|ing)?|anticipat(?:e
 # Phrases whose words are no topic: "in line with what it expected", "in terms of margins", "its own employees",
 # "relative to guidance".
 _IDIOM = re.compile(r"\bin (?:line with|terms of)\b|\b(?:its|their|our) own\b|\brelative to\b|"
-                    r"\b(?:the|a) (?:year|quarter) before\b", re.I)  # "the year before" is a period, said below
+                    # "the year before, in 2019": a period the question also names
+                    r"\b(?:the|a) (?:year|quarter) before\b(?=,? in (?:fiscal |fy ?)?(?:19|20)\d\d\b)", re.I)
 # "Which companies", "Which Latin American banks", "Which US utilities" (names before the category describe it too).
 # Only a subject: in "Which COVID costs does Acme expect to roll off?" the costs are what is asked about.
 _LIST_HEAD = re.compile(r"^\s*(?:[Ww]hich\s+((?:[A-Z][\w-]*\s+){0,2}?\w+s)\b(?!\s+(?:did|does|do|will|would|can|could|"
@@ -274,7 +279,7 @@ _ASKED_ABOUT = re.compile(r"\b(?:we(?:'ve| have)? been asked|(?:we|i) (?:often |
 _INTRODUCES = re.compile(r"^\W*(?:(?:now|so|next|and),?\s+)?(?:(?:(?:I|we)['’]d like to|(?:I|we) would like to|let me|"
                          r"I['’]ll|I will|I want to)\s+(?:now\s+)?(?:(?:provide|give)\s+(?:you\s+)?(?:an?|some)\s+"
                          r"(?:\w+\s+)?(?:update|overview)|(?:turn|move)\s+(?:now\s+)?(?:on\s+)?to|talk\s+(?:now\s+)?about)"
-                         r"|(?:turning|moving(?: on)?)\s+(?:now\s+)?(?:on)?to)\b[^,;:$%]*[.!]?\s*$", re.I)
+                         r"|(?:turning|moving on)\s+(?:now\s+)?to|moving\s+onto)\b[^,;:$%]*[.!]?\s*$", re.I)
 # "And what about gross margin?", "So how much...": the conjunction joins the question to the conversation; the
 # question's own form (what, how, compare) comes after it.
 _LEADING_CONJUNCTION = re.compile(r"^\s*(?:and|so|also|ok(?:ay)?)\b[\s,]*", re.I)
@@ -375,9 +380,10 @@ _YEAR_TO_DATE = re.compile(r"\b(?:year[- ]to[- ]date|ytd|so far(?: (?:this|in th
 # share repurchases" the word after "or" starts a phrase, and is no alternative to "dividend").
 _OR = re.compile(r"\b([a-z][\w-]*) or ([a-z][\w-]*)(?=\s*(?:[?,.;]|$)|\s+(?:in|for|on|at|to|from|of|by|with|as|during|"
                  r"after|before|because)\b)", re.I)
-# "online/direct", "Black Friday / Cyber Monday": a word, or a name of up to three capitalised words, each side.
-_SLASH_SIDE = r"(?:[A-Z][\w&-]*\s+){0,2}[A-Z][\w&-]*|[a-z][\w-]*"
-_SLASH = re.compile(rf"\b({_SLASH_SIDE})\s*/\s*({_SLASH_SIDE})\b")
+# "Black Friday / Cyber Monday", "DTC/E-commerce": names of up to three capitalised words each side, or words set apart
+# by spaces ("online / direct"); "price/mix", "loan/deposit ratio" and "risk/reward" are one thing each.
+_NAME_SIDE = r"(?:[A-Z][\w&-]*\s+){0,2}[A-Z][\w&-]*"
+_SLASH = re.compile(rf"\b({_NAME_SIDE})\s*/\s*({_NAME_SIDE})\b|\b([a-z][\w-]*) / ([a-z][\w-]*)\b")
 # "Natural disasters such as floods or wildfires": the examples are instances of the words before them, so a
 # sentence on floods speaks of natural disasters.
 # The examples are single words, and the list must end there: at punctuation, a preposition, a verb ("floods or
@@ -499,8 +505,9 @@ def _alternatives(question: str) -> list[tuple[frozenset[str], frozenset[str]]]:
     """Folded alternatives joined by "or" ("taxes or financing") or a slash ("online/direct", "Black Friday / Cyber
     Monday"); not two metrics ("revenue/EBITDA" asks for both) nor two periods."""
     pairs = []
-    for pattern, words in ((_OR, 1), (_SLASH, 3)):
-        for first, second in pattern.findall(question):
+    slashed = [(m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4)) for m in _SLASH.finditer(question)]
+    for pairs_found, words in ((_OR.findall(question), 1), (slashed, 3)):
+        for first, second in pairs_found:
             a, b = frozenset(_terms(first)), frozenset(_terms(second))
             if 0 < len(a) <= words and 0 < len(b) <= words and not a & b and not (a | b) & _METRICS \
                     and not period_labels(set(a | b)):
@@ -823,8 +830,10 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     # "What about Europe?", "And Road Logistics?" after a question on US sales or Sea Logistics' EBIT: the name takes
     # the place of the earlier one, and only the earlier metric carries over.
     renamed = context_match is not None and bool(_NAMED.search(asked)) and not focus & _METRICS
-    # A period is no topic of its own: "What was that growth rate the year before, in 2019?" leans on the earlier topic.
-    if context_match and len({t for t in focus if not PERIOD.match(t)}) < 2 and not focus & _METRICS and not renamed:
+    # "What was that growth rate the year before, in 2019?" points back to the earlier topic: its period is no topic
+    # of its own (but "And headcount at the end of 2020?" after a question on revenue asks about headcount).
+    own = {t for t in focus if not PERIOD.match(t)} if _POINTS_TO.search(asked) else focus
+    if context_match and len(own) < 2 and not focus & _METRICS and not renamed:
         focus |= focus_terms(context_match.group(1)) - ignored
     elif context_match and _POINTS_BACK.search(asked):
         # "What share of sales is that?" after a question about direct-to-consumer sales: "that" is the earlier
@@ -832,10 +841,10 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         focus |= focus_terms(context_match.group(1)) - ignored - _METRICS
     elif context_match and (_WHAT_ABOUT.match(asked) or renamed) and not focus & _METRICS:
         # "What about the mattress fabrics segment?" after a question on net sales asks for that segment's sales.
-        # ...in the earlier question's period, unless it names its own.
+        # ...in the earlier question's period, unless it names or implies its own ("next year", "targets").
         earlier = focus_terms(context_match.group(1))
-        focus |= earlier & _METRICS | (set() if any(PERIOD.match(t) for t in focus)
-                                       else {t for t in earlier if PERIOD.match(t)})
+        own_period = any(PERIOD.match(t) for t in focus) or _NEXT_PERIOD.search(asked) or _outlook_in(asked)
+        focus |= earlier & _METRICS | (set() if own_period else {t for t in earlier if PERIOD.match(t)})
     periods = _full_year(period_labels(focus), asked)
     focus -= {t for t in focus if PERIOD.match(t)}
     # "How much did Lands' End grow?": a company grows by its sales, so a sentence on sales fits better (but one
@@ -921,7 +930,13 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     # Questions about a metric, or "how much/many", are answered by a sentence with a number in it.
     # So is "what was <anything> in <a period>" ("What was Tecnoglass' backlog at the end of Q3?").
     # ...unless measured against guidance, which words answer ("at the upper end of the guidance")
+    # "Order count" asks how many orders, which a sentence states without "count" (but "What did they say about the
+    # rig count?" asks what was said, of the rig count).
+    count_asked = bool(_COUNT.search(form)) and not about and not _QUALITATIVE.search(form)
+    if count_asked and focus - _terms("count"):
+        focus -= _terms("count")
     quantity = bool((came_to and not MEASURED_AGAINST.search(form)) or _QUANTITY.search(form)
+                    or count_asked
                     or (focus & _METRICS and not _SAID.match(form) and not explain_asked and (
                         re.match(r"\s*(what|how|compare)\b", form, re.I) or ranks_sides
                         # "SiTime Q4 2020 revenue outlook?": a metric, and no question word, asks for its figure
@@ -929,8 +944,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
                     or (periods and not explain_asked and re.match(r"\s*what (?:was|were|is|are)\b", form, re.I))
                     or ((periods or focus & _METRICS) and _HOW_CHANGED.match(form))
                     # Two companies are compared by their figures ("Compare leverage: Constellium vs Ingersoll Rand")
-                    # unless it is what they said or why that is asked.
-                    or (comparing and not explain_asked and not about))
+                    # unless it is what they said, why, or how they see or go about something.
+                    or (comparing and not explain_asked and not about and not _QUALITATIVE.search(asked)))
     of_whole = quantity and not share_asked and not focus & (_MARGIN | _CHANGES)
     whole_asked = not unit_asked and not focus & _TOTAL
     # A code the question hinges on ("5G") is what every answering sentence must say.
@@ -1038,8 +1053,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     if not named and context_match:  # "What about their revenue growth?" after a comparison compares again
         named = named_in(context_match.group(1), (c.company for c in candidates))
     several = len({c.company for c in candidates}) > 1
-    # "Who grew online faster, YETI or Lands' End?" names the companies it compares: each side answers, not a list.
-    listing = is_list_question(asked) and len(named) < 2
+    # "Who grew online faster, YETI or Lands' End?" ranks the companies it names: each side answers, not a list.
+    listing = is_list_question(asked) and not (ranks_sides and len(named) > 1)
     missing_sides: list[str] = []
     if listing and several:
         # Across companies: each company's best sentence that is close to the best overall.
