@@ -67,8 +67,6 @@ _PHRASES = [
     (re.compile(r"\bcapital (?:expenditures?|spend(?:ing)?)\b"), "capex"),
     (re.compile(r"\bmw\b"), "megawatts"),
     (re.compile(r"\bgw\b"), "gigawatts"),
-    # "Non-operating cash taxes" are not the operating ones, nor "non-GAAP" earnings the GAAP ones: one word.
-    (re.compile(r"\bnon[- ](?=[a-z])"), "non"),
 ]
 
 
@@ -202,7 +200,7 @@ def spelled_numbers_to_digits(text: str) -> str:
 # only: a change to what is indexed (rag.chunking.context_line, index_text) changes the vectors too, and needs
 # a re-ingest.
 # 2: e-commerce -> ecommerce; 3: R&D -> rnd; 4: bps, YoY, FCF, COVID-19, 1Q21, shipments/ship...;
-# 5: A&T, head count, capital spending, MW, non-operating.
+# 5: A&T and M & A, head count, capital spending, MW.
 TOKENIZER_VERSION = 5
 
 

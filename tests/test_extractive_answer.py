@@ -27,8 +27,7 @@ from rag.providers.extractive import NOT_FOUND, answer, focus_terms
         "by 700", "General Electric", id="head-count-is-headcount"),
     pytest.param(
         "What is Nexstar guiding for operating cash taxes in Q3?",
-        ["Non-operating cash taxes associated with the gains on the asset sales in Q3 will be approximately $83 "
-         "million.",
+        ["Third quarter non-operating cash taxes are now estimated to be approximately $83 million.",
          "Third quarter operating cash taxes are now estimated to be approximately $150 million."],
         "$150 million", "Nexstar Media Group", id="non-operating-is-not-operating"),
     pytest.param(

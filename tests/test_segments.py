@@ -235,8 +235,8 @@ def test_tokenizer_output_is_pinned_to_its_version() -> None:
                                                        "q2", "fy2023", "revenu", "pay", "off", "ecommerc", "rnd",
                                                        "free", "cash", "flow", "up", "30", "basi", "point", "year",
                                                        "year", "covid", "ship", "pay", "h2", "2021", "npl", "a&t",
-                                                       "headcount", "capex", "100", "megawatt", "nonoper", "m&a",
-                                                       "m&a"])
+                                                       "headcount", "capex", "100", "megawatt", "non", "oper",
+                                                       "m&a", "m&a"])
 
 
 def test_a_segment_from_another_tokenizer_is_retokenised_and_compact_stores_it(

@@ -198,7 +198,8 @@ _OWNERS = _METRICS - _GUIDANCE
 _COSTS = _folded("expense cost")  # "opex" is written out as operating expenses by tokenize
 _DIVIDENDS = _folded("dividend")
 _SPEAKER = re.compile(r"^\s*Speaker \d+:\s*")
-_NEGATION = frozenset("no not never without nor none".split())
+# "Non-operating cash taxes" are no operating cash taxes, nor is "non-GAAP" EPS the GAAP one.
+_NEGATION = frozenset("no not never without nor none non".split())
 # A sentence saying what is to come, not what guidance was: "we are forecasting total revenues to be..." (but not "we
 # increased our revenue guidance for the quarter").
 _FORECASTS = re.compile(r"\b(?:expect(?:s|ing)?|forecast(?:s|ing)?|anticipat(?:e|es|ing)|project(?:s|ing)|guiding|"
