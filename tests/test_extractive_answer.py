@@ -483,25 +483,25 @@ def test_a_one_word_list_question_lists_every_company_that_says_it() -> None:
     assert "Culp:" in text and "YETI:" in text, text
 
 
-def test_alternatives_either_side_of_a_slash_answer_a_list() -> None:
-    passages = {1: "Market wide Black Friday in-store traffic was down by over 50% this holiday season.",
-                2: "Cyber Monday was the biggest online sales day in our history.",
-                3: "Our stores reopened on a Friday in May, and traffic recovered through the summer."}
-    companies = {1: "Bed Bath & Beyond", 2: "Lands' End", 3: "Acme Stores"}
-    text = answer("Which companies commented on Black Friday / Cyber Monday?", passages, companies=companies)
-    assert "Bed Bath & Beyond:" in text and "Lands' End:" in text, text
-    assert "Acme" not in text
-
-
-def test_how_a_topic_affects_the_business_is_the_topic() -> None:
-    # "affect" is rarer among the sentences than "tariff", and weighed most while it was a topic word.
-    passages = {1: "And we would avoid a section 301 tariff on the fabrics we bring in from China.",
-                2: "And in terms of how that affects the discount rate, the long haul travel has not come back.",
-                3: "Just to mention that the government is imposing a 30% tariff on the inputs of cement."}
-    companies = {1: "Culp", 2: "American Express", 3: "Cementos Argos"}
-    text = answer("Which companies discussed how tariffs affect their business?", passages, companies=companies)
-    assert "Culp:" in text and "Cementos Argos:" in text, text
-    assert "American Express" not in text
+@pytest.mark.parametrize(("question", "texts", "companies", "listed"), [
+    # Alternatives either side of a slash answer alike.
+    ("Which companies commented on Black Friday / Cyber Monday?",
+     ["Market wide Black Friday in-store traffic was down by over 50% this holiday season.",
+      "Cyber Monday was the biggest online sales day in our history.",
+      "Our stores reopened on a Friday in May, and traffic recovered through the summer."],
+     ["Bed Bath & Beyond", "Lands' End", "Acme Stores"], ["Bed Bath & Beyond", "Lands' End"]),
+    # How a topic affects the business is the topic: "affect", rarer among the sentences than "tariff", weighed most
+    # while it was a topic word.
+    ("Which companies discussed how tariffs affect their business?",
+     ["And we would avoid a section 301 tariff on the fabrics we bring in from China.",
+      "And in terms of how that affects the discount rate, the long haul travel has not come back.",
+      "Just to mention that the government is imposing a 30% tariff on the inputs of cement."],
+     ["Culp", "American Express", "Cementos Argos"], ["Culp", "Cementos Argos"]),
+])
+def test_a_list_names_the_companies_that_speak_of_its_topic(question: str, texts: list[str], companies: list[str],
+                                                            listed: list[str]) -> None:
+    text = answer(question, dict(enumerate(texts, 1)), companies=dict(enumerate(companies, 1)))
+    assert [name for name in companies if f"{name}:" in text] == listed, text
 
 
 def test_a_setting_few_companies_speak_of_is_the_point() -> None:
