@@ -609,6 +609,10 @@ def test_now_is_not_a_topic_word() -> None:
                  ["India sales were 980 crores in the second quarter of fiscal 2022.",
                   "India sales were 1,027 crores in the third quarter of fiscal 2022."],
                  "1,027 crores", id="what-about-asks-of-the-earlier-period"),
+    pytest.param("Acme Q3 2020 revenue and sequential growth?",
+                 ["The third quarter was highlighted by 30% sequential revenue growth and 100% growth in RFID.",
+                  "Overall, revenues grew 30% sequentially to 24.9 million, showing strength across the business."],
+                 "24.9 million", id="an-amount-and-its-change-asked-are-both-stated"),
     pytest.param("Acme order count in Q2 2021?",
                  ["Order count rose again in the second quarter, led by grocery.",
                   "Total number of orders in the second quarter were 13.1 million, a record."],
@@ -1736,6 +1740,23 @@ def test_the_reviews_counter_examples(question: str, texts: list[str], period: s
     text = answer(question, passages, companies=dict.fromkeys(passages, "Acme"),
                   titles=dict.fromkeys(passages, f"Acme {period} earnings call"))
     assert expected in text, text
+
+
+def test_a_second_metric_named_but_given_no_figure_is_still_asked() -> None:
+    passages = {1: "Based on the sales outlook and the mix of revenues, we're raising our full year adjusted EBITDA "
+                   "outlook to a range of 140 to 145 million.",
+                2: "We now expect full year 2021 revenues of 485 to 495 million, representing growth of 31%."}
+    text = answer("Acme full-year 2021 revenue and adjusted EBITDA outlook after Q3?", passages,
+                  companies=dict.fromkeys(passages, "Acme"))
+    assert "140 to 145 million" in text and "485 to 495 million" in text, text
+    # A metric named after its figures owns them: nothing more is asked.
+    passages = {1: "We updated our 2020 guidance, with net income and earnings per diluted share expected to be near "
+                   "the upper end of the ranges, which are $186 million to $198 million for net income, and $3.44 to "
+                   "$3.68 for earnings per share.",
+                2: "Net income for the third quarter was $21.1 million, or $0.39 per diluted share."}
+    text = answer("What net income and EPS guidance does Acme have for 2020?", passages,
+                  companies=dict.fromkeys(passages, "Acme"))
+    assert text == f"{passages[1]} [1]", text
 
 
 def test_the_reviews_counter_examples_of_two_companies() -> None:

@@ -102,6 +102,8 @@ _TALLIES = frozenset(tokenize("handle process serve ship deliver fulfil fulfill 
                               "operate run manage see count"))
 _NUMBER_OF = re.compile(r"\b(?:number|total) of ((?:[\w-]+\s+){0,2}[\w-]+)", re.I)
 _QUANTITY = re.compile(r"\bhow (much|many|large|big|high|fast)\b|\b(amount|size|percentage|share of)\b", re.I)
+_AMOUNT_AND_CHANGE = re.compile(r"\b(?:revenues?|sales|ebitda|income|profits?|earnings|eps)\b[^?]*?\band\b[^?]*?"
+                                r"\b(?:grow\w*|declin\w*|increas\w*|decreas\w*|chang\w*)", re.I)
 _COUNT = re.compile(r"\bcount\b(?! on\b)", re.I)  # "order count": how many orders (not "count on a recovery")
 _METRICS = _folded("revenue rpo margin arpu eps buyback guidance ebitda ebit income profit cash dividend capex debt "
                    "nim gmv")
@@ -957,7 +959,9 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     asks_amount = ((comparing or bool(re.match(r"\s*what\b", asked, re.I))
                     or not (chatted or _OWN_QUESTION.search(form)))
                    and bool(focus & _AMOUNTS)
-                   and not focus & (_MARGIN | _CHANGES | _COMPS) and not {"same", "store"} <= focus
+                   and not focus & (_MARGIN | _COMPS) and not {"same", "store"} <= focus
+                   # "Identiv Q3 2020 revenue and sequential growth?" asks the amount and its change
+                   and (not focus & _CHANGES or bool(_AMOUNT_AND_CHANGE.search(asked)))
                    and not _QUANTITY.search(asked))
     # "What did X say about <topic>": the topic's most specific term must be in the sentence.
     # "Cash position": the cash held, which a sentence may state without the word ("We ended the quarter with $43.7
@@ -1100,6 +1104,13 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         # the question asks for and the second names it.
         missing = required - chosen[0].terms if required else set()
         missing |= {t for t in focus & _METRICS if t not in chosen[0].terms}
+        # "Revenue and adjusted EBITDA outlook": "Based on ... the mix of revenues, we're raising our adjusted EBITDA
+        # outlook to 140 to 145 million" names revenue but states only EBITDA's figures (a metric named after a
+        # figure, "$186 million to $198 million for net income", may own it).
+        first_figure = re.search(r"\d", chosen[0].text)
+        if len(focus & _OWNERS - of_margin) > 1 and chosen[0].owners and first_figure:
+            owned_after = _terms(chosen[0].text[first_figure.start():])
+            missing |= focus & _OWNERS - of_margin - set(chosen[0].owners) - owned_after
         extra = next((c for c in ranked[1:] if c.company == chosen[0].company and missing & c.terms), None)
         # "What did Dentsply Sirona say about its orthodontics business?" asks for what was said, which one sentence
         # rarely holds: the next sentence on the topic that fits about as well is said too.
