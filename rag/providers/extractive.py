@@ -82,6 +82,8 @@ def _folded(words: str, drop_stopwords: bool = True) -> frozenset[str]:
 _AMOUNTS = _folded("revenue profit ebitda ebit cash capex debt eps rpo gmv")
 _CHANGES = _folded("growth decline change")
 _REVENUE = _folded("revenue")
+_CAPEX = _folded("capex")
+_SPEND = _folded("spend")
 _COMPS = frozenset(tokenize("comps"))  # "same-store" is two terms, "same" and "store"
 # A figure that is a rate or a change: "26%", "4.5 percent", "80 basis points", "3.5 points", "2.1 times".
 _RATE = re.compile(r"\d(?:[\d.,]*\d)?\s?(%|percent(?:age points?)?\b|per cent\b|(?:basis )?points?\b|bps\b|pts\b|"
@@ -208,7 +210,7 @@ _FORECASTS = re.compile(r"\b(?:expect(?:s|ing)?|forecast(?:s|ing)?|anticipat(?:e
                         r"going to)\b", re.I)
 # Phrases whose words are no topic: "in line with what it expected", "in terms of margins", "its own employees",
 # "relative to guidance".
-_IDIOM = re.compile(r"\bin (?:line with|terms of)\b|\b(?:its|their|our) own\b|\brelative to\b|"
+_IDIOM = re.compile(r"\bin (?:line with|terms of)\b|\b(?:its|their|our) own\b|\brelative to\b|\bon hand\b|"
                     # "the year before, in 2019": a period the question also names
                     r"\b(?:the|a) (?:year|quarter) before\b(?=,? in (?:fiscal |fy ?)?(?:19|20)\d\d\b)", re.I)
 # "Which companies", "Which Latin American banks", "Which US utilities" (names before the category describe it too).
@@ -852,6 +854,9 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     focus -= {t for t in focus if PERIOD.match(t)}
     # "How much did Lands' End grow?": a company grows by its sales, so a sentence on sales fits better (but one
     # that says "we grew 6% overall" still answers).
+    # "What is each spending on capex?": the spending is the capex.
+    if focus & _CAPEX:
+        focus -= _SPEND
     implied = _REVENUE if focus and focus <= _CHANGES else set()
     focus |= implied
     if _THEIR_BUSINESS.search(asked):
