@@ -83,6 +83,8 @@ _AMOUNTS = _folded("revenue profit ebitda ebit cash capex debt eps rpo gmv")
 _CHANGES = _folded("growth decline change")
 _REVENUE = _folded("revenue")
 _CAPEX = _folded("capex")
+_SPENDING = re.compile(r"\bspend(?:s|ing)?\b", re.I)
+_EXPENSES = re.compile(r"\bexpenses?\b|\bopex\b", re.I)
 _SPEND = _folded("spend")
 _COMPS = frozenset(tokenize("comps"))  # "same-store" is two terms, "same" and "store"
 # A figure that is a rate or a change: "26%", "4.5 percent", "80 basis points", "3.5 points", "2.1 times".
@@ -104,8 +106,10 @@ _TALLIES = frozenset(tokenize("handle process serve ship deliver fulfil fulfill 
                               "operate run manage see count"))
 _NUMBER_OF = re.compile(r"\b(?:number|total) of ((?:[\w-]+\s+){0,2}[\w-]+)", re.I)
 _QUANTITY = re.compile(r"\bhow (much|many|large|big|high|fast)\b|\b(amount|size|percentage|share of)\b", re.I)
-_AMOUNT_AND_CHANGE = re.compile(r"\b(?:revenues?|sales|ebitda|income|profits?|earnings|eps)\b[^?]*?\band\b[^?]*?"
-                                r"\b(?:grow\w*|declin\w*|increas\w*|decreas\w*|chang\w*)", re.I)
+# "revenue and sequential growth", not "revenue and EBITDA growth" (two changes) nor "revenue growth and margin".
+_AMOUNT_WORD = r"(?:revenues?|sales|ebitda|ebit|income|profits?|earnings|eps|margins?|cash)"
+_AMOUNT_AND_CHANGE = re.compile(rf"\b{_AMOUNT_WORD}\s+and\s+(?:(?!{_AMOUNT_WORD}\b)[\w-]+\s+){{0,2}}?"
+                                r"(?:grow\w*|declin\w*|increas\w*|decreas\w*|chang\w*)\b(?!\s+(?:in|of)\b)", re.I)
 _COUNT = re.compile(r"\bcount\b(?! on\b)", re.I)  # "order count": how many orders (not "count on a recovery")
 _METRICS = _folded("revenue rpo margin arpu eps buyback guidance ebitda ebit income profit cash dividend capex debt "
                    "nim gmv")
@@ -210,7 +214,7 @@ _FORECASTS = re.compile(r"\b(?:expect(?:s|ing)?|forecast(?:s|ing)?|anticipat(?:e
                         r"going to)\b", re.I)
 # Phrases whose words are no topic: "in line with what it expected", "in terms of margins", "its own employees",
 # "relative to guidance".
-_IDIOM = re.compile(r"\bin (?:line with|terms of)\b|\b(?:its|their|our) own\b|\brelative to\b|\bon hand\b|"
+_IDIOM = re.compile(r"\bin (?:line with|terms of)\b|\b(?:its|their|our) own\b|\brelative to\b|(?<=\bcash )on hand\b|"
                     # "the year before, in 2019": a period the question also names
                     r"\b(?:the|a) (?:year|quarter) before\b(?=,? in (?:fiscal |fy ?)?(?:19|20)\d\d\b)", re.I)
 # "Which companies", "Which Latin American banks", "Which US utilities" (names before the category describe it too).
@@ -854,8 +858,8 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
     focus -= {t for t in focus if PERIOD.match(t)}
     # "How much did Lands' End grow?": a company grows by its sales, so a sentence on sales fits better (but one
     # that says "we grew 6% overall" still answers).
-    # "What is each spending on capex?": the spending is the capex.
-    if focus & _CAPEX:
+    # "What is each spending on capex?": the spending is the capex (but "capex and operating expenses" asks both).
+    if focus & _CAPEX and _SPENDING.search(asked) and not _EXPENSES.search(asked):
         focus -= _SPEND
     implied = _REVENUE if focus and focus <= _CHANGES else set()
     focus |= implied
@@ -1109,13 +1113,6 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         # the question asks for and the second names it.
         missing = required - chosen[0].terms if required else set()
         missing |= {t for t in focus & _METRICS if t not in chosen[0].terms}
-        # "Revenue and adjusted EBITDA outlook": "Based on ... the mix of revenues, we're raising our adjusted EBITDA
-        # outlook to 140 to 145 million" names revenue but states only EBITDA's figures (a metric named after a
-        # figure, "$186 million to $198 million for net income", may own it).
-        first_figure = re.search(r"\d", chosen[0].text)
-        if len(focus & _OWNERS - of_margin) > 1 and chosen[0].owners and first_figure:
-            owned_after = _terms(chosen[0].text[first_figure.start():])
-            missing |= focus & _OWNERS - of_margin - set(chosen[0].owners) - owned_after
         extra = next((c for c in ranked[1:] if c.company == chosen[0].company and missing & c.terms), None)
         # "What did Dentsply Sirona say about its orthodontics business?" asks for what was said, which one sentence
         # rarely holds: the next sentence on the topic that fits about as well is said too.
