@@ -230,13 +230,13 @@ def test_tokenizer_output_is_pinned_to_its_version() -> None:
     before are re-tokenised when read) and update both values below."""
     text = ("Itaú's full-year cashflow rose four and a half percent to $1,600 million in Q2 FY2023; revenues paying "
             "off in e-commerce; R&D; FCF up 30 bps YoY; COVID-19; shipments paid; 2H2021 NPLs; A&T head count; "
-            "capital spending; 100 MW; non-operating; M & A, M&As.")
+            "capital spending; 100 MW, 2 GW; non-operating; M & A, M&As.")
     assert (TOKENIZER_VERSION, tokenize(text)) == (5, ["itau", "fy", "cash", "flow", "rise", "4.5%", "1600", "million",
                                                        "q2", "fy2023", "revenu", "pay", "off", "ecommerc", "rnd",
                                                        "free", "cash", "flow", "up", "30", "basi", "point", "year",
                                                        "year", "covid", "ship", "pay", "h2", "2021", "npl", "a&t",
-                                                       "headcount", "capex", "100", "megawatt", "non", "oper",
-                                                       "m&a", "m&a"])
+                                                       "headcount", "capex", "100", "megawatt", "2", "gigawatt",
+                                                       "non", "oper", "m&a", "m&a"])
 
 
 def test_a_segment_from_another_tokenizer_is_retokenised_and_compact_stores_it(
