@@ -146,17 +146,20 @@ def _name_tokens(name: str) -> tuple[str, ...]:
     return tuple(tokens)
 
 
+_JOINERS = frozenset("&+")
+
+
 def _joined_initials(name: str) -> list[str]:
     """A name joined by "&" or "+" is said by its initials around it: Johnson & Johnson -> "J&J" and "JnJ", Procter
     & Gamble -> "P&G", Kuehne + Nagel -> "K+N". Matched as written, like a ticker."""
-    words = [w for w in _WORD.findall(name) if w in ("&", "+") or w[0].isalpha()]
-    while len(words) > 1 and words[-1] not in ("&", "+") and set(_fold_word(words[-1])) <= _LEGAL:
+    words = [w for w in _WORD.findall(name) if w in _JOINERS or w[0].isalpha()]
+    while len(words) > 1 and words[-1] not in _JOINERS and set(_fold_word(words[-1])) <= _LEGAL:
         words.pop()
-    while len(words) > 1 and words[0] not in ("&", "+") and set(_fold_word(words[0])) <= _LEGAL:
+    while len(words) > 1 and words[0] not in _JOINERS and set(_fold_word(words[0])) <= _LEGAL:
         words.pop(0)
-    if not {"&", "+"} & set(words[1:-1]):
+    if not _JOINERS & set(words[1:-1]):
         return []
-    letters = "".join(w if w in ("&", "+") else w[0].upper() for w in words)
+    letters = "".join(w if w in _JOINERS else w[0].upper() for w in words)
     return list(dict.fromkeys([letters, letters.replace("&", "n")]))
 
 

@@ -111,6 +111,7 @@ _AMOUNT_WORD = r"(?:revenues?|sales|ebitda|ebit|income|profits?|earnings|eps|mar
 _AMOUNT_AND_CHANGE = re.compile(rf"\b{_AMOUNT_WORD}\s+and\s+(?:(?!{_AMOUNT_WORD}\b)[\w-]+\s+){{0,2}}?"
                                 r"(?:grow\w*|declin\w*|increas\w*|decreas\w*|chang\w*)\b(?!\s+(?:in|of)\b)", re.I)
 _COUNT = re.compile(r"\bcount\b(?! on\b)", re.I)  # "order count": how many orders (not "count on a recovery")
+_COUNTED = _folded("count")
 _METRICS = _folded("revenue rpo margin arpu eps buyback guidance ebitda ebit income profit cash dividend capex debt "
                    "nim gmv")
 # Comparable (same-store) sales are not among them: they are a like-for-like part of sales.
@@ -511,8 +512,8 @@ def _pairs(tokens: list[str]) -> set[tuple[str, str]]:
 
 
 def _alternatives(question: str) -> list[tuple[frozenset[str], frozenset[str]]]:
-    """Folded alternatives joined by "or" ("taxes or financing") or a slash ("online/direct", "Black Friday / Cyber
-    Monday"); not two metrics ("revenue/EBITDA" asks for both) nor two periods."""
+    """Folded alternatives joined by "or" ("taxes or financing") or a slash (_SLASH: "Black Friday / Cyber Monday",
+    "online / direct"); not two metrics ("revenue/EBITDA" asks for both) nor two periods."""
     pairs = []
     slashed = [(m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4)) for m in _SLASH.finditer(question)]
     for pairs_found, words in ((_OR.findall(question), 1), (slashed, 3)):
@@ -856,11 +857,11 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
         focus |= earlier & _METRICS | (set() if own_period else {t for t in earlier if PERIOD.match(t)})
     periods = _full_year(period_labels(focus), asked)
     focus -= {t for t in focus if PERIOD.match(t)}
-    # "How much did Lands' End grow?": a company grows by its sales, so a sentence on sales fits better (but one
-    # that says "we grew 6% overall" still answers).
     # "What is each spending on capex?": the spending is the capex (but "capex and operating expenses" asks both).
     if focus & _CAPEX and _SPENDING.search(asked) and not _EXPENSES.search(asked):
         focus -= _SPEND
+    # "How much did Lands' End grow?": a company grows by its sales, so a sentence on sales fits better (but one
+    # that says "we grew 6% overall" still answers).
     implied = _REVENUE if focus and focus <= _CHANGES else set()
     focus |= implied
     if _THEIR_BUSINESS.search(asked):
@@ -939,14 +940,14 @@ def answer(question: str, passages: dict[int, str], embed: Callable[[list[str]],
             if any(_terms(phrase) & things for phrase in _NUMBER_OF.findall(c.text)):
                 c.terms |= tallied
     total = len(candidates)
-    # Questions about a metric, or "how much/many", are answered by a sentence with a number in it.
-    # So is "what was <anything> in <a period>" ("What was Tecnoglass' backlog at the end of Q3?").
-    # ...unless measured against guidance, which words answer ("at the upper end of the guidance")
     # "Order count" asks how many orders, which a sentence states without "count" (but "What did they say about the
     # rig count?" asks what was said, of the rig count).
     count_asked = bool(_COUNT.search(form)) and not about and not _QUALITATIVE.search(form)
-    if count_asked and focus - _terms("count"):
-        focus -= _terms("count")
+    if count_asked and focus - _COUNTED:
+        focus -= _COUNTED
+    # Questions about a metric, or "how much/many", are answered by a sentence with a number in it.
+    # So is "what was <anything> in <a period>" ("What was Tecnoglass' backlog at the end of Q3?").
+    # ...unless measured against guidance, which words answer ("at the upper end of the guidance")
     quantity = bool((came_to and not MEASURED_AGAINST.search(form)) or _QUANTITY.search(form)
                     or count_asked
                     or (focus & _METRICS and not _SAID.match(form) and not explain_asked and (
