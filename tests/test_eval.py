@@ -15,6 +15,7 @@ from rag.errors import BadInputError
 from rag.evaluation import earnings, financebench, phrasebank
 from rag.evaluation.gate import run_gate
 from rag.evaluation.gold import GoldItem, load_suite
+from rag.evaluation.metrics import wilson_interval
 from rag.evaluation.report import check_thresholds, load_thresholds, markdown
 from rag.evaluation.runner import spread
 from rag.evaluation.seeds import run
@@ -82,6 +83,16 @@ def test_unknown_suite_is_a_usage_error(tmp_path: Path) -> None:
     assert "available: seeds, earnings, phrasebank, fiqa, earnings-sentiment, financebench" in res.stderr
 
 
+def test_wilson_interval_matches_published_values() -> None:
+    """Reference values from Newcombe (1998), table I: 0/10 -> 0-0.2775, 5/10 -> 0.2366-0.7634 (continuity-free
+    score method)."""
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    low, high = wilson_interval(73, 102)
+    assert low < 73 / 102 < high and high - low == pytest.approx(0.17, abs=0.01)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
 def test_spread_takes_items_evenly_over_the_list() -> None:
     assert spread(list(range(10)), 4) == [0, 2, 5, 7]
     assert spread(list(range(3)), 5) == [0, 1, 2] and spread(list(range(3)), None) == [0, 1, 2]
@@ -101,6 +112,10 @@ def test_a_subset_run_is_deterministic_and_says_so(seeded_copy: Library, tmp_pat
     assert first["subset"] == {"items": 4, "of": total, "split": "test", "limit": 4}
     assert {r["split"] for r in first["results"]} == {"test"} and first["metrics"]["test_items"] == 4.0
     assert not any(name.startswith(("dev_", "retrieval_dev_")) for name in first["metrics"])
+    answerable = [r["ok"] for r in first["results"] if not r["should_abstain"]]
+    metrics = first["metrics"]  # the fact accuracy of a few items carries its (wide) Wilson interval
+    assert (metrics["test_fact_accuracy_low95"], metrics["test_fact_accuracy_high95"]) == wilson_interval(
+        sum(answerable), len(answerable))
     assert f"**Subset**: 4 of {total} items (split test, limit 4" in (runs[0] / "earnings" / "report.md").read_text()
     with pytest.raises(BadInputError, match="earnings and financebench suites only"):
         run_gate("seeds", seeded_copy.settings, None, tmp_path, thresholds, None, index, split="test")

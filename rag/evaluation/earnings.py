@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rag.evaluation.gold import GoldQuestion, Split, split_of
-from rag.evaluation.metrics import ask_or_failure, by_split, failed_item
+from rag.evaluation.metrics import ask_or_failure, by_split, failed_item, wilson_interval
 from rag.library import Library
 from rag.models import Answer, Passage, Turn
 from rag.settings import PROJECT_ROOT
@@ -95,8 +95,11 @@ def _split_metrics(results: list[dict[str, Any]]) -> dict[str, float]:
     citations = [c for r in answerable for c in r["citations"]]
     abstained = [r for r in results if r["abstained"]]
     must_abstain = [r["abstained"] for r in results if r["should_abstain"]]
+    low, high = wilson_interval(sum(r["ok"] for r in answerable), len(answerable))
     metrics = {
         "fact_accuracy": share([r["ok"] for r in answerable]),
+        "fact_accuracy_low95": low,
+        "fact_accuracy_high95": high,
         # Over zero citations precision is 0, not 1: an answer that cites nothing supports nothing.
         "citation_precision": share([c["supports_fact"] for c in citations]),
         "wrong_company_citations": float(sum(c["wrong_company"] for r in results for c in r["citations"])),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +34,18 @@ def retrieval_metrics(lib: Library, queries: list[tuple[str, list[IsGold]]], k: 
             reciprocal.append(1 / first if first else 0.0)
         rows[mode] = {f"recall@{k}": sum(recalls) / len(recalls), "mrr": sum(reciprocal) / len(reciprocal)}
     return rows
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson score interval of a share: how far a split of ~100 questions moves by chance alone (73 of 102
+    right is 0.62-0.79), so a change of an item or two reads as the noise it is. Unlike the normal approximation it
+    stays inside [0, 1] at 0 or n successes."""
+    if n == 0:
+        return 0.0, 1.0
+    share = successes / n
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def by_split(lib: Library, results: list[Row], answer_metrics: Callable[[list[Row]], dict[str, float]],
