@@ -95,9 +95,10 @@ def _split_metrics(results: list[dict[str, Any]]) -> dict[str, float]:
     citations = [c for r in answerable for c in r["citations"]]
     abstained = [r for r in results if r["abstained"]]
     must_abstain = [r["abstained"] for r in results if r["should_abstain"]]
-    low, high = wilson_interval(sum(r["ok"] for r in answerable), len(answerable))
+    right = [r["ok"] for r in answerable]
+    low, high = wilson_interval(sum(right), len(right))
     metrics = {
-        "fact_accuracy": share([r["ok"] for r in answerable]),
+        "fact_accuracy": share(right),
         "fact_accuracy_low95": low,
         "fact_accuracy_high95": high,
         # Over zero citations precision is 0, not 1: an answer that cites nothing supports nothing.
